@@ -1,0 +1,28 @@
+"""fastconv: fast CPU 2-D convolution and pooling (Cython + OpenMP) with a small CNN layer API."""
+from ._version import __version__
+from ._parallel import get_num_threads, openmp_enabled, set_num_threads
+from .functional import (
+    avg_pool2d,
+    avg_pool2d_backward,
+    col2im,
+    conv2d,
+    conv2d_backward,
+    im2col,
+    max_pool2d,
+    max_pool2d_backward,
+)
+
+__all__ = [
+    "__version__",
+    "conv2d",
+    "conv2d_backward",
+    "max_pool2d",
+    "max_pool2d_backward",
+    "avg_pool2d",
+    "avg_pool2d_backward",
+    "im2col",
+    "col2im",
+    "openmp_enabled",
+    "get_num_threads",
+    "set_num_threads",
+]

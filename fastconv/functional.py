@@ -1,0 +1,658 @@
+"""Functional API: validate at the boundary, allocate outputs, pick an algorithm, call kernels.
+
+Semantics follow PyTorch (``torch.nn.functional``): NCHW layout, cross-correlation,
+``weight: (C_out, C_in/groups, kH, kW)``. Inputs may be any float32/float64 ndarray layout
+(they are copied to C order when needed); outputs are new C-contiguous arrays of the input
+dtype. The kernels behind these functions check nothing, so everything is checked here.
+"""
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from ._kernels import _direct, _im2col, _pooling
+from ._parallel import blas_single_thread, get_num_threads
+from ._validation import (
+    check_allocation,
+    check_array,
+    check_int,
+    check_pair,
+    check_same_dtype,
+)
+
+__all__ = [
+    "conv2d",
+    "conv2d_backward",
+    "max_pool2d",
+    "max_pool2d_backward",
+    "avg_pool2d",
+    "avg_pool2d_backward",
+    "im2col",
+    "col2im",
+    "conv_output_size",
+    "ConvGeometry",
+    "ALGORITHMS",
+    "IM2COL_CHUNK_BYTES",
+]
+
+ALGORITHMS = ("auto", "direct", "im2col")
+
+#: Per-thread budget for the im2col column buffer. The batch (and, for large images, the
+#: output rows) is processed in chunks so that extra memory never exceeds
+#: ``threads * IM2COL_CHUNK_BYTES`` (times two in the backward pass: columns and their
+#: gradient), whatever the batch size.
+IM2COL_CHUNK_BYTES = 4 * 2**20
+
+_INT32_MAX = 2**31 - 1  # BLAS dimensions are 32-bit ints
+
+X_DOC = "(N, C_in, H, W)"
+W_DOC = "(C_out, C_in/groups, kH, kW)"
+
+
+def conv_output_size(size, kernel_size, stride=1, padding=(0, 0), dilation=1, ceil_mode=False):
+    """Length of a convolution or pooling output along one axis.
+
+    ``floor((size + pad_before + pad_after - dilation*(kernel_size-1) - 1) / stride) + 1``;
+    with ``ceil_mode`` the division rounds up, but (as in PyTorch) the last window must
+    start inside the input or the left padding. Returns a value < 1 when the (dilated)
+    kernel is larger than the padded input.
+
+    Parameters
+    ----------
+    size, kernel_size, stride, dilation : int
+    padding : int or (int, int)
+        Padding before and after (an int pads both sides equally).
+    ceil_mode : bool
+    """
+    before, after = (padding, padding) if isinstance(padding, int) else padding
+    span = size + before + after - dilation * (kernel_size - 1) - 1
+    if span < 0:
+        return 0
+    if not ceil_mode:
+        return span // stride + 1
+    out = -(-span // stride) + 1
+    if (out - 1) * stride >= size + before:
+        out -= 1
+    return out
+
+
+@dataclass(frozen=True)
+class ConvGeometry:
+    """Validated shape parameters of one convolution (padding as top/bottom/left/right)."""
+
+    N: int
+    C_in: int
+    H: int
+    W: int
+    C_out: int
+    kh: int
+    kw: int
+    sh: int
+    sw: int
+    pad_top: int
+    pad_bottom: int
+    pad_left: int
+    pad_right: int
+    dh: int
+    dw: int
+    groups: int
+    OH: int
+    OW: int
+
+    @property
+    def output_shape(self):
+        return (self.N, self.C_out, self.OH, self.OW)
+
+    @property
+    def weight_shape(self):
+        return (self.C_out, self.C_in // self.groups, self.kh, self.kw)
+
+    @property
+    def kernel_args(self):
+        """(sh, sw, pad_top, pad_left, dh, dw): bottom/right padding is implied by OH/OW."""
+        return (self.sh, self.sw, self.pad_top, self.pad_left, self.dh, self.dw)
+
+    @property
+    def flops(self):
+        """Multiply-adds x 2 of the forward pass."""
+        return 2 * self.N * self.C_out * self.OH * self.OW * (self.C_in // self.groups) * self.kh * self.kw
+
+
+def _parse_padding(padding, kernel, dilation, stride):
+    """Return (top, bottom, left, right) from an int, a pair, 'valid' or 'same'."""
+    if isinstance(padding, str):
+        if padding == "valid":
+            return (0, 0, 0, 0)
+        if padding == "same":
+            if stride != (1, 1):
+                raise ValueError(
+                    f"padding='same' is only supported with stride 1 (as in PyTorch), got stride={stride}"
+                )
+            pads = []
+            for k, d in zip(kernel, dilation):
+                total = d * (k - 1)
+                pads += [total // 2, total - total // 2]  # extra row/column at the bottom/right
+            return tuple(pads)
+        raise ValueError(
+            f"padding must be an int, a pair of ints, 'valid' or 'same'; got {padding!r}"
+        )
+    ph, pw = check_pair(padding, "padding", minimum=0)
+    return (ph, ph, pw, pw)
+
+
+def conv_geometry(x_shape, weight_shape, stride=1, padding=0, dilation=1, groups=1):
+    """Validate convolution arguments against the shapes and return a :class:`ConvGeometry`."""
+    N, C_in, H, W = x_shape
+    C_out, cig, kh, kw = weight_shape
+    stride = check_pair(stride, "stride")
+    dilation = check_pair(dilation, "dilation")
+    groups = check_int(groups, "groups")
+    if kh < 1 or kw < 1:
+        raise ValueError(f"weight must have a positive kernel size, got shape {tuple(weight_shape)}")
+    if C_in < 1 or cig < 1:
+        raise ValueError(
+            f"x and weight must have at least one input channel, got x shape {tuple(x_shape)} "
+            f"and weight shape {tuple(weight_shape)}"
+        )
+    if C_in % groups:
+        raise ValueError(f"x channels ({C_in}) must be divisible by groups ({groups})")
+    if C_out % groups:
+        raise ValueError(f"weight out_channels ({C_out}) must be divisible by groups ({groups})")
+    if cig * groups != C_in:
+        raise ValueError(
+            f"weight of shape {tuple(weight_shape)} expects x to have {cig * groups} channels "
+            f"(weight.shape[1] * groups = {cig} * {groups}), but x has {C_in} channels"
+        )
+    pt, pb, pl, pr = _parse_padding(padding, (kh, kw), dilation, stride)
+    OH = conv_output_size(H, kh, stride[0], (pt, pb), dilation[0])
+    OW = conv_output_size(W, kw, stride[1], (pl, pr), dilation[1])
+    if OH < 1 or OW < 1:
+        raise ValueError(
+            f"kernel size {(kh, kw)} with dilation {dilation} is larger than the padded input "
+            f"({H + pt + pb}, {W + pl + pr}) (x shape {tuple(x_shape)}, padding {(pt, pb, pl, pr)})"
+        )
+    return ConvGeometry(N, C_in, H, W, C_out, kh, kw, stride[0], stride[1], pt, pb, pl, pr,
+                        dilation[0], dilation[1], groups, OH, OW)
+
+
+# --------------------------------------------------------------------------------------
+# Algorithm choice
+# --------------------------------------------------------------------------------------
+def _im2col_fits_blas(g):
+    """BLAS takes 32-bit dimensions; the im2col path needs every GEMM size below 2**31."""
+    k = (g.C_in // g.groups) * g.kh * g.kw
+    return g.OH * g.OW <= _INT32_MAX and k * g.OH * g.OW <= _INT32_MAX and g.C_out <= _INT32_MAX
+
+
+def choose_algorithm(g, dtype=np.float32):
+    """The algorithm ``"auto"`` picks for geometry ``g``.
+
+    im2col + GEMM wins whenever a group has enough input channels x kernel taps to
+    feed BLAS; per-group GEMMs on depthwise-like convolutions (K_g = kH*kW, one output
+    channel per group) are too small for BLAS, so those go to the direct kernel.
+    """
+    if not _im2col_fits_blas(g):
+        return "direct"
+    cog = g.C_out // g.groups
+    kg = (g.C_in // g.groups) * g.kh * g.kw
+    if g.groups > 1 and (cog < 4 or kg < 16):
+        return "direct"
+    return "im2col"
+
+
+def _resolve_algorithm(algorithm, g, dtype):
+    if not isinstance(algorithm, str) or algorithm not in ALGORITHMS:
+        raise ValueError(f"algorithm must be one of {ALGORITHMS}, got {algorithm!r}")
+    if algorithm == "auto":
+        return choose_algorithm(g, dtype)
+    if algorithm == "im2col" and not _im2col_fits_blas(g):
+        raise ValueError(
+            f"algorithm='im2col' needs GEMM sizes below 2**31 for this shape; use 'direct' or 'auto'"
+        )
+    return algorithm
+
+
+def _im2col_rows_per_chunk(g, itemsize, n_threads, parallel_rows):
+    """Output rows per column-buffer chunk: within IM2COL_CHUNK_BYTES per thread.
+
+    When ``parallel_rows`` (forward pass) and the batch has fewer images than threads,
+    images are split into row chunks so that every thread gets work.
+    """
+    row_bytes = g.C_in * g.kh * g.kw * g.OW * itemsize
+    rows = max(1, min(g.OH, IM2COL_CHUNK_BYTES // row_bytes))
+    if parallel_rows and g.N < n_threads:
+        rows = min(rows, -(-g.OH // -(-n_threads // g.N)))
+    return rows
+
+
+def im2col_workspace_bytes(g, itemsize, n_threads, backward=False):
+    """Extra bytes the im2col path allocates for geometry ``g`` (bounded by chunking)."""
+    rows = _im2col_rows_per_chunk(g, itemsize, n_threads, parallel_rows=not backward)
+    col = g.C_in * g.kh * g.kw * rows * g.OW * itemsize
+    n_tasks = g.N * -(-g.OH // rows) if not backward else g.N
+    threads = max(1, min(n_threads, n_tasks))
+    if backward:
+        return threads * (2 * col + g.C_out * (g.C_in // g.groups) * g.kh * g.kw * itemsize)
+    return threads * col
+
+
+# --------------------------------------------------------------------------------------
+# Convolution
+# --------------------------------------------------------------------------------------
+def _check_conv_inputs(x, weight):
+    x = check_array(x, "x", 4, X_DOC)
+    weight = check_array(weight, "weight", 4, W_DOC)
+    return x, weight
+
+
+def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, *, algorithm="auto"):
+    """2-D cross-correlation (the CNN "convolution"), as ``torch.nn.functional.conv2d``.
+
+    Parameters
+    ----------
+    x : ndarray, shape (N, C_in, H, W), float32 or float64
+    weight : ndarray, shape (C_out, C_in/groups, kH, kW), same dtype as x
+    bias : ndarray, shape (C_out,), optional
+    stride, dilation : int or (int, int)
+    padding : int, (int, int), "valid" or "same"
+        Zero padding. "same" (stride 1 only) keeps H and W; an odd total puts the extra
+        row/column at the bottom/right.
+    groups : int
+        Input and output channels are split into this many independent groups.
+    algorithm : {"auto", "direct", "im2col"}
+        "auto" uses :func:`choose_algorithm`.
+
+    Returns
+    -------
+    y : ndarray, shape (N, C_out, OH, OW)
+        ``OH = floor((H + pad_top + pad_bottom - dH*(kH-1) - 1)/sH) + 1``, likewise OW.
+    """
+    x, weight = _check_conv_inputs(x, weight)
+    if bias is not None:
+        bias = check_array(bias, "bias", 1, "(C_out,)")
+    dtype = check_same_dtype(x=x, weight=weight, bias=bias)
+    g = conv_geometry(x.shape, weight.shape, stride, padding, dilation, groups)
+    if bias is not None and bias.shape != (g.C_out,):
+        raise ValueError(f"bias must have shape ({g.C_out},) to match weight, got {bias.shape}")
+    algo = _resolve_algorithm(algorithm, g, dtype)
+    check_allocation(g.output_shape, dtype, "conv2d output")
+    return conv2d_forward_unchecked(x, weight, bias, g, algo)
+
+
+def conv2d_forward_unchecked(x, weight, bias, g, algorithm):
+    """Forward pass for arguments already validated into geometry ``g`` (layers' hot path)."""
+    dtype = x.dtype
+    if g.N == 0 or g.C_out == 0:
+        return np.zeros(g.output_shape, dtype)
+    if bias is None:
+        bias = np.zeros(g.C_out, dtype)
+    out = np.empty(g.output_shape, dtype)
+    n_threads = get_num_threads()
+    if algorithm == "direct":
+        _direct.conv2d_direct_forward(x, weight, bias, out, *g.kernel_args, g.groups, n_threads)
+        return out
+    rows = _im2col_rows_per_chunk(g, dtype.itemsize, n_threads, parallel_rows=True)
+    n_tasks = g.N * -(-g.OH // rows)
+    n_threads = max(1, min(n_threads, n_tasks))
+    scratch = np.empty((n_threads, g.C_in * g.kh * g.kw * rows * g.OW), dtype)
+    with blas_single_thread():
+        _im2col.conv2d_im2col_forward(x, weight, bias, out, scratch, rows, *g.kernel_args,
+                                      g.groups, n_threads)
+    return out
+
+
+def conv2d_backward(grad_output, x, weight, stride=1, padding=0, dilation=1, groups=1, *,
+                    algorithm="auto", needs_input_grad=True):
+    """Gradients of :func:`conv2d` with respect to its input, weight and bias.
+
+    Parameters
+    ----------
+    grad_output : ndarray, shape (N, C_out, OH, OW)
+        Gradient of the loss with respect to ``conv2d(x, weight, ...)``.
+    x, weight, stride, padding, dilation, groups, algorithm
+        As given to :func:`conv2d`.
+    needs_input_grad : bool
+        If False, ``grad_input`` is not computed (returned as None); a network's first
+        layer never needs it.
+
+    Returns
+    -------
+    grad_input : ndarray (N, C_in, H, W) or None
+    grad_weight : ndarray (C_out, C_in/groups, kH, kW)
+    grad_bias : ndarray (C_out,)
+        ``grad_output.sum((0, 2, 3))``.
+    """
+    x, weight = _check_conv_inputs(x, weight)
+    grad_output = check_array(grad_output, "grad_output", 4, "(N, C_out, OH, OW)")
+    dtype = check_same_dtype(grad_output=grad_output, x=x, weight=weight)
+    g = conv_geometry(x.shape, weight.shape, stride, padding, dilation, groups)
+    if grad_output.shape != g.output_shape:
+        raise ValueError(
+            f"grad_output must have shape {g.output_shape} (the conv2d output for x {x.shape} "
+            f"and weight {weight.shape}), got {grad_output.shape}"
+        )
+    if not isinstance(needs_input_grad, (bool, np.bool_)):
+        raise TypeError(f"needs_input_grad must be a bool, got {type(needs_input_grad).__name__}")
+    algo = _resolve_algorithm(algorithm, g, dtype)
+    check_allocation(x.shape, dtype, "grad_input")
+    return conv2d_backward_unchecked(grad_output, x, weight, g, algo, bool(needs_input_grad))
+
+
+def conv2d_backward_unchecked(grad_output, x, weight, g, algorithm, needs_input_grad=True):
+    """Backward pass for arguments already validated into geometry ``g``."""
+    dtype = x.dtype
+    grad_input = np.zeros(x.shape, dtype) if needs_input_grad else None
+    grad_bias = grad_output.sum(axis=(0, 2, 3))
+    if g.N == 0 or g.C_out == 0:
+        return grad_input, np.zeros(weight.shape, dtype), grad_bias
+    n_threads = get_num_threads()
+    if algorithm == "direct":
+        grad_weight = np.empty(weight.shape, dtype)
+        _direct.conv2d_direct_grad_weight(grad_output, x, grad_weight, *g.kernel_args,
+                                          g.groups, n_threads)
+        if needs_input_grad:
+            _direct.conv2d_direct_grad_input(grad_output, weight, grad_input, *g.kernel_args,
+                                             g.groups, n_threads)
+        return grad_input, grad_weight, grad_bias
+
+    rows = _im2col_rows_per_chunk(g, dtype.itemsize, n_threads, parallel_rows=False)
+    n_threads = max(1, min(n_threads, g.N))
+    col_size = g.C_in * g.kh * g.kw * rows * g.OW
+    col = np.empty((n_threads, col_size), dtype)
+    dcol = np.empty((n_threads, col_size if needs_input_grad else 1), dtype)
+    # One partial grad_weight per thread, summed below in thread order: deterministic.
+    partial = np.zeros((n_threads, weight.size), dtype)
+    gi = grad_input if needs_input_grad else np.empty((1, 1, 1, 1), dtype)
+    with blas_single_thread():
+        _im2col.conv2d_im2col_backward(grad_output, x, weight, gi, partial, col, dcol, rows,
+                                       *g.kernel_args, g.groups, needs_input_grad, True,
+                                       n_threads)
+    grad_weight = partial[0].reshape(weight.shape)
+    for t in range(1, n_threads):
+        grad_weight += partial[t].reshape(weight.shape)
+    return grad_input, grad_weight, grad_bias
+
+
+def im2col(x, kernel_size, stride=1, padding=0, dilation=1):
+    """Unfold sliding windows into columns, as ``torch.nn.functional.unfold``.
+
+    Parameters
+    ----------
+    x : ndarray, shape (N, C, H, W)
+    kernel_size, stride, dilation : int or (int, int)
+    padding : int, (int, int), "valid" or "same"
+
+    Returns
+    -------
+    col : ndarray, shape (N, C*kH*kW, OH*OW)
+        ``col[n, (c*kH + i)*kW + j, oh*OW + ow] = x_padded[n, c, oh*sH + i*dH, ow*sW + j*dW]``.
+    """
+    x = check_array(x, "x", 4, "(N, C, H, W)")
+    kh, kw = check_pair(kernel_size, "kernel_size")
+    g = conv_geometry(x.shape, (1, x.shape[1], kh, kw), stride, padding, dilation, 1)
+    shape = (g.N, g.C_in * kh * kw, g.OH * g.OW)
+    check_allocation(shape, x.dtype, "im2col output")
+    col = np.empty(shape, x.dtype)
+    if g.N:
+        _im2col.im2col(x, col, kh, kw, *g.kernel_args, g.OH, g.OW, get_num_threads())
+    return col
+
+
+def col2im(col, input_shape, kernel_size, stride=1, padding=0, dilation=1):
+    """Sum columns back into an image: the adjoint (transpose) of :func:`im2col`.
+
+    Parameters
+    ----------
+    col : ndarray, shape (N, C*kH*kW, OH*OW)
+    input_shape : tuple of 4 ints, (N, C, H, W)
+    kernel_size, stride, padding, dilation
+        As given to :func:`im2col`.
+
+    Returns
+    -------
+    x : ndarray, shape input_shape
+        Overlapping windows add up; padded positions are dropped.
+    """
+    col = check_array(col, "col", 3, "(N, C*kH*kW, OH*OW)")
+    input_shape = _check_shape4(input_shape, "input_shape")
+    kh, kw = check_pair(kernel_size, "kernel_size")
+    g = conv_geometry(input_shape, (1, input_shape[1], kh, kw), stride, padding, dilation, 1)
+    expected = (g.N, g.C_in * kh * kw, g.OH * g.OW)
+    if col.shape != expected:
+        raise ValueError(f"col must have shape {expected} for input_shape {input_shape}, got {col.shape}")
+    check_allocation(input_shape, col.dtype, "col2im output")
+    x = np.zeros(input_shape, col.dtype)
+    if g.N:
+        _im2col.col2im(col, x, kh, kw, *g.kernel_args, g.OH, g.OW, get_num_threads())
+    return x
+
+
+def _check_shape4(shape, name):
+    if not isinstance(shape, (tuple, list)) or len(shape) != 4:
+        raise ValueError(f"{name} must be a tuple of 4 ints (N, C, H, W), got {shape!r}")
+    return tuple(check_int(s, name, minimum=0) for s in shape)
+
+
+# --------------------------------------------------------------------------------------
+# Pooling
+# --------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class PoolGeometry:
+    """Validated shape parameters of one pooling operation."""
+
+    N: int
+    C: int
+    H: int
+    W: int
+    kh: int
+    kw: int
+    sh: int
+    sw: int
+    ph: int
+    pw: int
+    OH: int
+    OW: int
+
+    @property
+    def output_shape(self):
+        return (self.N, self.C, self.OH, self.OW)
+
+    @property
+    def kernel_args(self):
+        return (self.kh, self.kw, self.sh, self.sw, self.ph, self.pw)
+
+
+def _check_bool(value, name):
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name} must be a bool, got {type(value).__name__} {value!r}")
+    return bool(value)
+
+
+def pool_geometry(x_shape, kernel_size, stride=None, padding=0, ceil_mode=False):
+    """Validate pooling arguments against ``x_shape`` and return a :class:`PoolGeometry`."""
+    N, C, H, W = x_shape
+    kh, kw = check_pair(kernel_size, "kernel_size")
+    sh, sw = (kh, kw) if stride is None else check_pair(stride, "stride")
+    ph, pw = check_pair(padding, "padding", minimum=0)
+    ceil_mode = _check_bool(ceil_mode, "ceil_mode")
+    if 2 * ph > kh or 2 * pw > kw:
+        raise ValueError(
+            f"padding should be at most half of kernel_size, got padding {(ph, pw)} for "
+            f"kernel_size {(kh, kw)}"
+        )
+    OH = conv_output_size(H, kh, sh, (ph, ph), 1, ceil_mode)
+    OW = conv_output_size(W, kw, sw, (pw, pw), 1, ceil_mode)
+    if OH < 1 or OW < 1:
+        raise ValueError(
+            f"kernel_size {(kh, kw)} is larger than the padded input ({H + 2 * ph}, {W + 2 * pw}) "
+            f"(x shape {tuple(x_shape)})"
+        )
+    return PoolGeometry(N, C, H, W, kh, kw, sh, sw, ph, pw, OH, OW)
+
+
+def _planes(a):
+    """View (N, C, H, W) as (N*C, H, W) for the plane-parallel kernels."""
+    return a.reshape(a.shape[0] * a.shape[1], a.shape[2], a.shape[3])
+
+
+def max_pool2d(x, kernel_size, stride=None, padding=0, ceil_mode=False, return_indices=False):
+    """2-D max pooling, as ``torch.nn.functional.max_pool2d``.
+
+    Parameters
+    ----------
+    x : ndarray, shape (N, C, H, W), float32 or float64
+    kernel_size : int or (int, int)
+    stride : int or (int, int), optional
+        Defaults to ``kernel_size``.
+    padding : int or (int, int)
+        Implicit -inf padding, at most half the kernel size.
+    ceil_mode : bool
+        Round the output size up (the last window must start inside the input or left padding).
+    return_indices : bool
+        Also return the argmax of each window as a flat ``h*W + w`` index into its plane.
+
+    Returns
+    -------
+    y : ndarray, shape (N, C, OH, OW)
+    indices : ndarray of int64, same shape (only if ``return_indices``)
+
+    Notes
+    -----
+    A window containing NaN yields NaN. On ties, the first maximum in row-major window
+    order is returned (and receives the gradient).
+    """
+    x = check_array(x, "x", 4, "(N, C, H, W)")
+    g = pool_geometry(x.shape, kernel_size, stride, padding, ceil_mode)
+    return_indices = _check_bool(return_indices, "return_indices")
+    check_allocation(g.output_shape, x.dtype, "max_pool2d output")
+    out, indices = _max_pool2d_unchecked(x, g)
+    return (out, indices) if return_indices else out
+
+
+def _max_pool2d_unchecked(x, g):
+    out = np.empty(g.output_shape, x.dtype)
+    indices = np.empty(g.output_shape, np.int64)
+    if out.size:
+        _pooling.max_pool2d_forward(_planes(x), _planes(out), _planes(indices), *g.kernel_args,
+                                    get_num_threads())
+    return out, indices
+
+
+def max_pool2d_backward(grad_output, x, kernel_size, stride=None, padding=0, ceil_mode=False,
+                        indices=None):
+    """Gradient of :func:`max_pool2d` with respect to ``x``.
+
+    Parameters
+    ----------
+    grad_output : ndarray, shape (N, C, OH, OW)
+    x : ndarray, shape (N, C, H, W)
+        The forward input (used for the shape, and for the argmax when ``indices`` is None).
+    kernel_size, stride, padding, ceil_mode
+        As given to :func:`max_pool2d`.
+    indices : ndarray of ints, shape (N, C, OH, OW), optional
+        From ``max_pool2d(..., return_indices=True)``; recomputed from ``x`` if omitted.
+
+    Returns
+    -------
+    grad_input : ndarray, shape (N, C, H, W)
+        Each output's gradient added at its window's argmax.
+    """
+    x = check_array(x, "x", 4, "(N, C, H, W)")
+    grad_output = check_array(grad_output, "grad_output", 4, "(N, C, OH, OW)")
+    check_same_dtype(grad_output=grad_output, x=x)
+    g = pool_geometry(x.shape, kernel_size, stride, padding, ceil_mode)
+    _check_grad_output_shape(grad_output, g, "max_pool2d")
+    if indices is None:
+        _, indices = _max_pool2d_unchecked(x, g)
+    else:
+        indices = _check_indices(indices, g)
+    return _max_pool2d_backward_unchecked(grad_output, indices, g)
+
+
+def _max_pool2d_backward_unchecked(grad_output, indices, g):
+    grad_input = np.zeros((g.N, g.C, g.H, g.W), grad_output.dtype)
+    if grad_output.size:
+        _pooling.max_pool2d_backward(_planes(grad_output), _planes(indices), _planes(grad_input),
+                                     get_num_threads())
+    return grad_input
+
+
+def _check_grad_output_shape(grad_output, g, fname):
+    if grad_output.shape != g.output_shape:
+        raise ValueError(
+            f"grad_output must have shape {g.output_shape} (the {fname} output for input "
+            f"{(g.N, g.C, g.H, g.W)}), got {grad_output.shape}"
+        )
+
+
+def _check_indices(indices, g):
+    if not isinstance(indices, np.ndarray):
+        raise TypeError(f"indices must be a numpy.ndarray of int64, got {type(indices).__name__}")
+    if indices.dtype.kind not in "iu":
+        raise TypeError(f"indices must have an integer dtype, got {indices.dtype}")
+    if indices.shape != g.output_shape:
+        raise ValueError(f"indices must have shape {g.output_shape}, got {indices.shape}")
+    indices = np.ascontiguousarray(indices, dtype=np.int64)
+    if indices.size and (indices.min() < 0 or indices.max() >= g.H * g.W):
+        raise ValueError(
+            f"indices must be flat positions in [0, H*W) = [0, {g.H * g.W}), "
+            f"got values in [{indices.min()}, {indices.max()}]"
+        )
+    return indices
+
+
+def avg_pool2d(x, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True):
+    """2-D average pooling, as ``torch.nn.functional.avg_pool2d``.
+
+    Parameters
+    ----------
+    x : ndarray, shape (N, C, H, W), float32 or float64
+    kernel_size, stride, padding, ceil_mode
+        As in :func:`max_pool2d` (zero padding).
+    count_include_pad : bool
+        Divide by the window size including padding (True) or only the elements inside
+        the input (False). As in PyTorch, a ceil_mode window that runs past the padding
+        is divided by its size clipped to the padded input.
+
+    Returns
+    -------
+    y : ndarray, shape (N, C, OH, OW)
+    """
+    x = check_array(x, "x", 4, "(N, C, H, W)")
+    g = pool_geometry(x.shape, kernel_size, stride, padding, ceil_mode)
+    count_include_pad = _check_bool(count_include_pad, "count_include_pad")
+    check_allocation(g.output_shape, x.dtype, "avg_pool2d output")
+    out = np.empty(g.output_shape, x.dtype)
+    if out.size:
+        _pooling.avg_pool2d_forward(_planes(x), _planes(out), *g.kernel_args, count_include_pad,
+                                    get_num_threads())
+    return out
+
+
+def avg_pool2d_backward(grad_output, input_shape, kernel_size, stride=None, padding=0,
+                        ceil_mode=False, count_include_pad=True):
+    """Gradient of :func:`avg_pool2d` with respect to its input.
+
+    Parameters
+    ----------
+    grad_output : ndarray, shape (N, C, OH, OW)
+    input_shape : tuple of 4 ints
+        Shape (N, C, H, W) of the forward input.
+    kernel_size, stride, padding, ceil_mode, count_include_pad
+        As given to :func:`avg_pool2d`.
+
+    Returns
+    -------
+    grad_input : ndarray, shape input_shape
+    """
+    grad_output = check_array(grad_output, "grad_output", 4, "(N, C, OH, OW)")
+    input_shape = _check_shape4(input_shape, "input_shape")
+    g = pool_geometry(input_shape, kernel_size, stride, padding, ceil_mode)
+    count_include_pad = _check_bool(count_include_pad, "count_include_pad")
+    _check_grad_output_shape(grad_output, g, "avg_pool2d")
+    check_allocation(input_shape, grad_output.dtype, "grad_input")
+    grad_input = np.zeros(input_shape, grad_output.dtype)
+    if grad_output.size:
+        _pooling.avg_pool2d_backward(_planes(grad_output), _planes(grad_input), *g.kernel_args,
+                                     count_include_pad, get_num_threads())
+    return grad_input
