@@ -1,0 +1,44 @@
+"""Build and runtime facts for bug reports (``fastconv info``)."""
+import platform
+import sys
+
+import numpy as np
+
+from ._parallel import get_num_threads, openmp_enabled
+from ._version import __version__
+
+
+def info_dict():
+    """Return version, OpenMP, threads, NumPy/SciPy and BLAS facts as a dict."""
+    import scipy
+
+    d = {
+        "fastconv": __version__,
+        "python": sys.version.split()[0],
+        "platform": platform.platform(),
+        "machine": platform.machine(),
+        "openmp": "on" if openmp_enabled() else "off (serial kernels)",
+        "threads": get_num_threads(),
+        "numpy": np.__version__,
+        "scipy": scipy.__version__,
+    }
+    try:
+        import scipy.linalg  # noqa: F401 - loads SciPy's BLAS so threadpoolctl can see it
+        from threadpoolctl import threadpool_info
+
+        blas = [
+            f"{i.get('internal_api')} {i.get('version')} ({i.get('prefix')}, "
+            f"{i.get('num_threads')} threads, {i.get('architecture', '?')})"
+            for i in threadpool_info()
+            if i.get("user_api") == "blas"
+        ]
+        d["blas"] = "; ".join(blas) or "unknown"
+    except Exception as e:  # noqa: BLE001 - info must never fail
+        d["blas"] = f"unknown ({e})"
+    return d
+
+
+def format_info():
+    d = info_dict()
+    width = max(len(k) for k in d)
+    return "\n".join(f"{k:<{width}}  {v}" for k, v in d.items())

@@ -1,0 +1,159 @@
+"""Independent references for the tests: SciPy correlations, NumPy windows, finite differences.
+
+Nothing here imports fastconv's kernels; every test compares fastconv against these.
+"""
+import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
+from scipy.signal import correlate2d
+
+# Per-dtype tolerances (relative to the size of the values involved).
+TOL = {np.float32: dict(rtol=2e-4, atol=2e-4), np.float64: dict(rtol=1e-10, atol=1e-10)}
+
+
+def tol(dtype):
+    return TOL[np.dtype(dtype).type]
+
+
+def pad_amounts(padding, kernel, dilation, stride=(1, 1)):
+    """(top, bottom, left, right) for an int, a pair, 'valid' or 'same' (PyTorch rules)."""
+    if padding == "valid":
+        return (0, 0, 0, 0)
+    if padding == "same":
+        out = []
+        for k, d in zip(kernel, dilation):
+            total = d * (k - 1)
+            out += [total // 2, total - total // 2]
+        return tuple(out)
+    ph, pw = (padding, padding) if np.isscalar(padding) else padding
+    return (ph, ph, pw, pw)
+
+
+def pair(v):
+    return (v, v) if np.isscalar(v) else tuple(v)
+
+
+def dilate_kernel(w, dilation):
+    """Insert dh-1 / dw-1 zeros between kernel taps."""
+    dh, dw = dilation
+    kh, kw = w.shape
+    out = np.zeros(((kh - 1) * dh + 1, (kw - 1) * dw + 1), w.dtype)
+    out[::dh, ::dw] = w
+    return out
+
+
+def conv2d_ref(x, w, b=None, stride=1, padding=0, dilation=1, groups=1):
+    """conv2d from scipy.signal.correlate2d, computed in float64.
+
+    Explicit np.pad, stride by slicing the stride-1 result, dilation by a zero-dilated kernel.
+    """
+    x = np.asarray(x, np.float64)
+    w = np.asarray(w, np.float64)
+    stride, dilation = pair(stride), pair(dilation)
+    N, C, H, W = x.shape
+    C_out, cig, kh, kw = w.shape
+    t, bo, l, r = pad_amounts(padding, (kh, kw), dilation)
+    xp = np.pad(x, ((0, 0), (0, 0), (t, bo), (l, r)))
+    cog = C_out // groups
+    planes = []
+    for n in range(N):
+        chans = []
+        for co in range(C_out):
+            g = co // cog
+            acc = 0.0
+            for c in range(cig):
+                acc = acc + correlate2d(xp[n, g * cig + c], dilate_kernel(w[co, c], dilation), "valid")
+            acc = acc[:: stride[0], :: stride[1]]
+            chans.append(acc + (0.0 if b is None else float(b[co])))
+        planes.append(chans)
+    return np.array(planes)
+
+
+def _pool_windows(x, kernel, stride, padding, ceil_mode, fill):
+    """Windows (N, C, OH, OW, kh, kw) of x padded with `fill`, following PyTorch's sizes."""
+    kh, kw = pair(kernel)
+    sh, sw = pair(stride if stride is not None else kernel)
+    ph, pw = pair(padding)
+    N, C, H, W = x.shape
+
+    def out_size(n, k, s, p):
+        if ceil_mode:
+            o = -(-(n + 2 * p - k) // s) + 1
+            if (o - 1) * s >= n + p:
+                o -= 1
+        else:
+            o = (n + 2 * p - k) // s + 1
+        return o
+
+    OH, OW = out_size(H, kh, sh, ph), out_size(W, kw, sw, pw)
+    # extra bottom/right fill so ceil_mode windows exist; never reaches a real element
+    eh = max(0, (OH - 1) * sh + kh - (H + 2 * ph))
+    ew = max(0, (OW - 1) * sw + kw - (W + 2 * pw))
+    xp = np.pad(x, ((0, 0), (0, 0), (ph, ph + eh), (pw, pw + ew)), constant_values=fill)
+    win = sliding_window_view(xp, (kh, kw), axis=(2, 3))[:, :, ::sh, ::sw][:, :, :OH, :OW]
+    return win, (OH, OW), (eh, ew)
+
+
+def max_pool2d_ref(x, kernel, stride=None, padding=0, ceil_mode=False):
+    """(output, flat argmax indices) by sliding windows; NaN wins, first maximum wins ties."""
+    x = np.asarray(x)
+    win, (OH, OW), _ = _pool_windows(x, kernel, stride, padding, ceil_mode, -np.inf)
+    N, C, H, W = x.shape
+    kh, kw = pair(kernel)
+    sh, sw = pair(stride if stride is not None else kernel)
+    ph, pw = pair(padding)
+    flat = win.reshape(N, C, OH, OW, kh * kw)
+    isnan = np.isnan(flat)
+    # first NaN if any, else first maximum (np.argmax returns the first occurrence)
+    arg = np.where(isnan.any(-1), isnan.argmax(-1), np.argmax(np.where(isnan, -np.inf, flat), -1))
+    out = np.take_along_axis(flat, arg[..., None], -1)[..., 0]
+    i, j = np.divmod(arg, kw)
+    oh = np.arange(OH)[:, None]
+    ow = np.arange(OW)[None, :]
+    ih = oh * sh - ph + i
+    iw = ow * sw - pw + j
+    return out, (ih * W + iw).astype(np.int64)
+
+
+def avg_pool2d_ref(x, kernel, stride=None, padding=0, ceil_mode=False, count_include_pad=True):
+    """Average pool by sliding windows with PyTorch's divisor rules."""
+    x = np.asarray(x, np.float64)
+    win, (OH, OW), (eh, ew) = _pool_windows(x, kernel, stride, padding, ceil_mode, 0.0)
+    sums = win.sum(axis=(-2, -1))
+    N, C, H, W = x.shape
+    ph, pw = pair(padding)
+    ones = np.ones((1, 1, H, W))
+    if count_include_pad:
+        # positions inside the padded input (not the ceil_mode overhang) count
+        inside = np.pad(ones, ((0, 0), (0, 0), (ph, ph), (pw, pw)), constant_values=1.0)
+        counter = np.pad(inside, ((0, 0), (0, 0), (0, eh), (0, ew)))
+    else:
+        counter = np.pad(ones, ((0, 0), (0, 0), (ph, ph + eh), (pw, pw + ew)))
+    kh, kw = pair(kernel)
+    sh, sw = pair(stride if stride is not None else kernel)
+    cw = sliding_window_view(counter, (kh, kw), axis=(2, 3))[:, :, ::sh, ::sw][:, :, :OH, :OW]
+    return sums / cw.sum(axis=(-2, -1))
+
+
+def numerical_grad(f, x, eps=1e-6):
+    """Central finite differences of the scalar f() with respect to every entry of x (in place)."""
+    g = np.zeros_like(x, dtype=np.float64)
+    flat = x.reshape(-1)
+    gflat = g.reshape(-1)
+    for i in range(flat.size):
+        old = flat[i]
+        flat[i] = old + eps
+        fp = f()
+        flat[i] = old - eps
+        fm = f()
+        flat[i] = old
+        gflat[i] = (fp - fm) / (2 * eps)
+    return g
+
+
+def random_array(rng, shape, dtype=np.float64, layout="C"):
+    """Random normal data in a given memory layout: 'C', 'F' or 'strided' (non-contiguous)."""
+    if layout == "strided":
+        big = rng.standard_normal(tuple(s * 2 for s in shape)).astype(dtype)
+        return big[tuple(slice(None, None, 2) for _ in shape)]
+    a = rng.standard_normal(shape).astype(dtype)
+    return np.asfortranarray(a) if layout == "F" else a

@@ -1,0 +1,59 @@
+"""Build facts, thread control and the `info` command."""
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import fastconv
+
+
+def test_openmp_enabled_unless_opted_out():
+    # CI builds with OpenMP; a silent serial build must fail here.
+    if os.environ.get("FASTCONV_NO_OPENMP") == "1":
+        pytest.skip("built with FASTCONV_NO_OPENMP=1")
+    assert fastconv.openmp_enabled()
+
+
+def test_set_get_num_threads_roundtrip():
+    default = fastconv.get_num_threads()
+    assert default >= 1
+    try:
+        fastconv.set_num_threads(3)
+        assert fastconv.get_num_threads() == (3 if fastconv.openmp_enabled() else 1)
+    finally:
+        fastconv.set_num_threads(None)
+    assert fastconv.get_num_threads() == default
+
+
+def test_default_threads_follow_omp_num_threads():
+    code = "import fastconv; print(fastconv.get_num_threads())"
+    env = dict(os.environ, OMP_NUM_THREADS="3")
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == ("3" if fastconv.openmp_enabled() else "1")
+
+
+def test_threadpoolctl_limits_openmp_threads():
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+    if not fastconv.openmp_enabled():
+        pytest.skip("serial build")
+    with threadpoolctl.threadpool_limits(limits=1, user_api="openmp"):
+        assert fastconv.get_num_threads() == 1
+
+
+def test_blas_is_restored_after_kernels():
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+    x = np.ones((4, 3, 8, 8), np.float32)
+    w = np.ones((4, 3, 3, 3), np.float32)
+    before = [i["num_threads"] for i in threadpoolctl.threadpool_info() if i["user_api"] == "blas"]
+    fastconv.conv2d(x, w, algorithm="im2col")
+    after = [i["num_threads"] for i in threadpoolctl.threadpool_info() if i["user_api"] == "blas"]
+    assert before == after
+
+
+def test_info_command():
+    out = subprocess.run([sys.executable, "-m", "fastconv", "info"], capture_output=True, text=True, check=True)
+    for key in ("fastconv", "openmp", "threads", "numpy", "scipy", "blas"):
+        assert key in out.stdout
+    assert fastconv.__version__ in out.stdout
