@@ -1,6 +1,7 @@
 """fastconv: fast CPU 2-D convolution and pooling (Cython + OpenMP) with a small CNN layer API."""
 from ._version import __version__
 from ._parallel import get_num_threads, openmp_enabled, set_num_threads
+from ._random import manual_seed
 from .functional import (
     avg_pool2d,
     avg_pool2d_backward,
@@ -25,4 +26,11 @@ __all__ = [
     "openmp_enabled",
     "get_num_threads",
     "set_num_threads",
+    "manual_seed",
+    "nn",
+    "optim",
+    "models",
+    "datasets",
 ]
+
+from . import datasets, models, nn, optim  # noqa: E402  (after the kernels they build on)

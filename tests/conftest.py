@@ -16,3 +16,24 @@ def threads(request):
 @pytest.fixture
 def rng():
     return np.random.default_rng(12345)
+
+
+def _find_mnist():
+    import os
+    from pathlib import Path
+
+    candidates = [os.environ.get("FASTCONV_TEST_MNIST"), os.environ.get("FASTCONV_DATA"),
+                  Path(__file__).resolve().parents[1].parent / "shared" / "mnist"]
+    for c in candidates:
+        if c and (Path(c) / "t10k-images-idx3-ubyte.gz").is_file():
+            return Path(c)
+    return None
+
+
+@pytest.fixture
+def mnist_dir():
+    """The real MNIST folder (../shared/mnist or $FASTCONV_TEST_MNIST); skips if absent."""
+    d = _find_mnist()
+    if d is None:
+        pytest.skip("MNIST not found: set FASTCONV_TEST_MNIST to the folder with the IDX files")
+    return d

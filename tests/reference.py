@@ -157,3 +157,44 @@ def random_array(rng, shape, dtype=np.float64, layout="C"):
         return big[tuple(slice(None, None, 2) for _ in shape)]
     a = rng.standard_normal(shape).astype(dtype)
     return np.asfortranarray(a) if layout == "F" else a
+
+
+def numerical_grad_at(f, x, flat_indices, eps=1e-6):
+    """Central differences of scalar f() w.r.t. the given flat entries of x only."""
+    flat = x.reshape(-1)
+    out = np.empty(len(flat_indices))
+    for k, i in enumerate(flat_indices):
+        old = flat[i]
+        flat[i] = old + eps
+        fp = f()
+        flat[i] = old - eps
+        fm = f()
+        flat[i] = old
+        out[k] = (fp - fm) / (2 * eps)
+    return out
+
+
+def write_idx(path, array, magic):
+    """Write a uint8 array as an IDX file (gzip-compressed if path ends in .gz)."""
+    import gzip
+
+    array = np.ascontiguousarray(array, np.uint8)
+    header = magic.to_bytes(4, "big") + b"".join(int(d).to_bytes(4, "big") for d in array.shape)
+    data = header + array.tobytes()
+    if str(path).endswith(".gz"):
+        with gzip.open(path, "wb") as f:
+            f.write(data)
+    else:
+        with open(path, "wb") as f:
+            f.write(data)
+    return data
+
+
+def synthetic_digits(n, rng, size=28):
+    """n uint8 images of 10 easily separable classes (a bar whose position is the label)."""
+    labels = rng.integers(0, 10, n).astype(np.uint8)
+    images = (rng.random((n, size, size)) * 40).astype(np.uint8)
+    for k, y in enumerate(labels):
+        r = 2 + 2 * int(y)
+        images[k, r : r + 3, 4:24] = 255
+    return images, labels

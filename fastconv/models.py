@@ -1,0 +1,51 @@
+"""Ready-made models."""
+import numpy as np
+
+from . import nn
+
+ACTIVATIONS = {"relu": nn.ReLU, "tanh": nn.Tanh}
+POOLS = {"max": nn.MaxPool2d, "avg": nn.AvgPool2d}
+
+
+def lenet5(num_classes=10, activation="relu", pool="max", *, rng=None, dtype=np.float32):
+    """LeNet-5 for 28x28 single-channel images (LeCun et al., 1998).
+
+    28x28 input zero-padded by 2 -> C1 6@5x5 -> pool 2 -> C3 16@5x5 -> pool 2 ->
+    F5 120 -> F6 84 -> ``num_classes`` logits.
+
+    Parameters
+    ----------
+    num_classes : int
+    activation : {"relu", "tanh"}
+    pool : {"max", "avg"}
+        ``activation="tanh", pool="avg"`` is the classic 1998 variant.
+    rng : numpy.random.Generator or int, optional
+    dtype : float32 (default) or float64
+
+    Returns
+    -------
+    Sequential
+        With a ``config`` dict (what :func:`fastconv.serialization.save_model` stores).
+    """
+    if activation not in ACTIVATIONS:
+        raise ValueError(f"activation must be one of {sorted(ACTIVATIONS)}, got {activation!r}")
+    if pool not in POOLS:
+        raise ValueError(f"pool must be one of {sorted(POOLS)}, got {pool!r}")
+    if isinstance(num_classes, bool) or not isinstance(num_classes, (int, np.integer)) or num_classes < 1:
+        raise ValueError(f"num_classes must be a positive int, got {num_classes!r}")
+    act, pl = ACTIVATIONS[activation], POOLS[pool]
+    kw = dict(rng=rng, dtype=dtype)
+    model = nn.Sequential(
+        # the first layer's input gradient is never needed
+        nn.Conv2d(1, 6, 5, padding=2, needs_input_grad=False, **kw), act(), pl(2),
+        nn.Conv2d(6, 16, 5, **kw), act(), pl(2),
+        nn.Flatten(),
+        nn.Linear(16 * 5 * 5, 120, **kw), act(),
+        nn.Linear(120, 84, **kw), act(),
+        nn.Linear(84, int(num_classes), **kw),
+    )
+    model.config = {"model": "lenet5", "num_classes": int(num_classes), "activation": activation, "pool": pool}
+    return model
+
+
+MODELS = {"lenet5": lenet5}
