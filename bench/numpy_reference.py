@@ -74,3 +74,64 @@ def avg_pool2d_backward(gy, x_shape, k, stride=None):
         for j in range(k):
             gx[:, :, i : i + s * (OH - 1) + 1 : s, j : j + s * (OW - 1) + 1 : s] += gy / (k * k)
     return gx
+
+
+class NumpyLeNet5:
+    """LeNet-5 (ReLU, max pool) in NumPy only, trained with SGD + Nesterov momentum.
+
+    The same architecture, initialisation scheme and update rule as
+    ``fastconv.models.lenet5`` + ``fastconv.optim.SGD``: the baseline for the epoch bench.
+    """
+
+    def __init__(self, rng, dtype=np.float32, lr=0.03, momentum=0.9):
+        def uniform(shape, fan_in):
+            b = 1 / np.sqrt(fan_in)
+            return rng.uniform(-b, b, shape).astype(dtype)
+
+        self.p = {
+            "c1w": uniform((6, 1, 5, 5), 25), "c1b": uniform((6,), 25),
+            "c3w": uniform((16, 6, 5, 5), 150), "c3b": uniform((16,), 150),
+            "f5w": uniform((120, 400), 400), "f5b": uniform((120,), 400),
+            "f6w": uniform((84, 120), 120), "f6b": uniform((84,), 120),
+            "f7w": uniform((10, 84), 84), "f7b": uniform((10,), 84),
+        }
+        self.buf = {k: np.zeros_like(v) for k, v in self.p.items()}
+        self.lr, self.momentum = lr, momentum
+
+    def train_step(self, x, labels):
+        p = self.p
+        a1 = conv2d_forward(x, p["c1w"], p["c1b"], 1, 2)
+        r1 = np.maximum(a1, 0)
+        m1, arg1 = max_pool2d_forward(r1, 2)
+        a3 = conv2d_forward(m1, p["c3w"], p["c3b"])
+        r3 = np.maximum(a3, 0)
+        m3, arg3 = max_pool2d_forward(r3, 2)
+        h = m3.reshape(len(x), -1)
+        a5 = h @ p["f5w"].T + p["f5b"]
+        r5 = np.maximum(a5, 0)
+        a6 = r5 @ p["f6w"].T + p["f6b"]
+        r6 = np.maximum(a6, 0)
+        logits = r6 @ p["f7w"].T + p["f7b"]
+        z = logits - logits.max(1, keepdims=True)
+        prob = np.exp(z) / np.exp(z).sum(1, keepdims=True)
+        n = len(x)
+        loss = -np.log(prob[np.arange(n), labels]).mean()
+        g = prob
+        g[np.arange(n), labels] -= 1
+        g /= n
+        grads = {"f7w": g.T @ r6, "f7b": g.sum(0)}
+        g = (g @ p["f7w"]) * (a6 > 0)
+        grads.update(f6w=g.T @ r5, f6b=g.sum(0))
+        g = (g @ p["f6w"]) * (a5 > 0)
+        grads.update(f5w=g.T @ h, f5b=g.sum(0))
+        g = (g @ p["f5w"]).reshape(m3.shape)
+        g = max_pool2d_backward(g, arg3, r3.shape, 2) * (a3 > 0)
+        gx, grads["c3w"], grads["c3b"] = conv2d_backward(g, m1, p["c3w"])
+        g = max_pool2d_backward(gx, arg1, r1.shape, 2) * (a1 > 0)
+        _, grads["c1w"], grads["c1b"] = conv2d_backward(g, x, p["c1w"], 1, 2)
+        for k, gk in grads.items():
+            b = self.buf[k]
+            b *= self.momentum
+            b += gk
+            p[k] -= self.lr * (gk + self.momentum * b)
+        return float(loss)

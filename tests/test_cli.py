@@ -3,6 +3,7 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 
 import numpy as np
 import pytest
@@ -12,8 +13,10 @@ from fastconv.models import lenet5
 
 
 def run(*args, cwd=None, env=None):
+    # Run from a neutral folder: from the repo root, `python -m fastconv` would import the
+    # (uncompiled) source tree instead of the installed package.
     return subprocess.run([sys.executable, "-m", "fastconv", *map(str, args)], capture_output=True, text=True,
-                          cwd=cwd, env=env, timeout=600, stdin=subprocess.DEVNULL)
+                          cwd=cwd or tempfile.gettempdir(), env=env, timeout=600, stdin=subprocess.DEVNULL)
 
 
 def test_train_one_epoch_on_6000_images_then_evaluate(mnist_dir, tmp_path):

@@ -2,6 +2,7 @@
 import os
 import subprocess
 import sys
+import tempfile
 
 import numpy as np
 import pytest
@@ -30,7 +31,8 @@ def test_set_get_num_threads_roundtrip():
 def test_default_threads_follow_omp_num_threads():
     code = "import fastconv; print(fastconv.get_num_threads())"
     env = dict(os.environ, OMP_NUM_THREADS="3")
-    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True,
+                         cwd=tempfile.gettempdir())
     assert out.stdout.strip() == ("3" if fastconv.openmp_enabled() else "1")
 
 
@@ -53,7 +55,8 @@ def test_blas_is_restored_after_kernels():
 
 
 def test_info_command():
-    out = subprocess.run([sys.executable, "-m", "fastconv", "info"], capture_output=True, text=True, check=True)
+    out = subprocess.run([sys.executable, "-m", "fastconv", "info"], capture_output=True, text=True, check=True,
+                         cwd=tempfile.gettempdir())
     for key in ("fastconv", "openmp", "threads", "numpy", "scipy", "blas"):
         assert key in out.stdout
     assert fastconv.__version__ in out.stdout
