@@ -26,7 +26,7 @@ def _find_mnist():
                   Path(__file__).resolve().parents[1].parent / "shared" / "mnist"]
     for c in candidates:
         if c and (Path(c) / "t10k-images-idx3-ubyte.gz").is_file():
-            return Path(c)
+            return Path(c).resolve()  # absolute: CLI tests run in another folder
     return None
 
 
