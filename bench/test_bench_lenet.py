@@ -18,6 +18,7 @@ from fastconv.datasets import BatchIterator
 from fastconv.models import lenet5
 from fastconv.nn import CrossEntropyLoss
 from fastconv.optim import SGD
+from fastconv.training import train_epoch
 from shapes import BENCH_THREADS
 
 try:
@@ -64,11 +65,7 @@ def test_epoch_fastconv(benchmark, batches):
     loss = CrossEntropyLoss()
 
     def epoch():
-        for x, y in batches:
-            loss(model(x), y)
-            opt.zero_grad()
-            model.backward(loss.backward())
-            opt.step()
+        train_epoch(model, loss, opt, batches)
 
     _record(benchmark, "fastconv", sum(len(y) for _, y in batches))
     benchmark.pedantic(epoch, rounds=ROUNDS, warmup_rounds=1)
