@@ -136,18 +136,7 @@ def avg_pool2d_ref(x, kernel, stride=None, padding=0, ceil_mode=False, count_inc
 
 def numerical_grad(f, x, eps=1e-6):
     """Central finite differences of the scalar f() with respect to every entry of x (in place)."""
-    g = np.zeros_like(x, dtype=np.float64)
-    flat = x.reshape(-1)
-    gflat = g.reshape(-1)
-    for i in range(flat.size):
-        old = flat[i]
-        flat[i] = old + eps
-        fp = f()
-        flat[i] = old - eps
-        fm = f()
-        flat[i] = old
-        gflat[i] = (fp - fm) / (2 * eps)
-    return g
+    return numerical_grad_at(f, x, range(x.size), eps).reshape(x.shape)
 
 
 def random_array(rng, shape, dtype=np.float64, layout="C"):
