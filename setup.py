@@ -101,7 +101,7 @@ class BuildExt(build_ext):
             compile_args += openmp[0]
             link_args += openmp[1]
         elif not msvc:
-            # Keeps `#pragma omp simd` vectorisation hints without the OpenMP runtime.
+            # Keeps the kernels' `#pragma omp simd` hints without the OpenMP runtime.
             compile_args.append("-fopenmp-simd")
 
         for ext in self.extensions:

@@ -7,27 +7,29 @@ import sys
 from collections import defaultdict
 
 
+def _ms(seconds):
+    return "—" if seconds is None else f"{seconds * 1e3:.3f}"
+
+
+def _ratio(a, b, suffix=""):
+    return "—" if a is None or b is None else f"{a / b:.2f}{suffix}"
+
+
 def table(path):
-    data = json.load(open(path))
+    """Rows (shape, pass) x columns fastconv ("auto" for conv) / NumPy / PyTorch medians."""
+    with open(path) as f:
+        data = json.load(f)
     rows = defaultdict(dict)
     for b in data["benchmarks"]:
         e = b["extra_info"]
         rows[(e["shape"], e["pass_"])][e["impl"]] = b["stats"]["median"]
-    impls = ["fastconv-auto", "fastconv", "fastconv-direct", "fastconv-im2col", "numpy", "torch"]
     lines = ["| shape | pass | fastconv (ms) | NumPy (ms) | PyTorch (ms) | NumPy / fastconv | fastconv / PyTorch |",
              "|---|---|---|---|---|---|---|"]
     for (shape, pass_), r in rows.items():
         fc = r.get("fastconv-auto", r.get("fastconv"))
         npy, tor = r.get("numpy"), r.get("torch")
-        fmt = lambda v: f"{v * 1e3:.3f}" if v is not None else "—"  # noqa: E731
-        lines.append(
-            f"| {shape} | {pass_} | {fmt(fc)} | {fmt(npy)} | {fmt(tor)} | "
-            f"{npy / fc:.2f}× | {fc / tor:.2f} |".replace("| nan", "| —")
-            if npy and tor else
-            f"| {shape} | {pass_} | {fmt(fc)} | {fmt(npy)} | {fmt(tor)} | "
-            f"{(npy / fc) if npy else float('nan'):.2f}× | — |"
-        )
-    _ = impls
+        lines.append(f"| {shape} | {pass_} | {_ms(fc)} | {_ms(npy)} | {_ms(tor)} | "
+                     f"{_ratio(npy, fc, '×')} | {_ratio(fc, tor)} |")
     return "\n".join(lines)
 
 

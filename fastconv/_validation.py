@@ -22,6 +22,13 @@ def check_int(value, name, minimum=1):
     return value
 
 
+def check_bool(value, name):
+    """Return ``value`` as a bool, requiring a bool (not 0/1 or a string)."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name} must be a bool, got {type(value).__name__} {value!r}")
+    return bool(value)
+
+
 def check_pair(value, name, minimum=1):
     """Return ``(a, b)`` from an int or a pair of ints, each >= minimum."""
     if isinstance(value, (tuple, list)):

@@ -15,6 +15,7 @@ from ._parallel import blas_single_thread, get_num_threads
 from ._validation import (
     check_allocation,
     check_array,
+    check_bool,
     check_int,
     check_pair,
     check_same_dtype,
@@ -450,11 +451,10 @@ def conv2d_backward(grad_output, x, weight, stride=1, padding=0, dilation=1, gro
             f"grad_output must have shape {g.output_shape} (the conv2d output for x {x.shape} "
             f"and weight {weight.shape}), got {grad_output.shape}"
         )
-    if not isinstance(needs_input_grad, (bool, np.bool_)):
-        raise TypeError(f"needs_input_grad must be a bool, got {type(needs_input_grad).__name__}")
+    needs_input_grad = check_bool(needs_input_grad, "needs_input_grad")
     algo = _resolve_algorithm(algorithm, g, dtype)
     check_allocation(x.shape, dtype, "grad_input")
-    return conv2d_backward_unchecked(grad_output, x, weight, g, algo, bool(needs_input_grad))
+    return conv2d_backward_unchecked(grad_output, x, weight, g, algo, needs_input_grad)
 
 
 def conv2d_backward_unchecked(grad_output, x, weight, g, algorithm, needs_input_grad=True):
@@ -598,19 +598,13 @@ class PoolGeometry:
         return (self.kh, self.kw, self.sh, self.sw, self.ph, self.pw)
 
 
-def _check_bool(value, name):
-    if not isinstance(value, (bool, np.bool_)):
-        raise TypeError(f"{name} must be a bool, got {type(value).__name__} {value!r}")
-    return bool(value)
-
-
 def pool_geometry(x_shape, kernel_size, stride=None, padding=0, ceil_mode=False):
     """Validate pooling arguments against ``x_shape`` and return a :class:`PoolGeometry`."""
     N, C, H, W = x_shape
     kh, kw = check_pair(kernel_size, "kernel_size")
     sh, sw = (kh, kw) if stride is None else check_pair(stride, "stride")
     ph, pw = check_pair(padding, "padding", minimum=0)
-    ceil_mode = _check_bool(ceil_mode, "ceil_mode")
+    ceil_mode = check_bool(ceil_mode, "ceil_mode")
     if 2 * ph > kh or 2 * pw > kw:
         raise ValueError(
             f"padding should be at most half of kernel_size, got padding {(ph, pw)} for "
@@ -659,7 +653,7 @@ def max_pool2d(x, kernel_size, stride=None, padding=0, ceil_mode=False, return_i
     """
     x = check_array(x, "x", 4, "(N, C, H, W)")
     g = pool_geometry(x.shape, kernel_size, stride, padding, ceil_mode)
-    return_indices = _check_bool(return_indices, "return_indices")
+    return_indices = check_bool(return_indices, "return_indices")
     check_allocation(g.output_shape, x.dtype, "max_pool2d output")
     out, indices = _max_pool2d_unchecked(x, g)
     return (out, indices) if return_indices else out
@@ -756,7 +750,7 @@ def avg_pool2d(x, kernel_size, stride=None, padding=0, ceil_mode=False, count_in
     """
     x = check_array(x, "x", 4, "(N, C, H, W)")
     g = pool_geometry(x.shape, kernel_size, stride, padding, ceil_mode)
-    count_include_pad = _check_bool(count_include_pad, "count_include_pad")
+    count_include_pad = check_bool(count_include_pad, "count_include_pad")
     check_allocation(g.output_shape, x.dtype, "avg_pool2d output")
     out = np.empty(g.output_shape, x.dtype)
     if out.size:
@@ -784,7 +778,7 @@ def avg_pool2d_backward(grad_output, input_shape, kernel_size, stride=None, padd
     grad_output = check_array(grad_output, "grad_output", 4, "(N, C, OH, OW)")
     input_shape = _check_shape4(input_shape, "input_shape")
     g = pool_geometry(input_shape, kernel_size, stride, padding, ceil_mode)
-    count_include_pad = _check_bool(count_include_pad, "count_include_pad")
+    count_include_pad = check_bool(count_include_pad, "count_include_pad")
     _check_grad_output_shape(grad_output, g, "avg_pool2d")
     check_allocation(input_shape, grad_output.dtype, "grad_input")
     grad_input = np.zeros(input_shape, grad_output.dtype)

@@ -1,12 +1,10 @@
 """Direct (no column buffer) convolution: forward, grad_input and grad_weight.
 
-The forward pass is the register-blocked kernel of ``_conv_blocked.h`` (the caller reuses
-it for grad_input at stride 1, as a convolution with flipped, transposed weights).
-grad_input for other strides and grad_weight use row-wise loops over the range where the
-input index is inside the image, computed once, so padding costs no branches.
-
-Each kernel owns a disjoint slice of its output, so no thread ever writes where another
-does and no reduction crosses threads; results are bitwise identical for any thread count.
+The forward pass and grad_weight are the register-blocked kernels of ``_conv_blocked.h``
+(the caller reuses the forward kernel for grad_input at stride 1, as a convolution with
+flipped, transposed weights). grad_input for other strides uses row-wise loops over the
+range where the input index is inside the image, computed once, so padding costs no
+branches; each of its tasks owns one input plane, so no two threads write the same place.
 Callers (``fastconv.functional``) validate everything; these trust their arguments.
 """
 from cython cimport floating
@@ -116,18 +114,6 @@ def conv2d_direct_forward(const floating[:, :, :, ::1] x, const floating[:, ::1]
                     fc_conv_blocked_d4(xp, cig, Hp, Wp, &wpack[g, 0], &bias[g * cog], cog,
                                        &out[n, g * cog, 0, 0], OH, OW, kh, kw, sh, sw, dh, dw)
 
-cdef extern from "_simd.h":
-    float fc_dot_f(const float* a, const float* b, Py_ssize_t n, Py_ssize_t b_stride) noexcept nogil
-    double fc_dot_d(const double* a, const double* b, Py_ssize_t n, Py_ssize_t b_stride) noexcept nogil
-
-
-cdef inline floating dot(const floating* a, const floating* b, Py_ssize_t n,
-                         Py_ssize_t b_stride) noexcept nogil:
-    if floating is float:
-        return fc_dot_f(a, b, n, b_stride)
-    else:
-        return fc_dot_d(a, b, n, b_stride)
-
 
 def conv2d_direct_grad_input(const floating[:, :, :, ::1] grad_output,
                              const floating[:, :, :, ::1] weight,
@@ -174,46 +160,6 @@ def conv2d_direct_grad_input(const floating[:, :, :, ::1] grad_output,
                             else:
                                 for ow in range(hi - lo):
                                     dxrow[ow * sw] += wv * gyrow[ow]
-
-
-def conv2d_direct_grad_weight(const floating[:, :, :, ::1] grad_output,
-                              const floating[:, :, :, ::1] x,
-                              floating[:, :, :, ::1] grad_weight,
-                              Py_ssize_t sh, Py_ssize_t sw, Py_ssize_t ph, Py_ssize_t pw,
-                              Py_ssize_t dh, Py_ssize_t dw, Py_ssize_t groups, int n_threads):
-    """grad_weight (C_out, C_in/g, kh, kw) = correlation of x with grad_output over the batch.
-
-    Parallel over (output channel, input channel) pairs; each pair sums over the batch in
-    image order, which is what makes the result independent of the thread count.
-    """
-    cdef Py_ssize_t N = x.shape[0], H = x.shape[2], W = x.shape[3]
-    cdef Py_ssize_t C_out = grad_weight.shape[0], cig = grad_weight.shape[1]
-    cdef Py_ssize_t kh = grad_weight.shape[2], kw = grad_weight.shape[3]
-    cdef Py_ssize_t OH = grad_output.shape[2], OW = grad_output.shape[3]
-    cdef Py_ssize_t cog = C_out // groups
-    cdef Py_ssize_t t, n, co, c, ci, i, j, oh, ih, lo, hi, oh_lo, oh_hi, off_w
-    cdef floating acc
-    with nogil:
-        for t in prange(C_out * cig, schedule="static", num_threads=n_threads):
-            co = t // cig
-            c = t % cig
-            ci = (co // cog) * cig + c
-            for i in range(kh):
-                oh_lo = valid_lo(i * dh - ph, sh, OH)
-                oh_hi = valid_hi(i * dh - ph, sh, H, OH, oh_lo)
-                for j in range(kw):
-                    off_w = j * dw - pw
-                    lo = valid_lo(off_w, sw, OW)
-                    hi = valid_hi(off_w, sw, W, OW, lo)
-                    acc = 0
-                    if hi > lo:
-                        for n in range(N):
-                            for oh in range(oh_lo, oh_hi):
-                                ih = oh * sh + i * dh - ph
-                                acc = acc + dot(&grad_output[n, co, oh, lo],
-                                                &x[n, ci, ih, 0] + (off_w + lo * sw),
-                                                hi - lo, sw)
-                    grad_weight[co, c, i, j] = acc
 
 
 def conv2d_direct_grad_weight_blocked(const floating[:, :, :, ::1] grad_output,

@@ -5,7 +5,7 @@ import numpy as np
 
 from .. import functional as F
 from .._random import get_rng
-from .._validation import FLOAT_DTYPES, check_array, check_int, check_pair
+from .._validation import FLOAT_DTYPES, check_array, check_bool, check_int, check_pair
 from .module import Module, Parameter
 
 
@@ -14,12 +14,6 @@ def _check_dtype(dtype):
     if dtype not in FLOAT_DTYPES:
         raise TypeError(f"dtype must be float32 or float64, got {dtype}")
     return dtype
-
-
-def _check_bool(value, name):
-    if not isinstance(value, (bool, np.bool_)):
-        raise TypeError(f"{name} must be a bool, got {type(value).__name__} {value!r}")
-    return bool(value)
 
 
 def _uniform(rng, bound, shape, dtype):
@@ -74,14 +68,14 @@ class Conv2d(Module):
         if algorithm not in F.ALGORITHMS:
             raise ValueError(f"algorithm must be one of {F.ALGORITHMS}, got {algorithm!r}")
         self.algorithm = algorithm
-        self.needs_input_grad = _check_bool(needs_input_grad, "needs_input_grad")
+        self.needs_input_grad = check_bool(needs_input_grad, "needs_input_grad")
         dtype = _check_dtype(dtype)
         rng = get_rng(rng)
         kh, kw = self.kernel_size
         fan_in = self.in_channels // self.groups * kh * kw
         bound = 1.0 / math.sqrt(fan_in)
         self.weight = Parameter(_uniform(rng, bound, (self.out_channels, self.in_channels // self.groups, kh, kw), dtype))
-        self.bias = Parameter(_uniform(rng, bound, (self.out_channels,), dtype)) if _check_bool(bias, "bias") else None
+        self.bias = Parameter(_uniform(rng, bound, (self.out_channels,), dtype)) if check_bool(bias, "bias") else None
         self._x = None
         self._geometry_key = None
         self._geometry = None
@@ -151,7 +145,7 @@ class _Pool2d(Module):
                 f"padding should be at most half of kernel_size, got padding {self.padding} "
                 f"for kernel_size {self.kernel_size}"
             )
-        self.ceil_mode = _check_bool(ceil_mode, "ceil_mode")
+        self.ceil_mode = check_bool(ceil_mode, "ceil_mode")
         self._key = None
         self._geometry = None
 
@@ -197,7 +191,7 @@ class AvgPool2d(_Pool2d):
 
     def __init__(self, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True):
         super().__init__(kernel_size, stride, padding, ceil_mode)
-        self.count_include_pad = _check_bool(count_include_pad, "count_include_pad")
+        self.count_include_pad = check_bool(count_include_pad, "count_include_pad")
 
     def forward(self, x):
         x = check_array(x, "x", 4, "(N, C, H, W)")
@@ -233,7 +227,7 @@ class Linear(Module):
         rng = get_rng(rng)
         bound = 1.0 / math.sqrt(self.in_features)
         self.weight = Parameter(_uniform(rng, bound, (self.out_features, self.in_features), dtype))
-        self.bias = Parameter(_uniform(rng, bound, (self.out_features,), dtype)) if _check_bool(bias, "bias") else None
+        self.bias = Parameter(_uniform(rng, bound, (self.out_features,), dtype)) if check_bool(bias, "bias") else None
         self._x = None
 
     def forward(self, x):
