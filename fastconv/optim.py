@@ -6,6 +6,7 @@ import numbers
 
 import numpy as np
 
+from ._kernels import _optim
 from .nn.module import Parameter
 
 
@@ -74,13 +75,20 @@ class SGD(Optimizer):
     def step(self):
         """Apply one update to every parameter from its gradient."""
         for i, p in enumerate(self.params):
+            first = self._buffers[i] is None
+            if self.momentum and first:
+                self._buffers[i] = np.empty_like(p.data)
+            buf = self._buffers[i] if self.momentum else _NO_STATE[p.data.dtype]
+            if _fusable(p, buf):
+                _optim.sgd_update(p.data.reshape(-1), p.grad.reshape(-1), buf.reshape(-1),
+                                  self.lr, self.momentum, self.weight_decay, self.nesterov, first)
+                continue
             g = p.grad
             if self.weight_decay:
                 g = g + self.weight_decay * p.data
             if self.momentum:
-                buf = self._buffers[i]
-                if buf is None:
-                    buf = self._buffers[i] = g.copy()
+                if first:
+                    buf[...] = g
                 else:
                     buf *= self.momentum
                     buf += g
@@ -119,6 +127,10 @@ class Adam(Optimizer):
         c1 = 1 - b1**self.t
         c2 = 1 - b2**self.t
         for p, m, v in zip(self.params, self._m, self._v):
+            if _fusable(p, m, v):
+                _optim.adam_update(p.data.reshape(-1), p.grad.reshape(-1), m.reshape(-1),
+                                   v.reshape(-1), self.lr, b1, b2, self.eps, self.weight_decay, self.t)
+                continue
             g = p.grad
             if self.weight_decay:
                 g = g + self.weight_decay * p.data
@@ -126,5 +138,23 @@ class Adam(Optimizer):
             m += (1 - b1) * g
             v *= b2
             v += (1 - b2) * g * g
-            denom = np.sqrt(v / c2) + self.eps
+            denom = np.sqrt(v) / np.sqrt(c2) + self.eps
             p.data -= (self.lr / c1) * m / denom
+
+
+# Stand-in momentum buffer when momentum is 0 (the kernel never reads it).
+_NO_STATE = {np.dtype(np.float32): np.empty(0, np.float32), np.dtype(np.float64): np.empty(0, np.float64)}
+
+
+def _fusable(p, *state):
+    """True when the compiled update applies: float32/float64, one dtype, all C-contiguous.
+
+    Anything else (a parameter a user replaced by a strided view, say) takes the NumPy
+    path, which gives the same result more slowly.
+    """
+    dtype = p.data.dtype
+    if dtype not in _NO_STATE:
+        return False
+    arrays = (p.data, p.grad) + state
+    return all(a.dtype == dtype and a.flags.c_contiguous for a in arrays) and all(
+        a.shape == p.data.shape for a in arrays[:2])

@@ -94,17 +94,21 @@ def _pool_windows(x, kernel, stride, padding, ceil_mode, fill):
 
 
 def max_pool2d_ref(x, kernel, stride=None, padding=0, ceil_mode=False):
-    """(output, flat argmax indices) by sliding windows; NaN wins, first maximum wins ties."""
+    """(output, flat argmax indices) by sliding windows, PyTorch's rules: only elements
+    inside the input are candidates; the first NaN wins, else the first maximum."""
     x = np.asarray(x)
     win, (OH, OW), _ = _pool_windows(x, kernel, stride, padding, ceil_mode, -np.inf)
+    inside, _, _ = _pool_windows(np.ones(x.shape, bool), kernel, stride, padding, ceil_mode, False)
     N, C, H, W = x.shape
     kh, kw = pair(kernel)
     sh, sw = pair(stride if stride is not None else kernel)
     ph, pw = pair(padding)
     flat = win.reshape(N, C, OH, OW, kh * kw)
-    isnan = np.isnan(flat)
-    # first NaN if any, else first maximum (np.argmax returns the first occurrence)
-    arg = np.where(isnan.any(-1), isnan.argmax(-1), np.argmax(np.where(isnan, -np.inf, flat), -1))
+    inside = inside.reshape(N, C, OH, OW, kh * kw)
+    nan_inside = np.isnan(flat) & inside
+    best = np.where(inside, flat, -np.inf).max(-1, keepdims=True)
+    first_max = (inside & (flat == best)).argmax(-1)  # argmax of bools: first True
+    arg = np.where(nan_inside.any(-1), nan_inside.argmax(-1), first_max)
     out = np.take_along_axis(flat, arg[..., None], -1)[..., 0]
     i, j = np.divmod(arg, kw)
     oh = np.arange(OH)[:, None]

@@ -5,7 +5,7 @@ import pytest
 import fastconv
 from fastconv import nn, optim
 from fastconv.models import lenet5
-from reference import numerical_grad, numerical_grad_at, synthetic_digits
+from reference import numerical_grad, numerical_grad_at, synthetic_digits, tol
 
 
 def _check_layer(layer, x, rng, rtol=1e-6, atol=1e-8):
@@ -221,6 +221,36 @@ def test_adam_bias_correction_by_hand():
     q.grad[...] = 1e-3
     o.step()
     np.testing.assert_allclose(q.data, [-0.01], rtol=1e-4)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda ps: optim.SGD(ps, lr=0.1),
+        lambda ps: optim.SGD(ps, lr=0.1, momentum=0.9, weight_decay=0.01),
+        lambda ps: optim.SGD(ps, lr=0.1, momentum=0.9, nesterov=True),
+        lambda ps: optim.Adam(ps, lr=0.01, weight_decay=0.1),
+    ],
+    ids=["sgd", "momentum-wd", "nesterov", "adam"],
+)
+def test_compiled_update_matches_numpy_path(make, dtype, rng):
+    # A parameter whose arrays are strided views cannot take the compiled loop and runs
+    # the NumPy update instead: both must follow the same rule.
+    fused = nn.Parameter(rng.standard_normal((3, 4)).astype(dtype))
+    strided = nn.Parameter(fused.data)
+    strided.data = np.zeros((3, 8), dtype)[:, ::2]
+    strided.data[...] = fused.data
+    strided.grad = np.zeros((3, 8), dtype)[:, ::2]
+    opt_fused, opt_numpy = make([fused]), make([strided])
+    for _ in range(4):
+        g = rng.standard_normal((3, 4)).astype(dtype)
+        fused.grad[...] = g
+        strided.grad[...] = g
+        opt_fused.step()
+        opt_numpy.step()
+    assert not strided.data.flags.c_contiguous
+    np.testing.assert_allclose(fused.data, strided.data, **tol(dtype))
 
 
 @pytest.mark.parametrize(

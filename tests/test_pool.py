@@ -97,6 +97,19 @@ def test_max_pool_nan_propagates():
     assert g[0, 0, 1, 1] == 1 and g[0, 0, 3, 2] == 1 and g.sum() == 4
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("case", POOL_CASES, ids=[str(i) for i in range(len(POOL_CASES))])
+def test_max_pool_ties_nan_and_inf_match_reference(case, dtype, rng):
+    # Values from a tiny set make ties, NaNs and all -inf windows common; this covers both
+    # the 2x2/2 fast path (case 0) and the general two-pass kernel.
+    shape, k, s, p, ceil = case
+    x = rng.choice(np.array([-np.inf, -1.0, 0.0, 1.0, np.inf, np.nan], dtype), size=shape)
+    y, idx = fastconv.max_pool2d(x, k, s, p, ceil, return_indices=True)
+    ref, ref_idx = max_pool2d_ref(x, k, s, p, ceil)
+    np.testing.assert_array_equal(y, ref)  # NaN == NaN for assert_array_equal
+    np.testing.assert_array_equal(idx, ref_idx)
+
+
 def test_max_pool_padding_is_minus_infinity():
     x = -np.ones((1, 1, 3, 3))
     y = fastconv.max_pool2d(x, 3, 1, 1)

@@ -16,17 +16,8 @@
  */
 #ifndef FASTCONV_CONV_BLOCKED_H
 #define FASTCONV_CONV_BLOCKED_H
-#include <limits.h> /* defines __GLIBC__ on glibc */
 #include <stddef.h>
-
-#if defined(__x86_64__) && defined(__GLIBC__) && defined(__GNUC__) && !defined(__clang__) \
-    && !defined(FASTCONV_NO_MULTIVERSION)
-#define FC_MULTIVERSION __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
-#else
-#define FC_MULTIVERSION
-#endif
-
-#define FC_PRAGMA(x) _Pragma(#x)
+#include "_multiversion.h"
 
 #define FC_DEFINE_CONV_BLOCKED(NAME, T, CB, OWB)                                               \
     FC_MULTIVERSION static void NAME(const T* xpad, ptrdiff_t C, ptrdiff_t Hp, ptrdiff_t Wp,   \

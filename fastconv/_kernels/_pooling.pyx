@@ -8,6 +8,18 @@ elements never win; average pool's divisor depends on ``count_include_pad``).
 from cython cimport floating
 from cython.parallel cimport prange
 from libc.stdint cimport int64_t
+from libc.string cimport memset
+
+
+cdef extern from "_pool_planes.h":
+    void fc_max_pool_plane_f(const float* x, Py_ssize_t H, Py_ssize_t W, float* out,
+                             int64_t* idx, Py_ssize_t OH, Py_ssize_t OW, Py_ssize_t kh,
+                             Py_ssize_t kw, Py_ssize_t sh, Py_ssize_t sw, Py_ssize_t ph,
+                             Py_ssize_t pw) noexcept nogil
+    void fc_max_pool_plane_d(const double* x, Py_ssize_t H, Py_ssize_t W, double* out,
+                             int64_t* idx, Py_ssize_t OH, Py_ssize_t OW, Py_ssize_t kh,
+                             Py_ssize_t kw, Py_ssize_t sh, Py_ssize_t sw, Py_ssize_t ph,
+                             Py_ssize_t pw) noexcept nogil
 
 
 def max_pool2d_forward(const floating[:, :, ::1] x, floating[:, :, ::1] out,
@@ -18,46 +30,43 @@ def max_pool2d_forward(const floating[:, :, ::1] x, floating[:, :, ::1] out,
 
     indices are flat ``ih*W + iw`` within the plane. The first maximum in row-major window
     order wins ties; a NaN wins over any number and the first NaN is kept, so NaN
-    propagates and its gradient goes to it.
+    propagates and its gradient goes to it. (The loop is in _pool_planes.h.)
     """
     cdef Py_ssize_t NC = x.shape[0], H = x.shape[1], W = x.shape[2]
     cdef Py_ssize_t OH = out.shape[1], OW = out.shape[2]
-    cdef Py_ssize_t p, oh, ow, ih, iw, h0, h1, w0, w1, best
-    cdef floating m, v
+    cdef Py_ssize_t p
     with nogil:
         for p in prange(NC, schedule="static", num_threads=n_threads):
-            for oh in range(OH):
-                h0 = oh * sh - ph
-                h1 = min(h0 + kh, H)
-                h0 = max(h0, 0)
-                for ow in range(OW):
-                    w0 = ow * sw - pw
-                    w1 = min(w0 + kw, W)
-                    w0 = max(w0, 0)
-                    best = -1
-                    m = 0
-                    for ih in range(h0, h1):
-                        for iw in range(w0, w1):
-                            v = x[p, ih, iw]
-                            if best < 0 or v > m or (v != v and m == m):
-                                m = v
-                                best = ih * W + iw
-                    out[p, oh, ow] = m
-                    indices[p, oh, ow] = best
+            if floating is float:
+                fc_max_pool_plane_f(&x[p, 0, 0], H, W, &out[p, 0, 0], &indices[p, 0, 0],
+                                    OH, OW, kh, kw, sh, sw, ph, pw)
+            else:
+                fc_max_pool_plane_d(&x[p, 0, 0], H, W, &out[p, 0, 0], &indices[p, 0, 0],
+                                    OH, OW, kh, kw, sh, sw, ph, pw)
 
 
 def max_pool2d_backward(const floating[:, :, ::1] grad_output, const int64_t[:, :, ::1] indices,
                         floating[:, :, ::1] grad_input, int n_threads):
-    """grad_input (NC, H, W) += scatter of grad_output to the argmax positions; must be zeroed."""
+    """grad_input (NC, H, W) <- scatter of grad_output to the argmax positions.
+
+    grad_input may be uninitialised: each thread zeroes its own planes while they are in
+    its cache, instead of the caller zeroing the whole array first.
+    """
     cdef Py_ssize_t NC = grad_output.shape[0], OH = grad_output.shape[1]
-    cdef Py_ssize_t OW = grad_output.shape[2], W = grad_input.shape[2]
-    cdef Py_ssize_t p, oh, ow, k
+    cdef Py_ssize_t OW = grad_output.shape[2], H = grad_input.shape[1], W = grad_input.shape[2]
+    cdef Py_ssize_t p, o, k
+    cdef floating* gi
+    cdef const floating* go
+    cdef const int64_t* idx
     with nogil:
         for p in prange(NC, schedule="static", num_threads=n_threads):
-            for oh in range(OH):
-                for ow in range(OW):
-                    k = indices[p, oh, ow]
-                    grad_input[p, k // W, k % W] += grad_output[p, oh, ow]
+            gi = &grad_input[p, 0, 0]
+            go = &grad_output[p, 0, 0]
+            idx = &indices[p, 0, 0]
+            memset(gi, 0, H * W * sizeof(floating))
+            for o in range(OH * OW):
+                k = idx[o]
+                gi[k] = gi[k] + go[o]
 
 
 def avg_pool2d_forward(const floating[:, :, ::1] x, floating[:, :, ::1] out,

@@ -1,27 +1,50 @@
 """Element-wise activations with explicit backward."""
 import numpy as np
 
+from .._kernels import _elementwise
+from .._parallel import get_num_threads
+from .._validation import FLOAT_DTYPES
 from .module import Module
 
 
 def _check_float(x, name="x"):
     if not isinstance(x, np.ndarray):
         raise TypeError(f"{name} must be a numpy.ndarray, got {type(x).__name__}")
-    if x.dtype.kind != "f":
-        raise TypeError(f"{name} must be a float array, got {x.dtype}")
+    if x.dtype not in FLOAT_DTYPES:
+        raise TypeError(f"{name} must be a float32 or float64 array, got {x.dtype}")
     return x
 
 
+def _check_grad(grad_output, saved, layer):
+    """grad_output as a contiguous array of the forward's shape and dtype."""
+    if saved is None:
+        raise RuntimeError(f"{type(layer).__name__}.backward called before forward")
+    if not isinstance(grad_output, np.ndarray):
+        raise TypeError(f"grad_output must be a numpy.ndarray, got {type(grad_output).__name__}")
+    if grad_output.shape != saved.shape or grad_output.dtype != saved.dtype:
+        raise ValueError(
+            f"grad_output must have shape {saved.shape} and dtype {saved.dtype} (the forward "
+            f"output's), got {grad_output.shape} {grad_output.dtype}"
+        )
+    return np.ascontiguousarray(grad_output)
+
+
 class ReLU(Module):
-    """max(x, 0); the gradient at 0 is 0 (as PyTorch)."""
+    """max(x, 0); NaN propagates; the gradient at 0 is 0 (as PyTorch)."""
 
     def forward(self, x):
-        x = _check_float(x)
-        self._mask = x > 0
-        return np.where(self._mask, x, x.dtype.type(0))
+        x = np.ascontiguousarray(_check_float(x))
+        self._y = None  # our own reference would keep the workspace from reusing it
+        self._y = y = self._workspace.empty("out", x.shape, x.dtype)
+        _elementwise.relu_forward(x.reshape(-1), y.reshape(-1), get_num_threads())
+        return y
 
     def backward(self, grad_output):
-        return np.where(self._mask, grad_output, grad_output.dtype.type(0))
+        g = _check_grad(grad_output, getattr(self, '_y', None), self)
+        grad_input = self._workspace.empty("grad_input", g.shape, g.dtype)
+        _elementwise.relu_backward(g.reshape(-1), self._y.reshape(-1), grad_input.reshape(-1),
+                                   get_num_threads())
+        return grad_input
 
 
 class LeakyReLU(Module):
@@ -34,12 +57,18 @@ class LeakyReLU(Module):
         self.negative_slope = float(negative_slope)
 
     def forward(self, x):
-        x = _check_float(x)
-        self._mask = x > 0
-        return np.where(self._mask, x, x * x.dtype.type(self.negative_slope))
+        self._x = x = np.ascontiguousarray(_check_float(x))
+        y = np.empty_like(x)
+        _elementwise.leaky_relu_forward(x.reshape(-1), y.reshape(-1), self.negative_slope,
+                                        get_num_threads())
+        return y
 
     def backward(self, grad_output):
-        return np.where(self._mask, grad_output, grad_output * grad_output.dtype.type(self.negative_slope))
+        g = _check_grad(grad_output, getattr(self, '_x', None), self)
+        grad_input = np.empty_like(g)
+        _elementwise.leaky_relu_backward(g.reshape(-1), self._x.reshape(-1), grad_input.reshape(-1),
+                                         self.negative_slope, get_num_threads())
+        return grad_input
 
     def extra_repr(self):
         return f"negative_slope={self.negative_slope}"

@@ -102,11 +102,12 @@ class Conv2d(Module):
         g = self._geometry_for(x)
         self._x = x
         b = self.bias.data if self.bias is not None else None
-        return F.conv2d_forward_unchecked(x, w, b, g, self.algorithm)
+        out = self._workspace.empty("out", g.output_shape, x.dtype)
+        return F.conv2d_forward_unchecked(x, w, b, g, self.algorithm, out)
 
     def backward(self, grad_output):
         if self._x is None:
-            raise RuntimeError("Conv2d.backward called before forward")
+            raise RuntimeError("Conv2d.backward called before forward (each forward allows one backward)")
         g = self._geometry
         grad_output = check_array(grad_output, "grad_output", 4, str(g.output_shape))
         if grad_output.shape != g.output_shape or grad_output.dtype != self._x.dtype:
@@ -114,8 +115,10 @@ class Conv2d(Module):
                 f"grad_output must have shape {g.output_shape} and dtype {self._x.dtype}, "
                 f"got {grad_output.shape} {grad_output.dtype}"
             )
-        gi, gw, gb = F.conv2d_backward_unchecked(grad_output, self._x, self.weight.data, g,
-                                                 self.algorithm, self.needs_input_grad)
+        x, self._x = self._x, None  # like PyTorch, free what forward saved once it is used
+        gi = self._workspace.empty("grad_input", x.shape, x.dtype) if self.needs_input_grad else None
+        gi, gw, gb = F.conv2d_backward_unchecked(grad_output, x, self.weight.data, g,
+                                                 self.algorithm, self.needs_input_grad, gi)
         self.weight.grad += gw
         if self.bias is not None:
             self.bias.grad += gb
@@ -177,13 +180,22 @@ class MaxPool2d(_Pool2d):
     def forward(self, x):
         x = check_array(x, "x", 4, "(N, C, H, W)")
         g = self._geometry_for(x)
-        out, self._indices = F._max_pool2d_unchecked(x, g)
+        self._indices = None  # our own reference would keep the workspace from reusing it
+        ws = self._workspace
+        out = ws.empty("out", g.output_shape, x.dtype)
+        indices = ws.empty("indices", g.output_shape, np.int64)
+        out, self._indices = F._max_pool2d_unchecked(x, g, out, indices)
         self._dtype = x.dtype
         return out
 
     def backward(self, grad_output):
+        if self._indices is None:
+            raise RuntimeError("MaxPool2d.backward called before forward (each forward allows one backward)")
         grad_output = self._check_grad(grad_output, self._dtype)
-        return F._max_pool2d_backward_unchecked(grad_output, self._indices, self._geometry)
+        g = self._geometry
+        indices, self._indices = self._indices, None
+        gi = self._workspace.empty("grad_input", (g.N, g.C, g.H, g.W), self._dtype)
+        return F._max_pool2d_backward_unchecked(grad_output, indices, g, gi)
 
 
 class AvgPool2d(_Pool2d):
@@ -244,13 +256,14 @@ class Linear(Module):
 
     def backward(self, grad_output):
         if self._x is None:
-            raise RuntimeError("Linear.backward called before forward")
+            raise RuntimeError("Linear.backward called before forward (each forward allows one backward)")
         grad_output = check_array(grad_output, "grad_output", 2, f"(N, {self.out_features})")
         if grad_output.shape != (self._x.shape[0], self.out_features):
             raise ValueError(
                 f"grad_output must have shape {(self._x.shape[0], self.out_features)}, got {grad_output.shape}"
             )
-        self.weight.grad += grad_output.T @ self._x
+        x, self._x = self._x, None  # free what forward saved once it is used
+        self.weight.grad += grad_output.T @ x
         if self.bias is not None:
             self.bias.grad += grad_output.sum(axis=0)
         return grad_output @ self.weight.data

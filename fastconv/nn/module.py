@@ -3,6 +3,8 @@ from collections import OrderedDict
 
 import numpy as np
 
+from .._workspace import Workspace
+
 
 class Parameter:
     """A trainable array and its gradient (both NumPy arrays of the same shape and dtype).
@@ -45,6 +47,8 @@ class Module:
         object.__setattr__(self, "_parameters", OrderedDict())
         object.__setattr__(self, "_modules", OrderedDict())
         object.__setattr__(self, "training", True)
+        # Output and gradient arrays reused across steps when unshared (see _workspace).
+        object.__setattr__(self, "_workspace", Workspace())
 
     def __setattr__(self, name, value):
         params = self.__dict__.get("_parameters")
