@@ -77,7 +77,7 @@ class SGD(Optimizer):
         for i, p in enumerate(self.params):
             first = self._buffers[i] is None
             if self.momentum and first:
-                self._buffers[i] = np.empty_like(p.data)
+                self._buffers[i] = np.zeros_like(p.data)  # the kernel reads it (times 0)
             buf = self._buffers[i] if self.momentum else _NO_STATE[p.data.dtype]
             if _fusable(p, buf):
                 _optim.sgd_update(p.data.reshape(-1), p.grad.reshape(-1), buf.reshape(-1),

@@ -19,16 +19,20 @@ def sgd_update(floating[::1] param, const floating[::1] grad, floating[::1] buf,
     cdef Py_ssize_t i, n = param.shape[0]
     cdef floating g, b
     cdef floating flr = <floating>lr, mu = <floating>momentum, wd = <floating>weight_decay
+    cdef floating keep = 0 if first_step else 1  # buf = keep*mu*buf + g
+    cdef floating look = 1 if nesterov else 0    # step = look*g + mu*buf  or  buf
+    # The options are turned into arithmetic so the loop has no branches and vectorises
+    # (branches inside it kept it scalar: 8 us for LeNet-5's 10k-element F6 weight).
     with nogil:
-        for i in range(n):
-            g = grad[i]
-            if weight_decay != 0:
-                g = g + wd * param[i]
-            if momentum != 0:
-                b = g if first_step else mu * buf[i] + g
+        if momentum == 0:
+            for i in range(n):
+                param[i] = param[i] - flr * (grad[i] + wd * param[i])
+        else:
+            for i in range(n):
+                g = grad[i] + wd * param[i]
+                b = keep * mu * buf[i] + g
                 buf[i] = b
-                g = g + mu * b if nesterov else b
-            param[i] = param[i] - flr * g
+                param[i] = param[i] - flr * (look * (g + mu * b) + (1 - look) * b)
 
 
 def adam_update(floating[::1] param, const floating[::1] grad, floating[::1] exp_avg,
@@ -46,9 +50,7 @@ def adam_update(floating[::1] param, const floating[::1] grad, floating[::1] exp
     cdef floating wd = <floating>weight_decay, g, m, v
     with nogil:
         for i in range(n):
-            g = grad[i]
-            if weight_decay != 0:
-                g = g + wd * param[i]
+            g = grad[i] + wd * param[i]  # no branch: the loop vectorises
             m = b1 * exp_avg[i] + (1 - b1) * g
             v = b2 * exp_avg_sq[i] + (1 - b2) * g * g
             exp_avg[i] = m
