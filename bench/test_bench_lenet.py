@@ -19,7 +19,7 @@ from fastconv.models import lenet5
 from fastconv.nn import CrossEntropyLoss
 from fastconv.optim import SGD
 from fastconv.training import train_epoch
-from shapes import BENCH_THREADS
+from shapes import BENCH_THREADS, SCALING_THREADS
 
 try:
     import torch
@@ -54,12 +54,14 @@ def batches():
     fastconv.set_num_threads(None)
 
 
-def _record(benchmark, impl, n):
-    benchmark.group = "lenet5 training epoch"
-    benchmark.extra_info.update(impl=impl, images=n, shape="lenet5_epoch", pass_="train")
+def _record(benchmark, impl, n, threads=BENCH_THREADS):
+    benchmark.group = f"lenet5 training epoch threads={threads}"
+    benchmark.extra_info.update(impl=impl, images=n, shape="lenet5_epoch", pass_="train",
+                                dtype="float32", threads=threads, flops=None, peak_bytes=None)
 
 
-def test_epoch_fastconv(benchmark, batches):
+@pytest.mark.parametrize("threads_for_run", SCALING_THREADS, indirect=True)
+def test_epoch_fastconv(benchmark, batches, threads_for_run):
     model = lenet5(rng=0)
     opt = SGD(model.parameters(), lr=0.03, momentum=0.9, nesterov=True)
     loss = CrossEntropyLoss()
@@ -67,11 +69,12 @@ def test_epoch_fastconv(benchmark, batches):
     def epoch():
         train_epoch(model, loss, opt, batches)
 
-    _record(benchmark, "fastconv", sum(len(y) for _, y in batches))
+    _record(benchmark, "fastconv", sum(len(y) for _, y in batches), threads_for_run)
     benchmark.pedantic(epoch, rounds=ROUNDS, warmup_rounds=1)
 
 
-def test_epoch_torch(benchmark, batches):
+@pytest.mark.parametrize("threads_for_run", SCALING_THREADS, indirect=True)
+def test_epoch_torch(benchmark, batches, threads_for_run):
     if torch is None:
         pytest.skip("PyTorch not installed")
     nn = torch.nn
@@ -90,7 +93,7 @@ def test_epoch_torch(benchmark, batches):
             lossf(model(x), y).backward()
             opt.step()
 
-    _record(benchmark, "torch", sum(len(y) for _, y in batches))
+    _record(benchmark, "torch", sum(len(y) for _, y in batches), threads_for_run)
     benchmark.pedantic(epoch, rounds=ROUNDS, warmup_rounds=1)
 
 
