@@ -4,6 +4,7 @@ import math
 import numpy as np
 
 from .. import functional as F
+from .._parallel import blas_single_thread
 from .._random import get_rng
 from .._validation import FLOAT_DTYPES, check_array, check_bool, check_int, check_pair
 from .module import Module, Parameter
@@ -249,7 +250,8 @@ class Linear(Module):
         if x.dtype != self.weight.data.dtype:
             raise TypeError(f"x has dtype {x.dtype} but the layer's weight is {self.weight.data.dtype}")
         self._x = x
-        y = x @ self.weight.data.T
+        with blas_single_thread():  # see Sequential.forward
+            y = x @ self.weight.data.T
         if self.bias is not None:
             y += self.bias.data
         return y
@@ -263,10 +265,12 @@ class Linear(Module):
                 f"grad_output must have shape {(self._x.shape[0], self.out_features)}, got {grad_output.shape}"
             )
         x, self._x = self._x, None  # free what forward saved once it is used
-        self.weight.grad += grad_output.T @ x
+        with blas_single_thread():  # see Sequential.forward
+            self.weight.grad += grad_output.T @ x
+            grad_input = grad_output @ self.weight.data
         if self.bias is not None:
             self.bias.grad += grad_output.sum(axis=0)
-        return grad_output @ self.weight.data
+        return grad_input
 
     def extra_repr(self):
         return f"in_features={self.in_features}, out_features={self.out_features}, bias={self.bias is not None}"
