@@ -5,6 +5,8 @@ Environment switches (all optional):
 * ``FASTCONV_NO_OPENMP=1`` -- build serial kernels even if the compiler has OpenMP.
 * ``FASTCONV_DEBUG=1``     -- Cython bounds/initialisation checks on, ``-O0 -g``.
 * ``FASTCONV_NATIVE=1``    -- add ``-march=native`` (the wheel then only runs on CPUs like this one).
+* ``FASTCONV_SANITIZE=address`` -- AddressSanitizer build (gcc/clang; run Python with
+  ``LD_PRELOAD=$(gcc -print-file-name=libasan.so)``; see ``.ci/memcheck``).
 
 OpenMP support is detected by compiling, linking *and running* a tiny program with each
 candidate flag, so a compiler that accepts ``-fopenmp`` but cannot link libgomp/libomp is
@@ -82,6 +84,10 @@ class BuildExt(build_ext):
             compile_args = ["/Od", "/Zi"] if msvc else ["-O0", "-g"]
         if _env_flag("FASTCONV_NATIVE") and not msvc:
             compile_args.append("-march=native")
+        sanitize = os.environ.get("FASTCONV_SANITIZE", "").strip()
+        if sanitize and not msvc:
+            compile_args += [f"-fsanitize={sanitize}", "-fno-omit-frame-pointer", "-g"]
+            link_args.append(f"-fsanitize={sanitize}")
 
         openmp = None
         if _env_flag("FASTCONV_NO_OPENMP"):
