@@ -9,8 +9,7 @@ Times are pytest-benchmark medians. GFLOP/s counts 2 x multiply-adds (forward; t
 times that for forward + both gradients). "vs PyTorch" is fastconv's time over PyTorch's
 in the same run (below 1 = faster); "NumPy / x" is the speed-up over the NumPy baseline.
 Peak extra memory is the most NumPy had allocated during one call, output included
-(tracemalloc); PyTorch's is not
-visible to it.
+(tracemalloc); PyTorch's is not visible to it.
 """
 import argparse
 import json
