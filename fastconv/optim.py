@@ -7,6 +7,7 @@ import numbers
 import numpy as np
 
 from ._kernels import _optim
+from ._validation import FLOAT_DTYPES
 from .nn.module import Parameter
 
 
@@ -78,7 +79,8 @@ class SGD(Optimizer):
             first = self._buffers[i] is None
             if self.momentum and first:
                 self._buffers[i] = np.zeros_like(p.data)  # the kernel reads it (times 0)
-            buf = self._buffers[i] if self.momentum else _NO_STATE[p.data.dtype]
+            # Without momentum the kernel never reads buf; the gradient stands in for it.
+            buf = self._buffers[i] if self.momentum else p.grad
             if _fusable(p, buf):
                 _optim.sgd_update(p.data.reshape(-1), p.grad.reshape(-1), buf.reshape(-1),
                                   self.lr, self.momentum, self.weight_decay, self.nesterov, first)
@@ -142,19 +144,14 @@ class Adam(Optimizer):
             p.data -= (self.lr / c1) * m / denom
 
 
-# Stand-in momentum buffer when momentum is 0 (the kernel never reads it).
-_NO_STATE = {np.dtype(np.float32): np.empty(0, np.float32), np.dtype(np.float64): np.empty(0, np.float64)}
-
-
 def _fusable(p, *state):
-    """True when the compiled update applies: float32/float64, one dtype, all C-contiguous.
+    """True when the compiled update applies: float32/float64, one dtype and shape, all
+    C-contiguous.
 
     Anything else (a parameter a user replaced by a strided view, say) takes the NumPy
     path, which gives the same result more slowly.
     """
-    dtype = p.data.dtype
-    if dtype not in _NO_STATE:
-        return False
-    arrays = (p.data, p.grad) + state
-    return all(a.dtype == dtype and a.flags.c_contiguous for a in arrays) and all(
-        a.shape == p.data.shape for a in arrays[:2])
+    d = p.data
+    return d.dtype in FLOAT_DTYPES and all(
+        a.dtype == d.dtype and a.shape == d.shape and a.flags.c_contiguous
+        for a in (d, p.grad) + state)

@@ -3,8 +3,6 @@ import time
 
 import numpy as np
 
-from ._parallel import blas_single_thread
-
 
 def train_epoch(model, loss_fn, optimizer, batches, progress=None):
     """One pass over ``batches`` (an iterable of (x, labels)).
@@ -19,15 +17,12 @@ def train_epoch(model, loss_fn, optimizer, batches, progress=None):
     seen = 0
     t0 = time.perf_counter()
     for x, y in batches:
-        # BLAS stays single-threaded for the whole step: small-layer matmuls gain nothing
-        # from threads, and OpenBLAS's spinning pool would fight the kernels' OpenMP threads
-        # (measured 20 ms -> 5 ms per LeNet-5 step of 64 images on 2 cores).
-        with blas_single_thread():
-            logits = model(x)
-            loss = loss_fn(logits, y)
-            optimizer.zero_grad()
-            model.backward(loss_fn.backward())
-            optimizer.step()
+        # (BLAS is kept single-threaded by the layers themselves; see Sequential.forward.)
+        logits = model(x)
+        loss = loss_fn(logits, y)
+        optimizer.zero_grad()
+        model.backward(loss_fn.backward())
+        optimizer.step()
         n = len(y)
         total_loss += loss * n
         correct += int((logits.argmax(axis=1) == y).sum())
@@ -42,8 +37,7 @@ def train_epoch(model, loss_fn, optimizer, batches, progress=None):
 def predict(model, batches):
     """Predicted classes for every batch, concatenated (model in eval mode)."""
     model.eval()
-    with blas_single_thread():
-        preds = [model(x).argmax(axis=1) for x, _ in batches]
+    preds = [model(x).argmax(axis=1) for x, _ in batches]
     return np.concatenate(preds) if preds else np.zeros(0, np.intp)
 
 

@@ -14,19 +14,8 @@
 #include <stddef.h>
 #include <math.h>
 #include <stdint.h>
+#include "_index.h"
 #include "_multiversion.h"
-
-/* Output columns o in [lo, hi) read input column o*stride + offset inside [0, size). */
-static inline void fc_valid_range(ptrdiff_t offset, ptrdiff_t stride, ptrdiff_t size,
-                                  ptrdiff_t out_size, ptrdiff_t* lo, ptrdiff_t* hi)
-{
-    ptrdiff_t a = offset < 0 ? (-offset + stride - 1) / stride : 0;
-    ptrdiff_t b = size - 1 - offset >= 0 ? (size - 1 - offset) / stride + 1 : 0;
-    if (a > out_size) a = out_size;
-    if (b > out_size) b = out_size;
-    *lo = a;
-    *hi = b > a ? b : a;
-}
 
 /* Two passes, each a branch-free sweep the compiler vectorises: first the NaN-propagating
  * maximum (m = v when v > m or v is NaN), then the argmax as the first window position
@@ -77,8 +66,8 @@ static inline void fc_valid_range(ptrdiff_t offset, ptrdiff_t stride, ptrdiff_t 
                     const T* restrict xr = x + ih * W;                                         \
                     for (ptrdiff_t j = 0; j < kw; ++j) {                                       \
                         const ptrdiff_t off = j - pw;                                          \
-                        ptrdiff_t lo, hi;                                                      \
-                        fc_valid_range(off, sw, W, OW, &lo, &hi);                              \
+                        const ptrdiff_t lo = fc_valid_lo(off, sw, OW);                         \
+                        const ptrdiff_t hi = fc_valid_hi(off, sw, W, OW, lo);                  \
                         if (pass == 0) {                                                       \
                             for (ptrdiff_t o = lo; o < hi; ++o) {                              \
                                 const T v = xr[o * sw + off];                                  \
