@@ -220,9 +220,10 @@ def choose_algorithm(g, dtype=np.float32, op="forward"):
     if not _im2col_fits_blas(g):
         return "direct"
     if op == "grad_weight":
-        return "direct" if cig * g.kh * g.kw < 256 else "im2col"
+        wide_tile = _direct.grad_weight_tile(dtype == np.float64, g.C_out // g.groups, g.kh, g.kw)[0] >= 0
+        return "direct" if wide_tile or cig * g.kh * g.kw < 256 else "im2col"
     if op == "grad_input":
-        return "direct" if _transposed_geometry(g) is not None and cig >= 16 else "im2col"
+        return "direct" if cig >= 16 else "im2col"
     raise ValueError(f"op must be 'forward', 'grad_input' or 'grad_weight', got {op!r}")
 
 
@@ -330,69 +331,100 @@ def conv2d_forward_unchecked(x, weight, bias, g, algorithm, out=None):
     return out
 
 
-def _pack_weight_blocked(weight, groups, cb):
-    """(C_out, C_in/g, kh, kw) -> (groups, n_blocks*C_in/g*kh*kw*cb) for the blocked kernel.
+def _pack_weight_blocked(w5, cb, n_threads):
+    """(groups, C_out/g, C_in/g, kh, kw) view -> (groups, n_blocks*C_in/g*kh*kw*cb).
 
-    Layout [group][channel block][c][i][j][cb]: the cb weights one input tap contributes to
-    a block of output channels are contiguous (one vector load); zero rows pad the last block.
+    Layout [group][channel block][c][i][j][cb] for the blocked kernel; zeros pad the last
+    block. Done in a kernel: NumPy's strided transposing copy took 0.5 ms for the
+    resnet_s2 weight, an eighth of the convolution.
     """
-    C_out, cig, kh, kw = weight.shape
-    cog = C_out // groups
-    k = cig * kh * kw
-    n_blocks = -(-cog // cb)
-    packed = np.zeros((groups, n_blocks * cb, k), weight.dtype)
-    packed[:, :cog] = weight.reshape(groups, cog, k)
-    packed = packed.reshape(groups, n_blocks, cb, k).transpose(0, 1, 3, 2)
-    return np.ascontiguousarray(packed).reshape(groups, -1)
+    groups, co, ci, kh, kw = w5.shape
+    packed = np.empty((groups, -(-co // cb) * ci * kh * kw * cb), w5.dtype)
+    _direct.pack_weight_blocked(w5, packed, cb, n_threads)
+    return packed
 
 
 def _direct_forward(x, weight, bias, g, out, n_threads):
+    """out = conv(x, weight) + bias with the blocked kernel.
+
+    weight: (C_out, C_in/g, kh, kw), or already as (groups, C_out/g, C_in/g, kh, kw) view;
+    out: (N, C_out, OH, OW), any strides.
+    """
     cog = g.C_out // g.groups
-    cb = _direct.blocked_channel_block(x.dtype == np.float64, cog)
-    owb = _direct.blocked_pixel_block(x.dtype == np.float64, cb)
-    # rows/columns the kernel reads: whole pixel blocks, so the last block may overrun OW
-    hp = (g.OH - 1) * g.sh + (g.kh - 1) * g.dh + 1
+    if weight.ndim == 4:
+        weight = weight.reshape(g.groups, cog, g.C_in // g.groups, g.kh, g.kw)
+    tile, cb, rb, owb = _direct.forward_tile(x.dtype == np.float64, cog, g.OW)
+    # rows/columns the kernel reads: whole row and pixel blocks, so the last block may
+    # overrun OH/OW (the padding is zeros)
+    hp = (-(-g.OH // rb) * rb - 1) * g.sh + (g.kh - 1) * g.dh + 1
     wp = (-(-g.OW // owb) * owb - 1) * g.sw + (g.kw - 1) * g.dw + 1
+    wpack = _pack_weight_blocked(weight, cb, n_threads)
     n_threads = max(1, min(n_threads, g.N * g.groups))
     xpad = np.empty((n_threads, (g.C_in // g.groups) * hp * wp), x.dtype)
-    wpack = _pack_weight_blocked(weight, g.groups, cb)
-    _direct.conv2d_direct_forward(x, wpack, bias, out, xpad, cb, hp, wp, g.kh, g.kw,
+    _direct.conv2d_direct_forward(x, wpack, bias, out, xpad, tile, cb, hp, wp, g.kh, g.kw,
                                   *g.kernel_args, g.groups, n_threads)
     return out
 
 
-def _transposed_geometry(g):
-    """Geometry of grad_input as a forward convolution, or None if that needs stride 1.
+def _phase_taps(phase, stride, pad, dilation, k, size_in, size_out):
+    """One axis of one stride phase of grad_input, as a stride-1 forward convolution.
 
-    At stride 1, grad_input = conv(grad_output padded by d*(k-1) - pad, flipped weights
-    with in/out channels swapped): the blocked forward kernel then serves the backward
-    pass too. Padding larger than d*(k-1) would need cropping, so those fall back.
+    Input index ``phase + stride*u`` receives the gradient of kernel taps ``i`` with
+    ``(phase + pad - i*dilation) % stride == 0``, from output index ``u + e_i`` where
+    ``e_i = (phase + pad - i*dilation) // stride``. Read in increasing ``e``, the taps are
+    the kernel reversed, ``dilation / gcd(stride, dilation)`` apart: a correlation of
+    grad_output with the flipped sub-kernel. Returns (taps in that order, phase length,
+    sub-kernel dilation, padding before, padding after); negative padding crops.
     """
-    if g.sh != 1 or g.sw != 1:
-        return None
-    eh, ew = g.dh * (g.kh - 1), g.dw * (g.kw - 1)
-    pads = (eh - g.pad_top, eh - g.pad_bottom, ew - g.pad_left, ew - g.pad_right)
-    if min(pads) < 0:
-        return None
-    return ConvGeometry(g.N, g.C_out, g.OH, g.OW, g.C_in, g.kh, g.kw, 1, 1, *pads,
-                        g.dh, g.dw, g.groups, g.H, g.W)
+    taps = [i for i in range(k - 1, -1, -1) if (phase + pad - i * dilation) % stride == 0]
+    length = len(range(phase, size_in, stride))
+    if not taps or length == 0:
+        return taps, length, 1, 0, 0
+    sub_dilation = dilation // math.gcd(stride, dilation)
+    before = -((phase + pad - taps[0] * dilation) // stride)
+    after = length - size_out - before + sub_dilation * (len(taps) - 1)
+    return taps, length, sub_dilation, before, after
+
+
+def _taps_slice(taps, step):
+    """The descending taps [t0, t0 - step, ...] of :func:`_phase_taps` as a slice."""
+    stop = taps[-1] - step
+    return slice(taps[0], stop if stop >= 0 else None, -step)
 
 
 def _direct_grad_input(grad_output, weight, g, grad_input, n_threads):
-    """grad_input (zeroed, N x C_in x H x W) of the direct algorithm."""
-    tg = _transposed_geometry(g)
+    """grad_input (zeroed, N x C_in x H x W) of the direct algorithm.
+
+    Each of the sh x sw stride phases of grad_input (``grad_input[:, :, a::sh, b::sw]``) is a
+    stride-1 forward convolution of grad_output with a flipped sub-kernel and the in/out
+    channels swapped (:func:`_phase_taps`), which the blocked forward kernel computes
+    straight into that strided view: no zero-inserted gradient, no column matrix.
+    """
+    cig, cog = g.C_in // g.groups, g.C_out // g.groups
     # With < 4 input channels per group the transposed convolution would fill at most 4
     # of a channel block's >= 4 lanes: the row-wise kernel (vectorised along rows) wins.
-    if tg is None or g.C_in // g.groups < 4:
+    if cig < 4:
         _direct.conv2d_direct_grad_input(grad_output, weight, grad_input, *g.kernel_args,
                                          g.groups, n_threads)
         return grad_input
-    cig, cog = g.C_in // g.groups, g.C_out // g.groups
-    # w_t[g*cig + c, k] = flip(w[g*cog + k, c]): (C_in, C_out/g, kh, kw)
-    w_t = weight.reshape(g.groups, cog, cig, g.kh, g.kw).transpose(0, 2, 1, 3, 4)[..., ::-1, ::-1]
-    w_t = np.ascontiguousarray(w_t).reshape(g.C_in, cog, g.kh, g.kw)
-    return _direct_forward(grad_output, w_t, np.zeros(g.C_in, grad_output.dtype), tg, grad_input,
-                           n_threads)
+    zero_bias = np.zeros(g.C_in, grad_output.dtype)
+    # (groups, C_in/g, C_out/g, kh, kw): each group's weights with in/out channels swapped
+    w_t = weight.reshape(g.groups, cog, cig, g.kh, g.kw).transpose(0, 2, 1, 3, 4)
+    step_h = g.sh // math.gcd(g.sh, g.dh)  # kernel rows between taps of one phase
+    step_w = g.sw // math.gcd(g.sw, g.dw)
+    for a in range(g.sh):
+        rows, hu, sdh, pt, pb = _phase_taps(a, g.sh, g.pad_top, g.dh, g.kh, g.H, g.OH)
+        for b in range(g.sw):
+            cols, wu, sdw, pl, pr = _phase_taps(b, g.sw, g.pad_left, g.dw, g.kw, g.W, g.OW)
+            if not rows or not cols or hu == 0 or wu == 0:
+                continue  # no kernel tap reaches these inputs: their gradient stays zero
+            # the taps run down the kernel in steps: a flipped, strided view, no copy
+            sub = w_t[:, :, :, _taps_slice(rows, step_h)][:, :, :, :, _taps_slice(cols, step_w)]
+            pg = ConvGeometry(g.N, g.C_out, g.OH, g.OW, g.C_in, len(rows), len(cols), 1, 1,
+                              pt, pb, pl, pr, sdh, sdw, g.groups, hu, wu)
+            _direct_forward(grad_output, sub, zero_bias, pg, grad_input[:, :, a::g.sh, b::g.sw],
+                            n_threads)
+    return grad_input
 
 
 def _unpack_weight_blocked(packed, g, cb):
@@ -408,7 +440,7 @@ def _direct_grad_weight(grad_output, x, g, n_threads):
     """grad_weight of the direct algorithm: blocked kernel, per-thread partials in order."""
     dtype = x.dtype
     cig, cog = g.C_in // g.groups, g.C_out // g.groups
-    cb = _direct.blocked_channel_block(dtype == np.float64, cog)
+    tile, cb = _direct.grad_weight_tile(dtype == np.float64, cog, g.kh, g.kw)
     n_blocks = -(-cog // cb)
     hp = (g.OH - 1) * g.sh + (g.kh - 1) * g.dh + 1
     wp = (g.OW - 1) * g.sw + (g.kw - 1) * g.dw + 1
@@ -417,7 +449,8 @@ def _direct_grad_weight(grad_output, x, g, n_threads):
     xpad = np.zeros((n_threads, cig * hp * wp + slack), dtype)
     gyt = np.empty((n_threads, g.OH * g.OW * n_blocks * cb), dtype)
     partial = np.zeros((n_threads, g.groups * n_blocks * cig * g.kh * g.kw * cb), dtype)
-    _direct.conv2d_direct_grad_weight_blocked(grad_output, x, partial, xpad, gyt, cb, hp, wp,
+    _direct.conv2d_direct_grad_weight_blocked(grad_output, x, partial, xpad, gyt, tile, cb,
+                                              hp, wp,
                                               g.kh, g.kw, *g.kernel_args, g.groups, n_threads)
     packed = partial[0]
     for t in range(1, n_threads):  # fixed order: deterministic for a given thread count

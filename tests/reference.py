@@ -68,6 +68,34 @@ def conv2d_ref(x, w, b=None, stride=1, padding=0, dilation=1, groups=1):
     return np.array(planes)
 
 
+def conv2d_grads_ref(gy, x, w, stride=1, padding=0, dilation=1, groups=1):
+    """(grad_input, grad_weight) of conv2d for grad_output gy, in float64.
+
+    One kernel tap at a time: the strided window of the padded input under tap (i, j)
+    meets gy in one einsum for grad_weight, and gy scatters back through the same window
+    for grad_input. Written from the definition, independent of the conv2d_ref route.
+    """
+    gy, x, w = (np.asarray(a, np.float64) for a in (gy, x, w))
+    (sh, sw), (dh, dw) = pair(stride), pair(dilation)
+    N, C, H, W = x.shape
+    C_out, cig, kh, kw = w.shape
+    OH, OW = gy.shape[2:]
+    t, bo, l, r = pad_amounts(padding, (kh, kw), (dh, dw))
+    xp = np.pad(x, ((0, 0), (0, 0), (t, bo), (l, r)))
+    gxp = np.zeros_like(xp)
+    gw = np.zeros_like(w)
+    cog = C_out // groups
+    for g in range(groups):
+        ci, co = slice(g * cig, (g + 1) * cig), slice(g * cog, (g + 1) * cog)
+        for i in range(kh):
+            rows = slice(i * dh, i * dh + sh * (OH - 1) + 1, sh)
+            for j in range(kw):
+                cols = slice(j * dw, j * dw + sw * (OW - 1) + 1, sw)
+                gw[co, :, i, j] = np.einsum("nkhw,nchw->kc", gy[:, co], xp[:, ci, rows, cols])
+                gxp[:, ci, rows, cols] += np.einsum("nkhw,kc->nchw", gy[:, co], w[co, :, i, j])
+    return gxp[:, :, t:t + H, l:l + W], gw
+
+
 def _pool_windows(x, kernel, stride, padding, ceil_mode, fill):
     """Windows (N, C, OH, OW, kh, kw) of x padded with `fill`, following PyTorch's sizes."""
     kh, kw = pair(kernel)

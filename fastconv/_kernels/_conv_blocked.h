@@ -6,6 +6,9 @@
  * block. Compared with im2col + GEMM this writes no column matrix and packs nothing,
  * which is what dominates at LeNet-sized layers (16 output channels, 100-800 pixels).
  *
+ * The output is addressed through element strides (ocs channel, ors row, ops pixel), so
+ * grad_input can write one stride phase of its image in place (see functional.py).
+ *
  * The input arrives zero-padded (xpad: C x Hp x Wp, with enough extra columns that the
  * last pixel block may read past OW), so the inner loops have no bounds tests.
  *
@@ -23,7 +26,8 @@
     FC_MULTIVERSION static void NAME(const T* xpad, ptrdiff_t C, ptrdiff_t Hp, ptrdiff_t Wp,   \
                                      const T* wpack, const T* bias, ptrdiff_t cout, T* out,    \
                                      ptrdiff_t OH, ptrdiff_t OW, ptrdiff_t kh, ptrdiff_t kw,   \
-                                     ptrdiff_t sh, ptrdiff_t sw, ptrdiff_t dh, ptrdiff_t dw)   \
+                                     ptrdiff_t sh, ptrdiff_t sw, ptrdiff_t dh, ptrdiff_t dw,   \
+                                     ptrdiff_t ocs, ptrdiff_t ors, ptrdiff_t ops)              \
     {                                                                                          \
         const ptrdiff_t K = C * kh * kw;                                                       \
         for (ptrdiff_t cb = 0; cb * CB < cout; ++cb) {                                         \
@@ -55,8 +59,8 @@
                     }                                                                          \
                     const ptrdiff_t nq = (OW - ow0) < OWB ? (OW - ow0) : OWB;                  \
                     for (ptrdiff_t l = 0; l < nco; ++l) {                                      \
-                        T* o = out + ((cb * CB + l) * OH + oh) * OW + ow0;                     \
-                        for (ptrdiff_t q = 0; q < nq; ++q) o[q] = acc[q][l];                   \
+                        T* o = out + (cb * CB + l) * ocs + oh * ors + ow0 * ops;               \
+                        for (ptrdiff_t q = 0; q < nq; ++q) o[q * ops] = acc[q][l];             \
                     }                                                                          \
                 }                                                                              \
             }                                                                                  \

@@ -18,21 +18,50 @@ cdef extern from "_conv_blocked.h":
     void fc_conv_blocked_f16(const float* xpad, Py_ssize_t C, Py_ssize_t Hp, Py_ssize_t Wp,
                              const float* wpack, const float* bias, Py_ssize_t cout, float* out,
                              Py_ssize_t OH, Py_ssize_t OW, Py_ssize_t kh, Py_ssize_t kw,
-                             Py_ssize_t sh, Py_ssize_t sw, Py_ssize_t dh, Py_ssize_t dw) noexcept nogil
+                             Py_ssize_t sh, Py_ssize_t sw, Py_ssize_t dh, Py_ssize_t dw,
+                             Py_ssize_t ocs, Py_ssize_t ors, Py_ssize_t ops) noexcept nogil
     void fc_conv_blocked_f8(const float* xpad, Py_ssize_t C, Py_ssize_t Hp, Py_ssize_t Wp,
                             const float* wpack, const float* bias, Py_ssize_t cout, float* out,
                             Py_ssize_t OH, Py_ssize_t OW, Py_ssize_t kh, Py_ssize_t kw,
-                            Py_ssize_t sh, Py_ssize_t sw, Py_ssize_t dh, Py_ssize_t dw) noexcept nogil
+                            Py_ssize_t sh, Py_ssize_t sw, Py_ssize_t dh, Py_ssize_t dw,
+                            Py_ssize_t ocs, Py_ssize_t ors, Py_ssize_t ops) noexcept nogil
     void fc_conv_blocked_d8(const double* xpad, Py_ssize_t C, Py_ssize_t Hp, Py_ssize_t Wp,
                             const double* wpack, const double* bias, Py_ssize_t cout, double* out,
                             Py_ssize_t OH, Py_ssize_t OW, Py_ssize_t kh, Py_ssize_t kw,
-                            Py_ssize_t sh, Py_ssize_t sw, Py_ssize_t dh, Py_ssize_t dw) noexcept nogil
+                            Py_ssize_t sh, Py_ssize_t sw, Py_ssize_t dh, Py_ssize_t dw,
+                            Py_ssize_t ocs, Py_ssize_t ors, Py_ssize_t ops) noexcept nogil
     void fc_conv_blocked_d4(const double* xpad, Py_ssize_t C, Py_ssize_t Hp, Py_ssize_t Wp,
                             const double* wpack, const double* bias, Py_ssize_t cout, double* out,
                             Py_ssize_t OH, Py_ssize_t OW, Py_ssize_t kh, Py_ssize_t kw,
-                            Py_ssize_t sh, Py_ssize_t sw, Py_ssize_t dh, Py_ssize_t dw) noexcept nogil
+                            Py_ssize_t sh, Py_ssize_t sw, Py_ssize_t dh, Py_ssize_t dw,
+                            Py_ssize_t ocs, Py_ssize_t ors, Py_ssize_t ops) noexcept nogil
 
     int FC_WGRAD_MAX_JB
+
+cdef extern from "_conv_avx512.h":
+    int fc_have_avx512() noexcept nogil
+    int FC_AVX512_N_TILES
+    int FC_AVX512_N_WGRAD_TILES
+    const int fc_avx512_tiles[][3]
+    const int fc_avx512_wgrad_tiles[][3]
+    void fc_conv_avx512_f(int tile, const float* xpad, Py_ssize_t C, Py_ssize_t Hp, Py_ssize_t Wp,
+                          const float* wpack, const float* bias, Py_ssize_t cout, float* out,
+                          Py_ssize_t OH, Py_ssize_t OW, Py_ssize_t kh, Py_ssize_t kw,
+                          Py_ssize_t sh, Py_ssize_t sw, Py_ssize_t dh, Py_ssize_t dw,
+                          Py_ssize_t ocs, Py_ssize_t ors, Py_ssize_t ops) noexcept nogil
+    void fc_conv_avx512_d(int tile, const double* xpad, Py_ssize_t C, Py_ssize_t Hp, Py_ssize_t Wp,
+                          const double* wpack, const double* bias, Py_ssize_t cout, double* out,
+                          Py_ssize_t OH, Py_ssize_t OW, Py_ssize_t kh, Py_ssize_t kw,
+                          Py_ssize_t sh, Py_ssize_t sw, Py_ssize_t dh, Py_ssize_t dw,
+                          Py_ssize_t ocs, Py_ssize_t ors, Py_ssize_t ops) noexcept nogil
+    void fc_wgrad_avx512_f(int tile, const float* xpad, Py_ssize_t C, Py_ssize_t Hp, Py_ssize_t Wp,
+                           const float* gyt, Py_ssize_t n_blocks, float* gw, Py_ssize_t OH,
+                           Py_ssize_t OW, Py_ssize_t sh, Py_ssize_t sw, Py_ssize_t dh,
+                           Py_ssize_t dw) noexcept nogil
+    void fc_wgrad_avx512_d(int tile, const double* xpad, Py_ssize_t C, Py_ssize_t Hp, Py_ssize_t Wp,
+                           const double* gyt, Py_ssize_t n_blocks, double* gw, Py_ssize_t OH,
+                           Py_ssize_t OW, Py_ssize_t sh, Py_ssize_t sw, Py_ssize_t dh,
+                           Py_ssize_t dw) noexcept nogil
     void fc_wgrad_blocked_f(Py_ssize_t cb, const float* xpad, Py_ssize_t C, Py_ssize_t Hp,
                             Py_ssize_t Wp, const float* gyt, Py_ssize_t n_blocks, float* gw,
                             Py_ssize_t OH, Py_ssize_t OW, Py_ssize_t kh, Py_ssize_t kw,
@@ -47,50 +76,130 @@ cdef extern from "_conv_blocked.h":
 WGRAD_MAX_JB = FC_WGRAD_MAX_JB
 
 
-def blocked_channel_block(bint is_double, Py_ssize_t cout_per_group):
-    """Output channels per register block (CB) used for this dtype and group width."""
-    if is_double:
-        return 8 if cout_per_group > 4 else 4
-    return 16 if cout_per_group > 8 else 8
+#: Whether this CPU (and build) runs the AVX-512 tiles of ``_conv_avx512.h``.
+AVX512_AVAILABLE = bool(fc_have_avx512())
+cdef bint _use_avx512 = AVX512_AVAILABLE
 
 
-def blocked_pixel_block(bint is_double, Py_ssize_t cb):
-    """Output pixels per register block (OWB): the padded input must cover whole blocks."""
-    return fc_blocked_owb(cb, is_double)
+def use_avx512(enabled=None):
+    """Query or switch the AVX-512 tiles (where available); returns the previous setting.
+
+    For tests and benchmarks of the portable path on an AVX-512 machine.
+    """
+    global _use_avx512
+    previous = bool(_use_avx512)
+    if enabled is not None:
+        _use_avx512 = bool(enabled) and AVX512_AVAILABLE
+    return previous
+
+
+def forward_tile(bint is_double, Py_ssize_t cout_per_group, Py_ssize_t out_width):
+    """Register tile of the forward kernel: (tile, cb, rb, owb).
+
+    tile >= 0 indexes the AVX-512 table, -1 is the portable kernel; cb output channels x
+    rb output rows x owb output pixels per block. The caller pads the input to whole row
+    and pixel blocks and packs the weights in blocks of cb channels.
+    """
+    cdef Py_ssize_t lanes = 8 if is_double else 16
+    cdef Py_ssize_t nv, owb, best = -1, best_cost = 0, cost, t
+    if _use_avx512 and cout_per_group > lanes // 2:
+        # two vectors of channels when there are more than one vector's worth; among the
+        # pixel widths, the least padding waste (ties: the first, widest, tile)
+        nv = 2 if cout_per_group > lanes else 1
+        for t in range(FC_AVX512_N_TILES):
+            if fc_avx512_tiles[t][0] != nv:
+                continue
+            owb = fc_avx512_tiles[t][2]
+            cost = (out_width + owb - 1) // owb * owb
+            if best < 0 or cost < best_cost:
+                best, best_cost = t, cost
+        return (best, nv * lanes, fc_avx512_tiles[best][1], fc_avx512_tiles[best][2])
+    cb = (8 if cout_per_group > 4 else 4) if is_double else (16 if cout_per_group > 8 else 8)
+    return (-1, cb, 1, fc_blocked_owb(cb, is_double))
+
+
+def grad_weight_tile(bint is_double, Py_ssize_t cout_per_group, Py_ssize_t kh, Py_ssize_t kw):
+    """Register tile of grad_weight: (tile, cb); tile -1 is the portable kernel."""
+    cdef Py_ssize_t lanes = 8 if is_double else 16
+    cdef Py_ssize_t nv = 2 if cout_per_group > lanes else 1, t
+    if _use_avx512 and cout_per_group > lanes // 2:
+        for t in range(FC_AVX512_N_WGRAD_TILES):
+            if (fc_avx512_wgrad_tiles[t][0] == nv and fc_avx512_wgrad_tiles[t][1] == kh
+                    and fc_avx512_wgrad_tiles[t][2] == kw):
+                return (t, nv * lanes)
+    cb = (8 if cout_per_group > 4 else 4) if is_double else (16 if cout_per_group > 8 else 8)
+    return (-1, cb)
+
+
+def pack_weight_blocked(const floating[:, :, :, :, :] w5, floating[:, ::1] packed,
+                        Py_ssize_t cb, int n_threads):
+    """packed[g][block][c][i][j][l] = w5[g, block*cb + l, c, i, j], zero past C_out/g.
+
+    w5: (groups, C_out/g, C_in/g, kh, kw), any strides (grad_input passes a flipped,
+    channel-swapped view); packed: (groups, n_blocks*C_in/g*kh*kw*cb). The cb weights one
+    input tap gives a block of output channels end up contiguous: one vector load.
+    """
+    cdef Py_ssize_t G = w5.shape[0], co = w5.shape[1], ci = w5.shape[2]
+    cdef Py_ssize_t kh = w5.shape[3], kw = w5.shape[4]
+    cdef Py_ssize_t n_blocks = (co + cb - 1) // cb, t, g, b, c, i, j, l, o
+    cdef floating* dst
+    with nogil:
+        for t in prange(G * n_blocks, schedule="static", num_threads=n_threads):
+            g = t // n_blocks
+            b = t % n_blocks
+            dst = &packed[g, b * ci * kh * kw * cb]
+            for c in range(ci):
+                for i in range(kh):
+                    for j in range(kw):
+                        for l in range(cb):
+                            o = b * cb + l
+                            dst[((c * kh + i) * kw + j) * cb + l] = w5[g, o, c, i, j] if o < co else 0
 
 
 cdef void pad_image(const floating* x, Py_ssize_t C, Py_ssize_t H, Py_ssize_t W,
                     floating* xp, Py_ssize_t Hp, Py_ssize_t Wp,
                     Py_ssize_t pt, Py_ssize_t pl) noexcept nogil:
-    """xp (C, Hp, Wp) <- x (C, H, W) shifted by (pt, pl), zeros elsewhere, clipped to xp."""
-    cdef Py_ssize_t c, ih, r, ncols = min(W, Wp - pl)
+    """xp (C, Hp, Wp) <- x (C, H, W) shifted by (pt, pl), zeros elsewhere, clipped to xp.
+
+    A negative shift crops the input (grad_input's stride phases need both).
+    """
+    cdef Py_ssize_t c, ih, r
+    cdef Py_ssize_t src_col = max(0, -pl), dst_col = max(0, pl)
+    cdef Py_ssize_t ncols = min(W - src_col, Wp - dst_col)
     memset(xp, 0, C * Hp * Wp * sizeof(floating))
     if ncols <= 0:
         return
     for c in range(C):
-        for ih in range(H):
+        for ih in range(max(0, -pt), H):
             r = ih + pt
             if r >= Hp:
                 break
-            memcpy(xp + (c * Hp + r) * Wp + pl, x + (c * H + ih) * W, ncols * sizeof(floating))
+            memcpy(xp + (c * Hp + r) * Wp + dst_col, x + (c * H + ih) * W + src_col,
+                   ncols * sizeof(floating))
 
 
 def conv2d_direct_forward(const floating[:, :, :, ::1] x, const floating[:, ::1] wpack,
-                          const floating[::1] bias, floating[:, :, :, ::1] out,
-                          floating[:, ::1] xpad_scratch, Py_ssize_t cb, Py_ssize_t Hp, Py_ssize_t Wp,
+                          const floating[::1] bias, floating[:, :, :, :] out,
+                          floating[:, ::1] xpad_scratch, int tile, Py_ssize_t cb,
+                          Py_ssize_t Hp, Py_ssize_t Wp,
                           Py_ssize_t kh, Py_ssize_t kw,
                           Py_ssize_t sh, Py_ssize_t sw, Py_ssize_t pt, Py_ssize_t pl,
                           Py_ssize_t dh, Py_ssize_t dw, Py_ssize_t groups, int n_threads):
     """out (N, C_out, OH, OW) = conv(x (N, C_in, H, W)) + bias with the register-blocked kernel.
 
+    out may be any strided view (grad_input writes one stride phase of an array).
     wpack: (groups, n_cblocks*C_in/g*kh*kw*cb), weights repacked by the caller as
     [group][channel block][C_in/g][kh][kw][cb] (zero rows pad the last block).
     xpad_scratch: (n_threads, C_in/g*Hp*Wp), one padded image per thread.
+    tile, cb: from :func:`forward_tile`.
     Parallel over (image, group) pairs; every output element is written by one thread.
     """
     cdef Py_ssize_t N = x.shape[0], C = x.shape[1], H = x.shape[2], W = x.shape[3]
     cdef Py_ssize_t C_out = out.shape[1], OH = out.shape[2], OW = out.shape[3]
     cdef Py_ssize_t cig = C // groups, cog = C_out // groups
+    cdef Py_ssize_t ocs = out.strides[1] // sizeof(floating)
+    cdef Py_ssize_t ors = out.strides[2] // sizeof(floating)
+    cdef Py_ssize_t ops = out.strides[3] // sizeof(floating)
     cdef Py_ssize_t t, n, g
     cdef floating* xp
     with nogil, parallel(num_threads=n_threads):
@@ -99,20 +208,33 @@ def conv2d_direct_forward(const floating[:, :, :, ::1] x, const floating[:, ::1]
             n = t // groups
             g = t % groups
             pad_image(&x[n, g * cig, 0, 0], cig, H, W, xp, Hp, Wp, pt, pl)
-            if floating is float:
+            if tile >= 0:
+                if floating is float:
+                    fc_conv_avx512_f(tile, xp, cig, Hp, Wp, &wpack[g, 0], &bias[g * cog], cog,
+                                     &out[n, g * cog, 0, 0], OH, OW, kh, kw, sh, sw, dh, dw,
+                                        ocs, ors, ops)
+                else:
+                    fc_conv_avx512_d(tile, xp, cig, Hp, Wp, &wpack[g, 0], &bias[g * cog], cog,
+                                     &out[n, g * cog, 0, 0], OH, OW, kh, kw, sh, sw, dh, dw,
+                                        ocs, ors, ops)
+            elif floating is float:
                 if cb == 16:
                     fc_conv_blocked_f16(xp, cig, Hp, Wp, &wpack[g, 0], &bias[g * cog], cog,
-                                        &out[n, g * cog, 0, 0], OH, OW, kh, kw, sh, sw, dh, dw)
+                                        &out[n, g * cog, 0, 0], OH, OW, kh, kw, sh, sw, dh, dw,
+                                        ocs, ors, ops)
                 else:
                     fc_conv_blocked_f8(xp, cig, Hp, Wp, &wpack[g, 0], &bias[g * cog], cog,
-                                       &out[n, g * cog, 0, 0], OH, OW, kh, kw, sh, sw, dh, dw)
+                                       &out[n, g * cog, 0, 0], OH, OW, kh, kw, sh, sw, dh, dw,
+                                        ocs, ors, ops)
             else:
                 if cb == 8:
                     fc_conv_blocked_d8(xp, cig, Hp, Wp, &wpack[g, 0], &bias[g * cog], cog,
-                                       &out[n, g * cog, 0, 0], OH, OW, kh, kw, sh, sw, dh, dw)
+                                       &out[n, g * cog, 0, 0], OH, OW, kh, kw, sh, sw, dh, dw,
+                                        ocs, ors, ops)
                 else:
                     fc_conv_blocked_d4(xp, cig, Hp, Wp, &wpack[g, 0], &bias[g * cog], cog,
-                                       &out[n, g * cog, 0, 0], OH, OW, kh, kw, sh, sw, dh, dw)
+                                       &out[n, g * cog, 0, 0], OH, OW, kh, kw, sh, sw, dh, dw,
+                                        ocs, ors, ops)
 
 
 def conv2d_direct_grad_input(const floating[:, :, :, ::1] grad_output,
@@ -165,7 +287,7 @@ def conv2d_direct_grad_input(const floating[:, :, :, ::1] grad_output,
 def conv2d_direct_grad_weight_blocked(const floating[:, :, :, ::1] grad_output,
                                       const floating[:, :, :, ::1] x,
                                       floating[:, ::1] partial, floating[:, ::1] xpad_scratch,
-                                      floating[:, ::1] gyt_scratch, Py_ssize_t cb,
+                                      floating[:, ::1] gyt_scratch, int tile, Py_ssize_t cb,
                                       Py_ssize_t Hp, Py_ssize_t Wp, Py_ssize_t kh, Py_ssize_t kw,
                                       Py_ssize_t sh, Py_ssize_t sw, Py_ssize_t pt, Py_ssize_t pl,
                                       Py_ssize_t dh, Py_ssize_t dw, Py_ssize_t groups,
@@ -175,7 +297,7 @@ def conv2d_direct_grad_weight_blocked(const floating[:, :, :, ::1] grad_output,
     partial (n_threads, groups*n_blocks*C_in/g*kh*kw*cb) must be zeroed; the caller sums the
     rows in thread order (static schedule: the same images go to the same thread each run).
     xpad_scratch (n_threads, >= C_in/g*Hp*Wp + slack) must have its slack zeroed;
-    gyt_scratch: (n_threads, OH*OW*n_blocks*cb).
+    gyt_scratch: (n_threads, OH*OW*n_blocks*cb). tile, cb: from :func:`grad_weight_tile`.
     """
     cdef Py_ssize_t N = x.shape[0], C = x.shape[1], H = x.shape[2], W = x.shape[3]
     cdef Py_ssize_t C_out = grad_output.shape[1], OH = grad_output.shape[2]
@@ -205,7 +327,14 @@ def conv2d_direct_grad_weight_blocked(const floating[:, :, :, ::1] grad_output,
                 else:
                     for p in range(P):
                         gt[p * ld + k] = 0
-            if floating is float:
+            if tile >= 0:
+                if floating is float:
+                    fc_wgrad_avx512_f(tile, xp, cig, Hp, Wp, gt, n_blocks, part + g * per_group,
+                                      OH, OW, sh, sw, dh, dw)
+                else:
+                    fc_wgrad_avx512_d(tile, xp, cig, Hp, Wp, gt, n_blocks, part + g * per_group,
+                                      OH, OW, sh, sw, dh, dw)
+            elif floating is float:
                 fc_wgrad_blocked_f(cb, xp, cig, Hp, Wp, gt, n_blocks, part + g * per_group,
                                    OH, OW, kh, kw, sh, sw, dh, dw)
             else:

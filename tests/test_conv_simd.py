@@ -1,0 +1,116 @@
+"""Both register-tile families of the direct kernels against the references.
+
+On a CPU with AVX-512 the direct algorithm runs the tiles of ``_conv_avx512.h`` (up to 32
+output channels x 14 pixels, or 16 channels x 2 rows); elsewhere, and with
+``_direct.use_avx512(False)``, the portable tiles of ``_conv_blocked.h``. The other test
+modules use few channels; these sweeps use enough channels to fill (and partly fill)
+the wide tiles, and every stride phase of grad_input.
+"""
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import fastconv
+from fastconv._kernels import _direct
+from reference import conv2d_grads_ref, conv2d_ref, tol
+
+SIMD = ["avx512", "portable"] if _direct.AVX512_AVAILABLE else ["portable"]
+
+
+@pytest.fixture(params=SIMD)
+def simd(request):
+    """The tile family to test; it stays set for every example hypothesis draws."""
+    previous = _direct.use_avx512(request.param == "avx512")
+    yield request.param
+    _direct.use_avx512(previous)
+
+
+def _draw_case(data):
+    """A random geometry with 1-40 output and 1-20 input channels per group."""
+    groups = data.draw(st.integers(1, 2))
+    cig, cog = data.draw(st.integers(1, 20)), data.draw(st.integers(1, 40))
+    kh, kw = data.draw(st.integers(1, 5)), data.draw(st.integers(1, 5))
+    s = (data.draw(st.integers(1, 3)), data.draw(st.integers(1, 3)))
+    d = (data.draw(st.integers(1, 2)), data.draw(st.integers(1, 2)))
+    p = (data.draw(st.integers(0, 3)), data.draw(st.integers(0, 3)))
+    H = data.draw(st.integers(max(1, d[0] * (kh - 1) + 1 - 2 * p[0]), 17))
+    W = data.draw(st.integers(max(1, d[1] * (kw - 1) + 1 - 2 * p[1]), 31))
+    N = data.draw(st.integers(1, 3))
+    seed = data.draw(st.integers(0, 2**32 - 1))
+    return (N, groups, cig, cog, H, W, kh, kw, s, p, d), np.random.default_rng(seed)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.data(), dtype=st.sampled_from([np.float32, np.float64]))
+def test_forward_wide_channels(simd, data, dtype):
+    (N, groups, cig, cog, H, W, kh, kw, s, p, d), rng = _draw_case(data)
+    x = rng.standard_normal((N, cig * groups, H, W)).astype(dtype)
+    w = rng.standard_normal((cog * groups, cig, kh, kw)).astype(dtype)
+    b = rng.standard_normal(cog * groups).astype(dtype)
+    y = fastconv.conv2d(x, w, b, stride=s, padding=p, dilation=d, groups=groups,
+                        algorithm="direct")
+    ref = conv2d_ref(x, w, b, s, p, d, groups)
+    scale = np.sqrt(cig * kh * kw)  # float32 error grows with the reduction length
+    np.testing.assert_allclose(y, ref, rtol=tol(dtype)["rtol"],
+                               atol=tol(dtype)["atol"] * scale)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.data(), dtype=st.sampled_from([np.float32, np.float64]))
+def test_backward_wide_channels(simd, data, dtype):
+    (N, groups, cig, cog, H, W, kh, kw, s, p, d), rng = _draw_case(data)
+    x = rng.standard_normal((N, cig * groups, H, W)).astype(dtype)
+    w = rng.standard_normal((cog * groups, cig, kh, kw)).astype(dtype)
+    y_shape = fastconv.conv2d(x, w, stride=s, padding=p, dilation=d, groups=groups).shape
+    gy = rng.standard_normal(y_shape).astype(dtype)
+    gi, gw, _ = fastconv.conv2d_backward(gy, x, w, stride=s, padding=p, dilation=d,
+                                         groups=groups, algorithm="direct")
+    gi_ref, gw_ref = conv2d_grads_ref(gy, x, w, s, p, d, groups)
+    t = tol(dtype)
+    # grad_input sums C_out/g * kh * kw terms; grad_weight sums N * OH * OW
+    np.testing.assert_allclose(gi, gi_ref, rtol=t["rtol"], atol=t["atol"] * np.sqrt(cog * kh * kw))
+    np.testing.assert_allclose(gw, gw_ref, rtol=t["rtol"], atol=t["atol"] * np.sqrt(gy[0, 0].size * N))
+
+
+@pytest.mark.parametrize(
+    "shape",
+    [
+        # (N, C_in, H, W, C_out, k, stride, pad): the benchmark shapes, scaled down in N/H/W
+        (2, 6, 14, 14, 16, 5, 1, 0),  # lenet_c3: the 16-channel x 2-row tile
+        (1, 64, 20, 20, 64, 3, 1, 1),  # vgg-like: 32 x 14 tiles, exact width split
+        (1, 32, 14, 14, 48, 3, 2, 1),  # resnet-like stride 2: four grad_input phases
+        (2, 17, 9, 23, 33, 3, 1, 0),  # partial channel and pixel blocks everywhere
+    ],
+)
+def test_benchmark_like_shapes(simd, shape, rng):
+    N, C, H, W, C_out, k, s, p = shape
+    x = rng.standard_normal((N, C, H, W)).astype(np.float32)
+    w = rng.standard_normal((C_out, C, k, k)).astype(np.float32)
+    b = rng.standard_normal(C_out).astype(np.float32)
+    y = fastconv.conv2d(x, w, b, stride=s, padding=p, algorithm="direct")
+    np.testing.assert_allclose(y, conv2d_ref(x, w, b, s, p), rtol=1e-4, atol=1e-3)
+    gy = rng.standard_normal(y.shape).astype(np.float32)
+    gi, gw, gb = fastconv.conv2d_backward(gy, x, w, stride=s, padding=p, algorithm="direct")
+    gi_ref, gw_ref = conv2d_grads_ref(gy, x, w, s, p)
+    np.testing.assert_allclose(gi, gi_ref, rtol=1e-4, atol=1e-3)
+    np.testing.assert_allclose(gw, gw_ref, rtol=1e-4, atol=1e-2)
+    np.testing.assert_allclose(gb, gy.sum((0, 2, 3)), rtol=1e-4, atol=1e-3)
+
+
+def test_grad_input_phase_without_taps_is_zero(simd, rng):
+    """Stride 3 with a 2-tap kernel: one input row in three gets no gradient at all."""
+    x = rng.standard_normal((1, 8, 9, 9))
+    w = rng.standard_normal((8, 8, 2, 2))
+    gy = rng.standard_normal(fastconv.conv2d(x, w, stride=3).shape)
+    gi, _, _ = fastconv.conv2d_backward(gy, x, w, stride=3, algorithm="direct")
+    assert np.all(gi[:, :, 2::3] == 0) and np.all(gi[:, :, :, 2::3] == 0)
+    np.testing.assert_allclose(gi, conv2d_grads_ref(gy, x, w, 3)[0], rtol=1e-10, atol=1e-10)
+
+
+def test_use_avx512_switch_round_trips():
+    previous = _direct.use_avx512(False)
+    assert _direct.use_avx512() is False
+    assert _direct.forward_tile(False, 64, 56)[0] == -1  # portable tile while switched off
+    _direct.use_avx512(previous)
+    assert _direct.use_avx512() is previous
