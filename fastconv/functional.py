@@ -353,10 +353,9 @@ def _direct_forward(x, weight, bias, g, out, n_threads):
     cog = g.C_out // g.groups
     if weight.ndim == 4:
         weight = weight.reshape(g.groups, cog, g.C_in // g.groups, g.kh, g.kw)
-    tile, cb, rb, owb = _direct.forward_tile(x.dtype == np.float64, cog, g.OW)
-    # rows/columns the kernel reads: whole row and pixel blocks, so the last block may
-    # overrun OH/OW (the padding is zeros)
-    hp = (-(-g.OH // rb) * rb - 1) * g.sh + (g.kh - 1) * g.dh + 1
+    tile, cb, owb = _direct.forward_tile(x.dtype == np.float64, cog, g.OW)
+    # rows/columns the kernel reads: whole pixel blocks, so the last block may overrun OW
+    hp = (g.OH - 1) * g.sh + (g.kh - 1) * g.dh + 1
     wp = (-(-g.OW // owb) * owb - 1) * g.sw + (g.kw - 1) * g.dw + 1
     wpack = _pack_weight_blocked(weight, cb, n_threads)
     n_threads = max(1, min(n_threads, g.N * g.groups))
@@ -393,7 +392,7 @@ def _taps_slice(taps, step):
 
 
 def _direct_grad_input(grad_output, weight, g, grad_input, n_threads):
-    """grad_input (zeroed, N x C_in x H x W) of the direct algorithm.
+    """grad_input (N x C_in x H x W, any contents: every element is written) of the direct algorithm.
 
     Each of the sh x sw stride phases of grad_input (``grad_input[:, :, a::sh, b::sw]``) is a
     stride-1 forward convolution of grad_output with a flipped sub-kernel and the in/out
@@ -404,6 +403,7 @@ def _direct_grad_input(grad_output, weight, g, grad_input, n_threads):
     # With < 4 input channels per group the transposed convolution would fill at most 4
     # of a channel block's >= 4 lanes: the row-wise kernel (vectorised along rows) wins.
     if cig < 4:
+        grad_input.fill(0)  # the row-wise kernel accumulates
         _direct.conv2d_direct_grad_input(grad_output, weight, grad_input, *g.kernel_args,
                                          g.groups, n_threads)
         return grad_input
@@ -417,7 +417,8 @@ def _direct_grad_input(grad_output, weight, g, grad_input, n_threads):
         for b in range(g.sw):
             cols, wu, sdw, pl, pr = _phase_taps(b, g.sw, g.pad_left, g.dw, g.kw, g.W, g.OW)
             if not rows or not cols or hu == 0 or wu == 0:
-                continue  # no kernel tap reaches these inputs: their gradient stays zero
+                grad_input[:, :, a::g.sh, b::g.sw] = 0  # no kernel tap reaches these inputs
+                continue
             # the taps run down the kernel in steps: a flipped, strided view, no copy
             sub = w_t[:, :, :, _taps_slice(rows, step_h)][:, :, :, :, _taps_slice(cols, step_w)]
             pg = ConvGeometry(g.N, g.C_out, g.OH, g.OW, g.C_in, len(rows), len(cols), 1, 1,
@@ -516,8 +517,9 @@ def conv2d_backward_unchecked(grad_output, x, weight, g, algorithm, needs_input_
     if not needs_input_grad:
         grad_input = None
     elif grad_input is None:
-        grad_input = np.zeros(x.shape, dtype)
-    else:
+        # the direct path writes (or zeroes) every element itself
+        grad_input = np.empty(x.shape, dtype) if input_algo == "direct" else np.zeros(x.shape, dtype)
+    elif input_algo != "direct":
         grad_input.fill(0)
     grad_weight = None
     if weight_algo == "direct":

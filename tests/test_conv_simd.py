@@ -1,7 +1,7 @@
 """Both register-tile families of the direct kernels against the references.
 
-On a CPU with AVX-512 the direct algorithm runs the tiles of ``_conv_avx512.h`` (up to 32
-output channels x 14 pixels, or 16 channels x 2 rows); elsewhere, and with
+On a CPU with AVX-512 the direct algorithm runs the tiles of ``_conv_avx512.h`` (16 or 32
+output channels x 7-14 pixels); elsewhere, and with
 ``_direct.use_avx512(False)``, the portable tiles of ``_conv_blocked.h``. The other test
 modules use few channels; these sweeps use enough channels to fill (and partly fill)
 the wide tiles, and every stride phase of grad_input.
@@ -77,7 +77,7 @@ def test_backward_wide_channels(simd, data, dtype):
     "shape",
     [
         # (N, C_in, H, W, C_out, k, stride, pad): the benchmark shapes, scaled down in N/H/W
-        (2, 6, 14, 14, 16, 5, 1, 0),  # lenet_c3: the 16-channel x 2-row tile
+        (2, 6, 14, 14, 16, 5, 1, 0),  # lenet_c3: the 16-channel x 10-pixel tile
         (1, 64, 20, 20, 64, 3, 1, 1),  # vgg-like: 32 x 14 tiles, exact width split
         (1, 32, 14, 14, 48, 3, 2, 1),  # resnet-like stride 2: four grad_input phases
         (2, 17, 9, 23, 33, 3, 1, 0),  # partial channel and pixel blocks everywhere
