@@ -345,24 +345,42 @@ def _pack_weight_blocked(w5, cb, n_threads):
 
 
 def _direct_forward(x, weight, bias, g, out, n_threads):
-    """out = conv(x, weight) + bias with the blocked kernel.
-
-    weight: (C_out, C_in/g, kh, kw), or already as (groups, C_out/g, C_in/g, kh, kw) view;
-    out: (N, C_out, OH, OW), any strides.
-    """
-    cog = g.C_out // g.groups
-    if weight.ndim == 4:
-        weight = weight.reshape(g.groups, cog, g.C_in // g.groups, g.kh, g.kw)
-    tile, cb, owb = _direct.forward_tile(x.dtype == np.float64, cog, g.OW)
-    # rows/columns the kernel reads: whole pixel blocks, so the last block may overrun OW
-    hp = (g.OH - 1) * g.sh + (g.kh - 1) * g.dh + 1
-    wp = (-(-g.OW // owb) * owb - 1) * g.sw + (g.kw - 1) * g.dw + 1
-    wpack = _pack_weight_blocked(weight, cb, n_threads)
-    n_threads = max(1, min(n_threads, g.N * g.groups))
-    xpad = np.empty((n_threads, (g.C_in // g.groups) * hp * wp), x.dtype)
-    _direct.conv2d_direct_forward(x, wpack, bias, out, xpad, tile, cb, hp, wp, g.kh, g.kw,
-                                  *g.kernel_args, g.groups, n_threads)
+    """out (N, C_out, OH, OW) = conv(x, weight) + bias with the blocked kernel."""
+    w5 = weight.reshape(g.groups, g.C_out // g.groups, g.C_in // g.groups, g.kh, g.kw)
+    _direct_forward_jobs(x, [(w5, g, 0, g.OW, 1)], bias, out, n_threads)
     return out
+
+
+def _direct_forward_jobs(x, jobs, bias, out, n_threads):
+    """Run blocked-kernel convolutions of x, each into a strided part of ``out``.
+
+    out: C-contiguous (N, C_out, ., .). jobs: [(w5, g, out_offset, out_row_stride,
+    out_pixel_stride)], w5 the job's weights as
+    a (groups, C_out/g, C_in/g, kh, kw) view, g its geometry (g.OH x g.OW outputs written
+    at ``out[n, co].flat[out_offset + r*out_row_stride + q*out_pixel_stride]``).
+    """
+    is_double = x.dtype == np.float64
+    rows, packs, w_offset, xpad_len = [], [], 0, 1
+    for w5, g, out_offset, out_row_stride, out_pixel_stride in jobs:
+        tile, cb, owb = _direct.forward_tile(is_double, g.C_out // g.groups, g.OW)
+        # rows/columns the kernel reads: whole pixel blocks, so the last block may overrun OW
+        hp = (g.OH - 1) * g.sh + (g.kh - 1) * g.dh + 1
+        wp = (-(-g.OW // owb) * owb - 1) * g.sw + (g.kw - 1) * g.dw + 1
+        wpack = _pack_weight_blocked(w5, cb, n_threads)
+        fields = dict(tile=tile, cb=cb, hp=hp, wp=wp, kh=g.kh, kw=g.kw, sh=g.sh, sw=g.sw,
+                      pt=g.pad_top, pl=g.pad_left, dh=g.dh, dw=g.dw, oh=g.OH, ow=g.OW,
+                      out_offset=out_offset, out_row_stride=out_row_stride,
+                      out_pixel_stride=out_pixel_stride, w_offset=w_offset,
+                      w_group_len=wpack.shape[1])
+        rows.append([fields[name] for name in _direct.JOB_FIELDS])
+        packs.append(wpack.reshape(-1))
+        w_offset += wpack.size
+        xpad_len = max(xpad_len, (g.C_in // g.groups) * hp * wp)
+    n_threads = max(1, min(n_threads, x.shape[0] * jobs[0][1].groups))
+    xpad = np.empty((n_threads, xpad_len), x.dtype)
+    wpack = packs[0] if len(packs) == 1 else np.concatenate(packs)
+    _direct.conv2d_direct_forward(x, wpack, bias, out, xpad, np.array(rows, np.intp),
+                                  jobs[0][1].groups, n_threads)
 
 
 def _phase_taps(phase, stride, pad, dilation, k, size_in, size_out):
@@ -396,8 +414,9 @@ def _direct_grad_input(grad_output, weight, g, grad_input, n_threads):
 
     Each of the sh x sw stride phases of grad_input (``grad_input[:, :, a::sh, b::sw]``) is a
     stride-1 forward convolution of grad_output with a flipped sub-kernel and the in/out
-    channels swapped (:func:`_phase_taps`), which the blocked forward kernel computes
-    straight into that strided view: no zero-inserted gradient, no column matrix.
+    channels swapped (:func:`_phase_taps`). The blocked forward kernel runs all phases of
+    an image back to back, each straight into its strided part of grad_input (which stays
+    in cache between them): no zero-inserted gradient, no column matrix.
     """
     cig, cog = g.C_in // g.groups, g.C_out // g.groups
     # With < 4 input channels per group the transposed convolution would fill at most 4
@@ -407,11 +426,11 @@ def _direct_grad_input(grad_output, weight, g, grad_input, n_threads):
         _direct.conv2d_direct_grad_input(grad_output, weight, grad_input, *g.kernel_args,
                                          g.groups, n_threads)
         return grad_input
-    zero_bias = np.zeros(g.C_in, grad_output.dtype)
     # (groups, C_in/g, C_out/g, kh, kw): each group's weights with in/out channels swapped
     w_t = weight.reshape(g.groups, cog, cig, g.kh, g.kw).transpose(0, 2, 1, 3, 4)
     step_h = g.sh // math.gcd(g.sh, g.dh)  # kernel rows between taps of one phase
     step_w = g.sw // math.gcd(g.sw, g.dw)
+    jobs = []
     for a in range(g.sh):
         rows, hu, sdh, pt, pb = _phase_taps(a, g.sh, g.pad_top, g.dh, g.kh, g.H, g.OH)
         for b in range(g.sw):
@@ -423,8 +442,10 @@ def _direct_grad_input(grad_output, weight, g, grad_input, n_threads):
             sub = w_t[:, :, :, _taps_slice(rows, step_h)][:, :, :, :, _taps_slice(cols, step_w)]
             pg = ConvGeometry(g.N, g.C_out, g.OH, g.OW, g.C_in, len(rows), len(cols), 1, 1,
                               pt, pb, pl, pr, sdh, sdw, g.groups, hu, wu)
-            _direct_forward(grad_output, sub, zero_bias, pg, grad_input[:, :, a::g.sh, b::g.sw],
-                            n_threads)
+            jobs.append((sub, pg, a * g.W + b, g.sh * g.W, g.sw))
+    if jobs:
+        _direct_forward_jobs(grad_output, jobs, np.zeros(g.C_in, grad_output.dtype), grad_input,
+                             n_threads)
     return grad_input
 
 
@@ -655,6 +676,11 @@ def pool_geometry(x_shape, kernel_size, stride=None, padding=0, ceil_mode=False)
     sh, sw = (kh, kw) if stride is None else check_pair(stride, "stride")
     ph, pw = check_pair(padding, "padding", minimum=0)
     ceil_mode = check_bool(ceil_mode, "ceil_mode")
+    if H == 0 or W == 0:
+        # as PyTorch: a window of padding alone has no maximum (nor a meaningful mean)
+        raise ValueError(
+            f"x must have non-zero H and W (only N and C may be empty), got shape {tuple(x_shape)}"
+        )
     if 2 * ph > kh or 2 * pw > kw:
         raise ValueError(
             f"padding should be at most half of kernel_size, got padding {(ph, pw)} for "

@@ -153,3 +153,15 @@ def test_pool_random_shapes(data, N, C, H, W, ceil, cip):
     gi = fastconv.avg_pool2d_backward(g, x.shape, (kh, kw), s, p, ceil, cip)
     np.testing.assert_allclose(np.vdot(fastconv.avg_pool2d(x, (kh, kw), s, p, ceil, cip), g),
                                np.vdot(x, gi), rtol=1e-10, atol=1e-10)
+
+
+@pytest.mark.parametrize("shape", [(1, 1, 0, 3), (2, 3, 4, 0)])
+@pytest.mark.parametrize("fn", [fastconv.max_pool2d, fastconv.avg_pool2d])
+def test_pool_rejects_empty_image(shape, fn):
+    """Found by the fuzz test: with padding, an empty image gave windows of padding alone,
+    whose argmax (-1) made max_pool2d_backward write before its buffer."""
+    x = np.zeros(shape, np.float32)
+    with pytest.raises(ValueError, match="non-zero H and W"):
+        fn(x, 2, padding=1)
+    with pytest.raises(ValueError, match="non-zero H and W"):
+        fastconv.max_pool2d_backward(np.zeros((1, 1, 1, 2), np.float32), x, 2, padding=1)

@@ -182,63 +182,83 @@ cdef void pad_image(const floating* x, Py_ssize_t C, Py_ssize_t H, Py_ssize_t W,
             memset(row + dst_col + ncols, 0, tail * sizeof(floating))
 
 
-def conv2d_direct_forward(const floating[:, :, :, ::1] x, const floating[:, ::1] wpack,
-                          const floating[::1] bias, floating[:, :, :, :] out,
-                          floating[:, ::1] xpad_scratch, int tile, Py_ssize_t cb,
-                          Py_ssize_t Hp, Py_ssize_t Wp,
-                          Py_ssize_t kh, Py_ssize_t kw,
-                          Py_ssize_t sh, Py_ssize_t sw, Py_ssize_t pt, Py_ssize_t pl,
-                          Py_ssize_t dh, Py_ssize_t dw, Py_ssize_t groups, int n_threads):
-    """out (N, C_out, OH, OW) = conv(x (N, C_in, H, W)) + bias with the register-blocked kernel.
+# One row of the ``jobs`` table of conv2d_direct_forward: a convolution writing a strided
+# part of ``out`` (the whole output, or one stride phase of grad_input).
+cdef enum:
+    J_TILE, J_CB, J_HP, J_WP, J_KH, J_KW, J_SH, J_SW, J_PT, J_PL, J_DH, J_DW, J_OH, J_OW
+    J_OUT_OFFSET, J_OUT_ROW_STRIDE, J_OUT_PIXEL_STRIDE, J_W_OFFSET, J_W_GROUP_LEN, J_FIELDS
 
-    out may be any strided view (grad_input writes one stride phase of an array).
-    wpack: (groups, n_cblocks*C_in/g*kh*kw*cb), weights repacked by the caller as
-    [group][channel block][C_in/g][kh][kw][cb] (zero rows pad the last block).
-    xpad_scratch: (n_threads, C_in/g*Hp*Wp), one padded image per thread.
-    tile, cb: from :func:`forward_tile`.
+#: Column names of the ``jobs`` table, in order.
+JOB_FIELDS = ("tile", "cb", "hp", "wp", "kh", "kw", "sh", "sw", "pt", "pl", "dh", "dw", "oh",
+              "ow", "out_offset", "out_row_stride", "out_pixel_stride", "w_offset",
+              "w_group_len")
+assert len(JOB_FIELDS) == J_FIELDS
+
+
+cdef inline void run_tile(const Py_ssize_t* job, const floating* xp, Py_ssize_t C,
+                          const floating* w, const floating* bias, Py_ssize_t cout,
+                          floating* o, Py_ssize_t ocs) noexcept nogil:
+    """One job's blocked kernel over one padded image and group."""
+    cdef Py_ssize_t tile = job[J_TILE], cb = job[J_CB], hp = job[J_HP], wp = job[J_WP]
+    cdef Py_ssize_t kh = job[J_KH], kw = job[J_KW], sh = job[J_SH], sw = job[J_SW]
+    cdef Py_ssize_t dh = job[J_DH], dw = job[J_DW], oh = job[J_OH], ow = job[J_OW]
+    cdef Py_ssize_t ors = job[J_OUT_ROW_STRIDE], ops = job[J_OUT_PIXEL_STRIDE]
+    if tile >= 0:
+        if floating is float:
+            fc_conv_avx512_f(tile, xp, C, hp, wp, w, bias, cout, o, oh, ow, kh, kw, sh, sw,
+                             dh, dw, ocs, ors, ops)
+        else:
+            fc_conv_avx512_d(tile, xp, C, hp, wp, w, bias, cout, o, oh, ow, kh, kw, sh, sw,
+                             dh, dw, ocs, ors, ops)
+    elif floating is float:
+        if cb == 16:
+            fc_conv_blocked_f16(xp, C, hp, wp, w, bias, cout, o, oh, ow, kh, kw, sh, sw, dh, dw,
+                                ocs, ors, ops)
+        else:
+            fc_conv_blocked_f8(xp, C, hp, wp, w, bias, cout, o, oh, ow, kh, kw, sh, sw, dh, dw,
+                               ocs, ors, ops)
+    else:
+        if cb == 8:
+            fc_conv_blocked_d8(xp, C, hp, wp, w, bias, cout, o, oh, ow, kh, kw, sh, sw, dh, dw,
+                               ocs, ors, ops)
+        else:
+            fc_conv_blocked_d4(xp, C, hp, wp, w, bias, cout, o, oh, ow, kh, kw, sh, sw, dh, dw,
+                               ocs, ors, ops)
+
+
+def conv2d_direct_forward(const floating[:, :, :, ::1] x, const floating[::1] wpack,
+                          const floating[::1] bias, floating[:, :, :, ::1] out,
+                          floating[:, ::1] xpad_scratch, const Py_ssize_t[:, ::1] jobs,
+                          Py_ssize_t groups, int n_threads):
+    """Blocked-kernel convolutions of x (N, C_in, H, W) into parts of out (N, C_out, ., .).
+
+    Each row of ``jobs`` (columns :data:`JOB_FIELDS`) is one convolution plus bias whose
+    output element (co, r, q) of image n lands at ``&out[n, co, 0, 0] + out_offset +
+    r*out_row_stride + q*out_pixel_stride``: the forward pass is one job over the whole
+    output; grad_input is one job per stride phase, all phases of an image in a row so
+    that the image's gradient stays in cache. Its weights, packed as
+    [group][channel block][C_in/g][kh][kw][cb], start at ``wpack[w_offset + g*w_group_len]``;
+    tile and cb come from :func:`forward_tile`. xpad_scratch: (n_threads, >= C_in/g*hp*wp
+    for every job), one padded image per thread.
     Parallel over (image, group) pairs; every output element is written by one thread.
     """
     cdef Py_ssize_t N = x.shape[0], C = x.shape[1], H = x.shape[2], W = x.shape[3]
-    cdef Py_ssize_t C_out = out.shape[1], OH = out.shape[2], OW = out.shape[3]
-    cdef Py_ssize_t cig = C // groups, cog = C_out // groups
-    cdef Py_ssize_t ocs = out.strides[1] // sizeof(floating)
-    cdef Py_ssize_t ors = out.strides[2] // sizeof(floating)
-    cdef Py_ssize_t ops = out.strides[3] // sizeof(floating)
-    cdef Py_ssize_t t, n, g
+    cdef Py_ssize_t C_out = out.shape[1], ocs = out.shape[2] * out.shape[3]
+    cdef Py_ssize_t cig = C // groups, cog = C_out // groups, n_jobs = jobs.shape[0]
+    cdef Py_ssize_t t, n, g, j
+    cdef const Py_ssize_t* job
     cdef floating* xp
     with nogil, parallel(num_threads=n_threads):
         xp = &xpad_scratch[threadid(), 0]
         for t in prange(N * groups, schedule="static"):
             n = t // groups
             g = t % groups
-            pad_image(&x[n, g * cig, 0, 0], cig, H, W, xp, Hp, Wp, pt, pl)
-            if tile >= 0:
-                if floating is float:
-                    fc_conv_avx512_f(tile, xp, cig, Hp, Wp, &wpack[g, 0], &bias[g * cog], cog,
-                                     &out[n, g * cog, 0, 0], OH, OW, kh, kw, sh, sw, dh, dw,
-                                        ocs, ors, ops)
-                else:
-                    fc_conv_avx512_d(tile, xp, cig, Hp, Wp, &wpack[g, 0], &bias[g * cog], cog,
-                                     &out[n, g * cog, 0, 0], OH, OW, kh, kw, sh, sw, dh, dw,
-                                        ocs, ors, ops)
-            elif floating is float:
-                if cb == 16:
-                    fc_conv_blocked_f16(xp, cig, Hp, Wp, &wpack[g, 0], &bias[g * cog], cog,
-                                        &out[n, g * cog, 0, 0], OH, OW, kh, kw, sh, sw, dh, dw,
-                                        ocs, ors, ops)
-                else:
-                    fc_conv_blocked_f8(xp, cig, Hp, Wp, &wpack[g, 0], &bias[g * cog], cog,
-                                       &out[n, g * cog, 0, 0], OH, OW, kh, kw, sh, sw, dh, dw,
-                                        ocs, ors, ops)
-            else:
-                if cb == 8:
-                    fc_conv_blocked_d8(xp, cig, Hp, Wp, &wpack[g, 0], &bias[g * cog], cog,
-                                       &out[n, g * cog, 0, 0], OH, OW, kh, kw, sh, sw, dh, dw,
-                                        ocs, ors, ops)
-                else:
-                    fc_conv_blocked_d4(xp, cig, Hp, Wp, &wpack[g, 0], &bias[g * cog], cog,
-                                       &out[n, g * cog, 0, 0], OH, OW, kh, kw, sh, sw, dh, dw,
-                                        ocs, ors, ops)
+            for j in range(n_jobs):
+                job = &jobs[j, 0]
+                pad_image(&x[n, g * cig, 0, 0], cig, H, W, xp, job[J_HP], job[J_WP],
+                          job[J_PT], job[J_PL])
+                run_tile(job, xp, cig, &wpack[job[J_W_OFFSET] + g * job[J_W_GROUP_LEN]],
+                         &bias[g * cog], cog, &out[n, g * cog, 0, 0] + job[J_OUT_OFFSET], ocs)
 
 
 def conv2d_direct_grad_input(const floating[:, :, :, ::1] grad_output,
