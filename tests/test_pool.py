@@ -165,3 +165,18 @@ def test_pool_rejects_empty_image(shape, fn):
         fn(x, 2, padding=1)
     with pytest.raises(ValueError, match="non-zero H and W"):
         fastconv.max_pool2d_backward(np.zeros((1, 1, 1, 2), np.float32), x, 2, padding=1)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("W", [2, 3, 8, 15, 28, 29, 31, 32, 33, 34, 47, 64, 66])
+def test_max_pool_2x2_fast_path_every_row_width(W, dtype, rng):
+    """The 2x2/2 path (AVX-512: 16 windows a step, the last masked) at widths around the
+    step, with ReLU-like ties, NaN and inf, against the reference's values and argmax."""
+    x = np.maximum(rng.standard_normal((2, 3, 7, W)), 0).astype(dtype)
+    x[0, 0, 0, :2] = np.nan
+    x[1, 2, 3:5, -2:] = np.inf
+    x[1, 1] = 0.0  # every window a four-way tie
+    y, idx = fastconv.max_pool2d(x, 2, return_indices=True)
+    y_ref, idx_ref = max_pool2d_ref(x, 2)
+    np.testing.assert_array_equal(y, y_ref)
+    np.testing.assert_array_equal(idx, idx_ref)

@@ -12,25 +12,17 @@
  * one row. grad_weight tile: NV vectors of output channels x the whole KH x KW
  * kernel of one input channel, streaming a chunk of output pixels.
  *
- * Compiled with a target attribute and chosen at run time (fc_have_avx512), so the default
- * build stays portable; where the compiler lacks the attribute (or not on x86-64) the
- * functions are absent, FC_HAVE_AVX512_KERNELS is 0 and callers use _conv_blocked.h.
+ * Compiled with a target attribute and chosen at run time (fc_have_avx512, in
+ * _multiversion.h), so the default build stays portable; where the compiler lacks the
+ * attribute (or not on x86-64) the functions are stubs never called, and callers use
+ * _conv_blocked.h.
  */
 #ifndef FASTCONV_CONV_AVX512_H
 #define FASTCONV_CONV_AVX512_H
 #include <stddef.h>
 #include "_multiversion.h"
 
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(FASTCONV_NO_MULTIVERSION)
-#define FC_HAVE_AVX512_KERNELS 1
-#include <immintrin.h>
-#define FC_TARGET_AVX512 __attribute__((target("avx512f")))
-
-static int fc_have_avx512(void)
-{
-    __builtin_cpu_init();
-    return __builtin_cpu_supports("avx512f"); /* also checks that the OS saves zmm state */
-}
+#if FC_HAVE_AVX512
 
 /* VT: vector type; LANES; LOAD/STORE/SET1/FMA: the intrinsics of that type. */
 #define FC_DEFINE_CONV_AVX512(NAME, T, VT, LANES, LOAD, STORE, SET1, FMA, NV, OWB)             \
@@ -238,12 +230,10 @@ FC_DEFINE_WGRAD_AVX512_DISPATCH(fc_wgrad_avx512_f, float, fc_wgrad_avx512_f)
 FC_DEFINE_WGRAD_AVX512_DISPATCH(fc_wgrad_avx512_d, double, fc_wgrad_avx512_d)
 
 #else /* no AVX-512 kernels in this build: the callers never select a tile */
-#define FC_HAVE_AVX512_KERNELS 0
 #define FC_AVX512_N_TILES 1
 #define FC_AVX512_N_WGRAD_TILES 1
 static const int fc_avx512_tiles[1][2] = {{1, 1}};
 static const int fc_avx512_wgrad_tiles[1][3] = {{1, 1, 1}};
-static int fc_have_avx512(void) { return 0; }
 #define FC_STUB_CONV(FN, T)                                                                    \
     static void FN(int tile, const T* xpad, ptrdiff_t C, ptrdiff_t Hp, ptrdiff_t Wp,           \
                    const T* wpack, const T* bias, ptrdiff_t cout, T* out, ptrdiff_t OH,        \

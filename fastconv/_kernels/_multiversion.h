@@ -16,4 +16,21 @@
 
 #define FC_PRAGMA(x) _Pragma(#x)
 
+/* Hand-written AVX-512 kernels (intrinsics) where the compiler takes a target attribute,
+ * called only when fc_have_avx512() says the running CPU has it. Elsewhere
+ * FC_HAVE_AVX512 is 0 and the portable code runs. */
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(FASTCONV_NO_MULTIVERSION)
+#define FC_HAVE_AVX512 1
+#include <immintrin.h>
+#define FC_TARGET_AVX512 __attribute__((target("avx512f")))
+static inline int fc_have_avx512(void)
+{
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx512f"); /* also checks that the OS saves zmm state */
+}
+#else
+#define FC_HAVE_AVX512 0
+static inline int fc_have_avx512(void) { return 0; }
+#endif
+
 #endif
