@@ -196,23 +196,26 @@ def choose_algorithm(g, dtype=np.float32, op="forward"):
 
     Notes
     -----
-    Measured medians (ms, float32, 2 threads, AMD EPYC Zen 5, OpenBLAS 0.3.30) behind the rules:
+    Measured medians (ms, float32, 2 threads, AMD EPYC Zen 5 with the AVX-512 tiles,
+    OpenBLAS 0.3.30) behind the rules; in brackets the portable tiles (``_direct.use_avx512(False)``):
 
-    ============  =================  =================  =================
-    shape         forward d / i      grad_weight d / i  grad_input d / i
-    ============  =================  =================  =================
-    lenet_c1      0.17 / 0.38        0.22 / 0.59        0.49 / 0.26
-    lenet_c3      0.13 / 0.38        0.15 / 0.51        0.50 / 0.35
-    vgg_3x3       13.4 / 20.0        27.5 / 20.6        14.2 / 17.8
-    resnet_s2     8.3 / 8.5          14.8 / 8.5         (stride 2) / 8.5
-    ============  =================  =================  =================
+    ============  =================  ===================  ===================
+    shape         forward d / i      grad_weight d / i    grad_input d / i
+    ============  =================  ===================  ===================
+    lenet_c1      0.17 / 0.38        0.18 / 0.54          0.55 / 0.25
+    lenet_c3      0.10 / 0.38        0.12 / 0.44          0.64 / 0.30
+    vgg_3x3       8.1 (14.5) / 20.0  9.2 (27.5) / 21.1    8.2 (14.2) / 18.2
+    resnet_s2     3.9 (8.6) / 8.5    4.8 (14.8) / 8.6     6.5 (~10) / 8.7
+    ============  =================  ===================  ===================
 
     * forward: the register-blocked direct kernel wins everywhere (no column matrix, no
       GEMM packing).
-    * grad_weight: direct while a group's reduction length C_in/g*kh*kw is short (< 256);
-      past that, GEMM's cache blocking wins.
-    * grad_input: direct (as a stride-1 transposed convolution) when each group has >= 16
-      input channels to fill a channel block; otherwise im2col + col2im.
+    * grad_weight: direct when an AVX-512 whole-kernel tile fits (3x3, 5x5) or while a
+      group's reduction length C_in/g*kh*kw is short (< 256); otherwise GEMM's cache
+      blocking wins.
+    * grad_input: direct (stride phases through the forward kernel) when each group has
+      >= 16 input channels to fill a channel block, at stride 1 or with the AVX-512 tiles;
+      otherwise im2col + col2im.
     """
     cig = g.C_in // g.groups
     if op == "forward":
@@ -220,10 +223,12 @@ def choose_algorithm(g, dtype=np.float32, op="forward"):
     if not _im2col_fits_blas(g):
         return "direct"
     if op == "grad_weight":
-        wide_tile = _direct.grad_weight_tile(dtype == np.float64, g.C_out // g.groups, g.kh, g.kw)[0] >= 0
+        cog = g.C_out // g.groups
+        wide_tile = _direct.grad_weight_tile(dtype == np.float64, cog, g.kh, g.kw)[0] >= 0
         return "direct" if wide_tile or cig * g.kh * g.kw < 256 else "im2col"
     if op == "grad_input":
-        return "direct" if cig >= 16 else "im2col"
+        wide_tile = _direct.forward_tile(dtype == np.float64, cig, g.W)[0] >= 0
+        return "direct" if cig >= 16 and (wide_tile or g.sh == g.sw == 1) else "im2col"
     raise ValueError(f"op must be 'forward', 'grad_input' or 'grad_weight', got {op!r}")
 
 
@@ -351,6 +356,13 @@ def _direct_forward(x, weight, bias, g, out, n_threads):
     return out
 
 
+_JOB_FIELDS = ("tile", "cb", "hp", "wp", "kh", "kw", "sh", "sw", "pt", "pl", "dh", "dw", "oh",
+               "ow", "out_offset", "out_row_stride", "out_pixel_stride", "w_offset",
+               "w_group_len")
+if _JOB_FIELDS != _direct.JOB_FIELDS:  # the kernel's job table layout changed
+    raise ImportError("fastconv: stale _direct extension (job table layout); rebuild it")
+
+
 def _direct_forward_jobs(x, jobs, bias, out, n_threads):
     """Run blocked-kernel convolutions of x, each into a strided part of ``out``.
 
@@ -367,12 +379,9 @@ def _direct_forward_jobs(x, jobs, bias, out, n_threads):
         hp = (g.OH - 1) * g.sh + (g.kh - 1) * g.dh + 1
         wp = (-(-g.OW // owb) * owb - 1) * g.sw + (g.kw - 1) * g.dw + 1
         wpack = _pack_weight_blocked(w5, cb, n_threads)
-        fields = dict(tile=tile, cb=cb, hp=hp, wp=wp, kh=g.kh, kw=g.kw, sh=g.sh, sw=g.sw,
-                      pt=g.pad_top, pl=g.pad_left, dh=g.dh, dw=g.dw, oh=g.OH, ow=g.OW,
-                      out_offset=out_offset, out_row_stride=out_row_stride,
-                      out_pixel_stride=out_pixel_stride, w_offset=w_offset,
-                      w_group_len=wpack.shape[1])
-        rows.append([fields[name] for name in _direct.JOB_FIELDS])
+        rows.append((tile, cb, hp, wp, g.kh, g.kw, g.sh, g.sw, g.pad_top, g.pad_left, g.dh,
+                     g.dw, g.OH, g.OW, out_offset, out_row_stride, out_pixel_stride, w_offset,
+                     wpack.shape[1]))  # in the order of _JOB_FIELDS
         packs.append(wpack.reshape(-1))
         w_offset += wpack.size
         xpad_len = max(xpad_len, (g.C_in // g.groups) * hp * wp)
