@@ -374,7 +374,8 @@ def _direct_forward_jobs(x, jobs, bias, out, n_threads):
     is_double = x.dtype == np.float64
     rows, packs, w_offset, xpad_len = [], [], 0, 1
     for w5, g, out_offset, out_row_stride, out_pixel_stride in jobs:
-        tile, cb, owb = _direct.forward_tile(is_double, g.C_out // g.groups, g.OW)
+        tile, cb, owb = _direct.forward_tile(is_double, g.C_out // g.groups, g.OW, g.kw, g.sw,
+                                             g.dw)
         # rows/columns the kernel reads: whole pixel blocks, so the last block may overrun OW
         hp = (g.OH - 1) * g.sh + (g.kh - 1) * g.dh + 1
         wp = (-(-g.OW // owb) * owb - 1) * g.sw + (g.kw - 1) * g.dw + 1

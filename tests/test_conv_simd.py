@@ -1,7 +1,7 @@
 """Both register-tile families of the direct kernels against the references.
 
 On a CPU with AVX-512 the direct algorithm runs the tiles of ``_conv_avx512.h`` (16 or 32
-output channels x 7-14 pixels); elsewhere, and with
+output channels x 7-14 pixels, and row-reuse tiles for 3- and 5-wide kernels); elsewhere, and with
 ``_direct.use_avx512(False)``, the portable tiles of ``_conv_blocked.h``. The other test
 modules use few channels; these sweeps use enough channels to fill (and partly fill)
 the wide tiles, and every stride phase of grad_input.
@@ -81,6 +81,8 @@ def test_backward_wide_channels(simd, data, dtype):
         (1, 64, 20, 20, 64, 3, 1, 1),  # vgg-like: 32 x 14 tiles, exact width split
         (1, 32, 14, 14, 48, 3, 2, 1),  # resnet-like stride 2: four grad_input phases
         (2, 17, 9, 23, 33, 3, 1, 0),  # partial channel and pixel blocks everywhere
+        (2, 5, 9, 30, 12, 3, 1, 1),  # one partial vector of channels: 3-wide row-reuse tile
+        (2, 1, 12, 28, 6, 5, 1, 2),  # lenet_c1-like: 6 of 16 lanes, 5-wide row-reuse tile
     ],
 )
 def test_benchmark_like_shapes(simd, shape, rng):

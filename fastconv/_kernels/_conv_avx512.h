@@ -88,13 +88,76 @@
     FC_DEFINE_CONV_AVX512(NAME, double, __m512d, 8, _mm512_loadu_pd, _mm512_store_pd,          \
                           _mm512_set1_pd, _mm512_fmadd_pd, NV, OWB)
 
-/* The tile table: index -> (NV, OWB). Two vectors of channels for more than one vector's
- * worth of output channels, else one; five pixel widths so that common widths (7, 10,
- * 14, 28, 56, 112, 224...) split exactly. One-vector tiles stay one row high: two rows of
+/* One vector of channels, stride 1, no dilation, kernel width KW known at compile time:
+ * each input row segment a tile needs (OWB + KW - 1 values) is broadcast once per (c, i)
+ * and reused by all KW kernel columns from registers, instead of OWB broadcasts per
+ * column. Loads per FMA fall from (OWB + 1) / OWB to about (OWB + 2*KW) / (OWB*KW):
+ * lenet_c3 (KW 5) went from 198 to 229 GFLOP/s on one core, lenet_c1 from 56 to 76. */
+#define FC_DEFINE_CONV_AVX512_ROWS(NAME, T, VT, LANES, LOAD, STORE, SET1, FMA, OWB, KW)        \
+    FC_TARGET_AVX512 static void NAME(const T* xpad, ptrdiff_t C, ptrdiff_t Hp, ptrdiff_t Wp,  \
+                                      const T* wpack, const T* bias, ptrdiff_t cout, T* out,   \
+                                      ptrdiff_t OH, ptrdiff_t OW, ptrdiff_t kh, ptrdiff_t kw,  \
+                                      ptrdiff_t sh, ptrdiff_t sw, ptrdiff_t dh, ptrdiff_t dw,  \
+                                      ptrdiff_t ocs, ptrdiff_t ors, ptrdiff_t ops)             \
+    {                                                                                          \
+        enum { CB = LANES };                                                                   \
+        const ptrdiff_t K = C * kh * KW;                                                       \
+        T tmp[OWB][CB] __attribute__((aligned(64)));                                           \
+        (void)kw; (void)sw; (void)dw; /* KW, 1 and 1 */                                        \
+        for (ptrdiff_t cb = 0; cb * CB < cout; ++cb) {                                         \
+            const T* wp = wpack + cb * K * CB;                                                 \
+            const ptrdiff_t nco = (cout - cb * CB) < CB ? (cout - cb * CB) : CB;               \
+            T bv[CB] __attribute__((aligned(64)));                                             \
+            for (int l = 0; l < CB; ++l) bv[l] = l < nco ? bias[cb * CB + l] : (T)0;           \
+            for (ptrdiff_t oh = 0; oh < OH; ++oh) {                                            \
+                for (ptrdiff_t ow0 = 0; ow0 < OW; ow0 += OWB) {                                \
+                    VT acc[OWB];                                                               \
+                    FC_PRAGMA(GCC unroll 16)                                                   \
+                    for (int q = 0; q < OWB; ++q) acc[q] = LOAD(bv);                           \
+                    for (ptrdiff_t c = 0; c < C; ++c) {                                        \
+                        for (ptrdiff_t i = 0; i < kh; ++i) {                                   \
+                            const T* xr = xpad + (c * Hp + oh * sh + i * dh) * Wp + ow0;       \
+                            const T* wr = wp + (c * kh + i) * KW * CB;                         \
+                            VT bx[OWB + KW - 1];                                               \
+                            FC_PRAGMA(GCC unroll 32)                                           \
+                            for (int t = 0; t < OWB + KW - 1; ++t) bx[t] = SET1(xr[t]);        \
+                            FC_PRAGMA(GCC unroll 8)                                            \
+                            for (int j = 0; j < KW; ++j) {                                     \
+                                const VT w = LOAD(wr + j * CB);                                \
+                                FC_PRAGMA(GCC unroll 16)                                       \
+                                for (int q = 0; q < OWB; ++q) acc[q] = FMA(bx[q + j], w, acc[q]); \
+                            }                                                                  \
+                        }                                                                      \
+                    }                                                                          \
+                    FC_PRAGMA(GCC unroll 16)                                                   \
+                    for (int q = 0; q < OWB; ++q) STORE(tmp[q], acc[q]);                       \
+                    const ptrdiff_t nq = (OW - ow0) < OWB ? (OW - ow0) : OWB;                  \
+                    for (ptrdiff_t l = 0; l < nco; ++l) {                                      \
+                        T* o = out + (cb * CB + l) * ocs + oh * ors + ow0 * ops;               \
+                        for (ptrdiff_t q = 0; q < nq; ++q) o[q * ops] = tmp[q][l];             \
+                    }                                                                          \
+                }                                                                              \
+            }                                                                                  \
+        }                                                                                      \
+    }
+#define FC_DEFINE_CONV_AVX512_ROWS_F(NAME, OWB, KW)                                            \
+    FC_DEFINE_CONV_AVX512_ROWS(NAME, float, __m512, 16, _mm512_loadu_ps, _mm512_store_ps,      \
+                               _mm512_set1_ps, _mm512_fmadd_ps, OWB, KW)
+#define FC_DEFINE_CONV_AVX512_ROWS_D(NAME, OWB, KW)                                            \
+    FC_DEFINE_CONV_AVX512_ROWS(NAME, double, __m512d, 8, _mm512_loadu_pd, _mm512_store_pd,     \
+                               _mm512_set1_pd, _mm512_fmadd_pd, OWB, KW)
+
+/* The tile table: index -> (NV, OWB, KW). Two vectors of channels for more than one
+ * vector's worth of output channels, else one; five pixel widths so that common widths
+ * (7, 10, 14, 28, 56, 112, 224...) split exactly. KW 0: any kernel, stride and dilation;
+ * KW 3 or 5: the row-reuse tiles above. One-vector tiles stay one row high: two rows of
  * 10 pixels (20 accumulators) ran at 163 GFLOP/s on lenet_c3 against 194 for one row. */
-#define FC_AVX512_N_TILES 10
-static const int fc_avx512_tiles[FC_AVX512_N_TILES][2] = {
-    {2, 14}, {2, 12}, {2, 10}, {2, 8}, {2, 7}, {1, 14}, {1, 12}, {1, 10}, {1, 8}, {1, 7},
+#define FC_AVX512_N_TILES 20
+static const int fc_avx512_tiles[FC_AVX512_N_TILES][3] = {
+    {2, 14, 0}, {2, 12, 0}, {2, 10, 0}, {2, 8, 0}, {2, 7, 0},
+    {1, 14, 0}, {1, 12, 0}, {1, 10, 0}, {1, 8, 0}, {1, 7, 0},
+    {1, 14, 3}, {1, 12, 3}, {1, 10, 3}, {1, 8, 3}, {1, 7, 3},
+    {1, 14, 5}, {1, 12, 5}, {1, 10, 5}, {1, 8, 5}, {1, 7, 5},
 };
 
 FC_DEFINE_CONV_AVX512_F(fc_conv_avx512_f0, 2, 14)
@@ -107,6 +170,16 @@ FC_DEFINE_CONV_AVX512_F(fc_conv_avx512_f6, 1, 12)
 FC_DEFINE_CONV_AVX512_F(fc_conv_avx512_f7, 1, 10)
 FC_DEFINE_CONV_AVX512_F(fc_conv_avx512_f8, 1, 8)
 FC_DEFINE_CONV_AVX512_F(fc_conv_avx512_f9, 1, 7)
+FC_DEFINE_CONV_AVX512_ROWS_F(fc_conv_avx512_f10, 14, 3)
+FC_DEFINE_CONV_AVX512_ROWS_F(fc_conv_avx512_f11, 12, 3)
+FC_DEFINE_CONV_AVX512_ROWS_F(fc_conv_avx512_f12, 10, 3)
+FC_DEFINE_CONV_AVX512_ROWS_F(fc_conv_avx512_f13, 8, 3)
+FC_DEFINE_CONV_AVX512_ROWS_F(fc_conv_avx512_f14, 7, 3)
+FC_DEFINE_CONV_AVX512_ROWS_F(fc_conv_avx512_f15, 14, 5)
+FC_DEFINE_CONV_AVX512_ROWS_F(fc_conv_avx512_f16, 12, 5)
+FC_DEFINE_CONV_AVX512_ROWS_F(fc_conv_avx512_f17, 10, 5)
+FC_DEFINE_CONV_AVX512_ROWS_F(fc_conv_avx512_f18, 8, 5)
+FC_DEFINE_CONV_AVX512_ROWS_F(fc_conv_avx512_f19, 7, 5)
 FC_DEFINE_CONV_AVX512_D(fc_conv_avx512_d0, 2, 14)
 FC_DEFINE_CONV_AVX512_D(fc_conv_avx512_d1, 2, 12)
 FC_DEFINE_CONV_AVX512_D(fc_conv_avx512_d2, 2, 10)
@@ -117,6 +190,16 @@ FC_DEFINE_CONV_AVX512_D(fc_conv_avx512_d6, 1, 12)
 FC_DEFINE_CONV_AVX512_D(fc_conv_avx512_d7, 1, 10)
 FC_DEFINE_CONV_AVX512_D(fc_conv_avx512_d8, 1, 8)
 FC_DEFINE_CONV_AVX512_D(fc_conv_avx512_d9, 1, 7)
+FC_DEFINE_CONV_AVX512_ROWS_D(fc_conv_avx512_d10, 14, 3)
+FC_DEFINE_CONV_AVX512_ROWS_D(fc_conv_avx512_d11, 12, 3)
+FC_DEFINE_CONV_AVX512_ROWS_D(fc_conv_avx512_d12, 10, 3)
+FC_DEFINE_CONV_AVX512_ROWS_D(fc_conv_avx512_d13, 8, 3)
+FC_DEFINE_CONV_AVX512_ROWS_D(fc_conv_avx512_d14, 7, 3)
+FC_DEFINE_CONV_AVX512_ROWS_D(fc_conv_avx512_d15, 14, 5)
+FC_DEFINE_CONV_AVX512_ROWS_D(fc_conv_avx512_d16, 12, 5)
+FC_DEFINE_CONV_AVX512_ROWS_D(fc_conv_avx512_d17, 10, 5)
+FC_DEFINE_CONV_AVX512_ROWS_D(fc_conv_avx512_d18, 8, 5)
+FC_DEFINE_CONV_AVX512_ROWS_D(fc_conv_avx512_d19, 7, 5)
 
 #define FC_CONV_AVX512_ARGS                                                                    \
     xpad, C, Hp, Wp, wpack, bias, cout, out, OH, OW, kh, kw, sh, sw, dh, dw, ocs, ors, ops
@@ -136,7 +219,17 @@ FC_DEFINE_CONV_AVX512_D(fc_conv_avx512_d9, 1, 7)
         case 6: P##6(FC_CONV_AVX512_ARGS); break;                                              \
         case 7: P##7(FC_CONV_AVX512_ARGS); break;                                              \
         case 8: P##8(FC_CONV_AVX512_ARGS); break;                                              \
-        default: P##9(FC_CONV_AVX512_ARGS); break;                                             \
+        case 9: P##9(FC_CONV_AVX512_ARGS); break;                                              \
+        case 10: P##10(FC_CONV_AVX512_ARGS); break;                                            \
+        case 11: P##11(FC_CONV_AVX512_ARGS); break;                                            \
+        case 12: P##12(FC_CONV_AVX512_ARGS); break;                                            \
+        case 13: P##13(FC_CONV_AVX512_ARGS); break;                                            \
+        case 14: P##14(FC_CONV_AVX512_ARGS); break;                                            \
+        case 15: P##15(FC_CONV_AVX512_ARGS); break;                                            \
+        case 16: P##16(FC_CONV_AVX512_ARGS); break;                                            \
+        case 17: P##17(FC_CONV_AVX512_ARGS); break;                                            \
+        case 18: P##18(FC_CONV_AVX512_ARGS); break;                                            \
+        default: P##19(FC_CONV_AVX512_ARGS); break;                                            \
         }                                                                                      \
     }
 FC_DEFINE_CONV_AVX512_DISPATCH(fc_conv_avx512_f, float, fc_conv_avx512_f)
@@ -144,8 +237,11 @@ FC_DEFINE_CONV_AVX512_DISPATCH(fc_conv_avx512_d, double, fc_conv_avx512_d)
 
 /* grad_weight of one image and group, accumulated into gw[block][C][KH][KW][CB]; gyt is
  * the gradient channel-minor (OH*OW, n_blocks*CB) as in _conv_blocked.h. The pixels go in
- * chunks of whole output rows (about 128 pixels) so that a chunk of gyt stays in L1 while
- * every (block, channel) pair passes over it. */
+ * chunks of whole output rows, one block's share of a chunk of gyt (FC_WGRAD_CHUNK_BYTES)
+ * staying in L1 while every channel passes over it. Each chunk loads and stores all of gw,
+ * so chunks are as large as L1 allows: with 128-pixel chunks resnet_s2's 1.2 MB gw went
+ * through L2 twice per image. */
+#define FC_WGRAD_CHUNK_BYTES 32768
 #define FC_DEFINE_WGRAD_AVX512(NAME, T, VT, LANES, LOAD, STORE, SET1, FMA, NV, KH, KW)        \
     FC_TARGET_AVX512 static void NAME(const T* xpad, ptrdiff_t C, ptrdiff_t Hp, ptrdiff_t Wp,  \
                                       const T* gyt, ptrdiff_t n_blocks, T* gw, ptrdiff_t OH,   \
@@ -154,7 +250,8 @@ FC_DEFINE_CONV_AVX512_DISPATCH(fc_conv_avx512_d, double, fc_conv_avx512_d)
     {                                                                                          \
         enum { CB = NV * LANES };                                                              \
         const ptrdiff_t ld = n_blocks * CB;                                                    \
-        const ptrdiff_t rows = OW >= 128 ? 1 : 128 / OW;                                       \
+        const ptrdiff_t row_bytes = OW * CB * (ptrdiff_t)sizeof(T);                            \
+        const ptrdiff_t rows = row_bytes >= FC_WGRAD_CHUNK_BYTES ? 1 : FC_WGRAD_CHUNK_BYTES / row_bytes; \
         for (ptrdiff_t oh0 = 0; oh0 < OH; oh0 += rows) {                                       \
             const ptrdiff_t oh1 = (oh0 + rows) < OH ? (oh0 + rows) : OH;                       \
             for (ptrdiff_t cb = 0; cb < n_blocks; ++cb) {                                      \
@@ -232,7 +329,7 @@ FC_DEFINE_WGRAD_AVX512_DISPATCH(fc_wgrad_avx512_d, double, fc_wgrad_avx512_d)
 #else /* no AVX-512 kernels in this build: the callers never select a tile */
 #define FC_AVX512_N_TILES 1
 #define FC_AVX512_N_WGRAD_TILES 1
-static const int fc_avx512_tiles[1][2] = {{1, 1}};
+static const int fc_avx512_tiles[1][3] = {{1, 1, 0}};
 static const int fc_avx512_wgrad_tiles[1][3] = {{1, 1, 1}};
 #define FC_STUB_CONV(FN, T)                                                                    \
     static void FN(int tile, const T* xpad, ptrdiff_t C, ptrdiff_t Hp, ptrdiff_t Wp,           \
