@@ -1,11 +1,15 @@
 """Direct (no column buffer) convolution: forward, grad_input and grad_weight.
 
-The forward pass and grad_weight are the register-blocked kernels of ``_conv_blocked.h``
-(the caller reuses the forward kernel for grad_input at stride 1, as a convolution with
-flipped, transposed weights). grad_input for other strides uses row-wise loops over the
-range where the input index is inside the image, computed once, so padding costs no
-branches; each of its tasks owns one input plane, so no two threads write the same place.
-Callers (``fastconv.functional``) validate everything; these trust their arguments.
+The forward pass and grad_weight are register-blocked kernels: the AVX-512 tiles of
+``_conv_avx512.h`` where the CPU has AVX-512 (:func:`forward_tile`,
+:func:`grad_weight_tile` choose them), else the portable ones of ``_conv_blocked.h``. The
+forward entry point runs a table of jobs, each writing a strided part of its output, so
+the caller also computes grad_input with it, one job per stride phase (flipped,
+channel-swapped sub-kernels). With fewer than 4 input channels grad_input instead uses
+row-wise loops over the range where the input index is inside the image, computed once,
+so padding costs no branches; each of its tasks owns one input plane, so no two threads
+write the same place. Callers (``fastconv.functional``) validate everything; these trust
+their arguments.
 """
 from cython cimport floating
 from cython.parallel cimport parallel, prange, threadid
