@@ -8,8 +8,19 @@ from ._parallel import get_num_threads, openmp_enabled
 from ._version import __version__
 
 
+def _simd():
+    """Which convolution kernels run here: the AVX-512 tiles or the portable ones."""
+    from ._kernels import _direct
+
+    if _direct.use_avx512():
+        return "AVX-512 kernels (chosen at run time)"
+    if _direct.AVX512_AVAILABLE:
+        return "portable kernels (AVX-512 switched off)"
+    return "portable kernels (no AVX-512 on this CPU or build)"
+
+
 def info_dict():
-    """Return version, OpenMP, threads, NumPy/SciPy and BLAS facts as a dict."""
+    """Return version, OpenMP, threads, SIMD kernels, NumPy/SciPy and BLAS facts as a dict."""
     import scipy
 
     d = {
@@ -19,6 +30,7 @@ def info_dict():
         "machine": platform.machine(),
         "openmp": "on" if openmp_enabled() else "off (serial kernels)",
         "threads": get_num_threads(),
+        "simd": _simd(),
         "numpy": np.__version__,
         "scipy": scipy.__version__,
     }

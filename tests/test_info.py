@@ -57,6 +57,9 @@ def test_blas_is_restored_after_kernels():
 def test_info_command():
     out = subprocess.run([sys.executable, "-m", "fastconv", "info"], capture_output=True, text=True, check=True,
                          cwd=tempfile.gettempdir())
-    for key in ("fastconv", "openmp", "threads", "numpy", "scipy", "blas"):
+    for key in ("fastconv", "openmp", "threads", "simd", "numpy", "scipy", "blas"):
         assert key in out.stdout
     assert fastconv.__version__ in out.stdout
+    from fastconv._kernels import _direct
+
+    assert ("AVX-512 kernels" in out.stdout) == _direct.AVX512_AVAILABLE
