@@ -80,6 +80,7 @@ def test_backward_wide_channels(simd, data, dtype):
         (2, 6, 14, 14, 16, 5, 1, 0),  # lenet_c3: the 16-channel x 10-pixel tile
         (1, 64, 20, 20, 64, 3, 1, 1),  # vgg-like: 32 x 14 tiles, exact width split
         (1, 32, 14, 14, 48, 3, 2, 1),  # resnet-like stride 2: four grad_input phases
+        (1, 20, 10, 28, 24, 3, 2, 1),  # stride-2 phases 14 pixels wide: both spread stores
         (2, 17, 9, 23, 33, 3, 1, 0),  # partial channel and pixel blocks everywhere
         (2, 5, 9, 30, 12, 3, 1, 1),  # one partial vector of channels: 3-wide row-reuse tile
         (2, 1, 12, 28, 6, 5, 1, 2),  # lenet_c1-like: 6 of 16 lanes, 5-wide row-reuse tile

@@ -24,8 +24,95 @@
 
 #if FC_HAVE_AVX512
 
+/* Writing a finished tile: tmp[q][c] (owb pixels x nv*LANES channels, row-major) goes to
+ * o[c*ocs + q*ops] for c < nco, q < nq. Scalar, element by element, this cost a fifth of
+ * lenet_c1's forward pass and a tenth of resnet_s2's grad_input phases; for float at pixel
+ * strides 1 and 2 each block of 16 channels is transposed in registers instead (16 x 16,
+ * four shuffle stages) and written with one or two masked stores per channel. */
+static inline void fc_store_tile_scalar_f(const float* tmp, int owb, int nv, ptrdiff_t nco,
+                                          ptrdiff_t nq, float* o, ptrdiff_t ocs, ptrdiff_t ops)
+{
+    const int cb = 16 * nv;
+    for (ptrdiff_t l = 0; l < nco; ++l)
+        for (ptrdiff_t q = 0; q < nq; ++q) o[l * ocs + q * ops] = tmp[q * cb + l];
+}
+
+static inline void fc_store_tile_d(const double* tmp, int owb, int nv, ptrdiff_t nco,
+                                   ptrdiff_t nq, double* o, ptrdiff_t ocs, ptrdiff_t ops)
+{
+    const int cb = 8 * nv;
+    (void)owb;
+    for (ptrdiff_t l = 0; l < nco; ++l)
+        for (ptrdiff_t q = 0; q < nq; ++q) o[l * ocs + q * ops] = tmp[q * cb + l];
+}
+
+FC_TARGET_AVX512 static inline void fc_transpose16_ps(__m512 r[16])
+{
+    __m512 t[16];
+    for (int i = 0; i < 8; ++i) {
+        t[2 * i] = _mm512_unpacklo_ps(r[2 * i], r[2 * i + 1]);
+        t[2 * i + 1] = _mm512_unpackhi_ps(r[2 * i], r[2 * i + 1]);
+    }
+    /* r[4i + j], 128-bit lane k: column 4k + j of rows 4i..4i+3 */
+    for (int i = 0; i < 4; ++i) {
+        r[4 * i + 0] = _mm512_shuffle_ps(t[4 * i + 0], t[4 * i + 2], _MM_SHUFFLE(1, 0, 1, 0));
+        r[4 * i + 1] = _mm512_shuffle_ps(t[4 * i + 0], t[4 * i + 2], _MM_SHUFFLE(3, 2, 3, 2));
+        r[4 * i + 2] = _mm512_shuffle_ps(t[4 * i + 1], t[4 * i + 3], _MM_SHUFFLE(1, 0, 1, 0));
+        r[4 * i + 3] = _mm512_shuffle_ps(t[4 * i + 1], t[4 * i + 3], _MM_SHUFFLE(3, 2, 3, 2));
+    }
+    /* gather lane k of r[j], r[4+j], r[8+j], r[12+j] into column 4k + j */
+    for (int j = 0; j < 4; ++j) {
+        const __m512 s0 = _mm512_shuffle_f32x4(r[j], r[4 + j], 0x88);
+        const __m512 s1 = _mm512_shuffle_f32x4(r[j], r[4 + j], 0xDD);
+        const __m512 s2 = _mm512_shuffle_f32x4(r[8 + j], r[12 + j], 0x88);
+        const __m512 s3 = _mm512_shuffle_f32x4(r[8 + j], r[12 + j], 0xDD);
+        t[j] = _mm512_shuffle_f32x4(s0, s2, 0x88);
+        t[4 + j] = _mm512_shuffle_f32x4(s1, s3, 0x88);
+        t[8 + j] = _mm512_shuffle_f32x4(s0, s2, 0xDD);
+        t[12 + j] = _mm512_shuffle_f32x4(s1, s3, 0xDD);
+    }
+    for (int i = 0; i < 16; ++i) r[i] = t[i];
+}
+
+FC_TARGET_AVX512 static inline void fc_store_tile_f(const float* tmp, int owb, int nv,
+                                                    ptrdiff_t nco, ptrdiff_t nq, float* o,
+                                                    ptrdiff_t ocs, ptrdiff_t ops)
+{
+    if (ops != 1 && ops != 2) {
+        fc_store_tile_scalar_f(tmp, owb, nv, nco, nq, o, ocs, ops);
+        return;
+    }
+    const int cb = 16 * nv;
+    const __mmask16 m1 = (__mmask16)((1u << nq) - 1u); /* nq <= owb <= 16 */
+    /* stride 2: pixels 0-7 to even lanes of the first 16 floats, 8-15 of the next 16 */
+    const __m512i spread_lo = _mm512_setr_epi32(0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 6, 6, 7, 7);
+    const __m512i spread_hi = _mm512_setr_epi32(8, 8, 9, 9, 10, 10, 11, 11, 12, 12, 13, 13,
+                                                14, 14, 15, 15);
+    const unsigned even_lo = 0x5555u & ((1u << (2 * (nq < 8 ? nq : 8))) - 1u);
+    const unsigned even_hi = nq > 8 ? 0x5555u & ((1u << (2 * (nq - 8))) - 1u) : 0u;
+    for (int v = 0; v < nv && v * 16 < nco; ++v) {
+        __m512 r[16];
+        for (int q = 0; q < 16; ++q)
+            r[q] = q < owb ? _mm512_load_ps(tmp + q * cb + v * 16) : _mm512_setzero_ps();
+        fc_transpose16_ps(r);
+        const ptrdiff_t nl = (nco - v * 16) < 16 ? (nco - v * 16) : 16;
+        float* ov = o + v * 16 * ocs;
+        if (ops == 1) {
+            for (ptrdiff_t l = 0; l < nl; ++l) _mm512_mask_storeu_ps(ov + l * ocs, m1, r[l]);
+        } else {
+            for (ptrdiff_t l = 0; l < nl; ++l) {
+                _mm512_mask_storeu_ps(ov + l * ocs, (__mmask16)even_lo,
+                                      _mm512_permutexvar_ps(spread_lo, r[l]));
+                if (even_hi)
+                    _mm512_mask_storeu_ps(ov + l * ocs + 16, (__mmask16)even_hi,
+                                          _mm512_permutexvar_ps(spread_hi, r[l]));
+            }
+        }
+    }
+}
+
 /* VT: vector type; LANES; LOAD/STORE/SET1/FMA: the intrinsics of that type. */
-#define FC_DEFINE_CONV_AVX512(NAME, T, VT, LANES, LOAD, STORE, SET1, FMA, NV, OWB)             \
+#define FC_DEFINE_CONV_AVX512(NAME, T, VT, LANES, LOAD, STORE, SET1, FMA, STORE_TILE, NV, OWB) \
     FC_TARGET_AVX512 static void NAME(const T* xpad, ptrdiff_t C, ptrdiff_t Hp, ptrdiff_t Wp,  \
                                       const T* wpack, const T* bias, ptrdiff_t cout, T* out,   \
                                       ptrdiff_t OH, ptrdiff_t OW, ptrdiff_t kh, ptrdiff_t kw,  \
@@ -72,10 +159,8 @@
                         for (int v = 0; v < NV; ++v) STORE(&tmp[q][v * LANES], acc[q][v]);     \
                     /* the last pixel block may overrun OW: store what exists */               \
                     const ptrdiff_t nq = (OW - ow0) < OWB ? (OW - ow0) : OWB;                  \
-                    for (ptrdiff_t l = 0; l < nco; ++l) {                                      \
-                        T* o = out + (cb * CB + l) * ocs + oh * ors + ow0 * ops;               \
-                        for (ptrdiff_t q = 0; q < nq; ++q) o[q * ops] = tmp[q][l];             \
-                    }                                                                          \
+                    STORE_TILE(&tmp[0][0], OWB, NV, nco, nq, out + cb * CB * ocs + oh * ors + ow0 * ops, \
+                               ocs, ops);                                                      \
                 }                                                                              \
             }                                                                                  \
         }                                                                                      \
@@ -83,17 +168,17 @@
 
 #define FC_DEFINE_CONV_AVX512_F(NAME, NV, OWB)                                                 \
     FC_DEFINE_CONV_AVX512(NAME, float, __m512, 16, _mm512_loadu_ps, _mm512_store_ps,           \
-                          _mm512_set1_ps, _mm512_fmadd_ps, NV, OWB)
+                          _mm512_set1_ps, _mm512_fmadd_ps, fc_store_tile_f, NV, OWB)
 #define FC_DEFINE_CONV_AVX512_D(NAME, NV, OWB)                                                 \
     FC_DEFINE_CONV_AVX512(NAME, double, __m512d, 8, _mm512_loadu_pd, _mm512_store_pd,          \
-                          _mm512_set1_pd, _mm512_fmadd_pd, NV, OWB)
+                          _mm512_set1_pd, _mm512_fmadd_pd, fc_store_tile_d, NV, OWB)
 
 /* One vector of channels, stride 1, no dilation, kernel width KW known at compile time:
  * each input row segment a tile needs (OWB + KW - 1 values) is broadcast once per (c, i)
  * and reused by all KW kernel columns from registers, instead of OWB broadcasts per
  * column. Loads per FMA fall from (OWB + 1) / OWB to about (OWB + 2*KW) / (OWB*KW):
  * lenet_c3 (KW 5) went from 198 to 229 GFLOP/s on one core, lenet_c1 from 56 to 76. */
-#define FC_DEFINE_CONV_AVX512_ROWS(NAME, T, VT, LANES, LOAD, STORE, SET1, FMA, OWB, KW)        \
+#define FC_DEFINE_CONV_AVX512_ROWS(NAME, T, VT, LANES, LOAD, STORE, SET1, FMA, STORE_TILE, OWB, KW) \
     FC_TARGET_AVX512 static void NAME(const T* xpad, ptrdiff_t C, ptrdiff_t Hp, ptrdiff_t Wp,  \
                                       const T* wpack, const T* bias, ptrdiff_t cout, T* out,   \
                                       ptrdiff_t OH, ptrdiff_t OW, ptrdiff_t kh, ptrdiff_t kw,  \
@@ -132,20 +217,18 @@
                     FC_PRAGMA(GCC unroll 16)                                                   \
                     for (int q = 0; q < OWB; ++q) STORE(tmp[q], acc[q]);                       \
                     const ptrdiff_t nq = (OW - ow0) < OWB ? (OW - ow0) : OWB;                  \
-                    for (ptrdiff_t l = 0; l < nco; ++l) {                                      \
-                        T* o = out + (cb * CB + l) * ocs + oh * ors + ow0 * ops;               \
-                        for (ptrdiff_t q = 0; q < nq; ++q) o[q * ops] = tmp[q][l];             \
-                    }                                                                          \
+                    STORE_TILE(&tmp[0][0], OWB, 1, nco, nq, out + cb * CB * ocs + oh * ors + ow0 * ops, \
+                               ocs, ops);                                                      \
                 }                                                                              \
             }                                                                                  \
         }                                                                                      \
     }
 #define FC_DEFINE_CONV_AVX512_ROWS_F(NAME, OWB, KW)                                            \
     FC_DEFINE_CONV_AVX512_ROWS(NAME, float, __m512, 16, _mm512_loadu_ps, _mm512_store_ps,      \
-                               _mm512_set1_ps, _mm512_fmadd_ps, OWB, KW)
+                               _mm512_set1_ps, _mm512_fmadd_ps, fc_store_tile_f, OWB, KW)
 #define FC_DEFINE_CONV_AVX512_ROWS_D(NAME, OWB, KW)                                            \
     FC_DEFINE_CONV_AVX512_ROWS(NAME, double, __m512d, 8, _mm512_loadu_pd, _mm512_store_pd,     \
-                               _mm512_set1_pd, _mm512_fmadd_pd, OWB, KW)
+                               _mm512_set1_pd, _mm512_fmadd_pd, fc_store_tile_d, OWB, KW)
 
 /* The tile table: index -> (NV, OWB, KW). Two vectors of channels for more than one
  * vector's worth of output channels, else one; five pixel widths so that common widths
