@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ._kernels import _direct, _im2col, _pooling
+from ._kernels import _direct, _gemm, _im2col, _pooling
 from ._parallel import blas_single_thread, get_num_threads
 from ._validation import (
     check_allocation,
@@ -469,7 +469,8 @@ def _unpack_weight_blocked(packed, g, cb):
 
 
 def _direct_grad_weight(grad_output, x, g, n_threads):
-    """grad_weight of the direct algorithm: blocked kernel, per-thread partials in order."""
+    """(grad_weight, grad_bias) of the direct algorithm: blocked kernel, per-thread partials
+    summed in thread order (grad_bias comes free with grad_output's transpose)."""
     dtype = x.dtype
     cig, cog = g.C_in // g.groups, g.C_out // g.groups
     tile, cb = _direct.grad_weight_tile(dtype == np.float64, cog, g.kh, g.kw)
@@ -481,13 +482,15 @@ def _direct_grad_weight(grad_output, x, g, n_threads):
     xpad = np.zeros((n_threads, cig * hp * wp + slack), dtype)
     gyt = np.empty((n_threads, g.OH * g.OW * n_blocks * cb), dtype)
     partial = np.zeros((n_threads, g.groups * n_blocks * cig * g.kh * g.kw * cb), dtype)
-    _direct.conv2d_direct_grad_weight_blocked(grad_output, x, partial, xpad, gyt, tile, cb,
-                                              hp, wp,
-                                              g.kh, g.kw, *g.kernel_args, g.groups, n_threads)
-    packed = partial[0]
+    bias_partial = np.zeros((n_threads, g.C_out))
+    _direct.conv2d_direct_grad_weight_blocked(grad_output, x, partial, bias_partial, xpad, gyt,
+                                              tile, cb, hp, wp, g.kh, g.kw, *g.kernel_args,
+                                              g.groups, n_threads)
+    packed, grad_bias = partial[0], bias_partial[0]
     for t in range(1, n_threads):  # fixed order: deterministic for a given thread count
         packed = packed + partial[t]
-    return _unpack_weight_blocked(packed, g, cb)
+        grad_bias = grad_bias + bias_partial[t]
+    return _unpack_weight_blocked(packed, g, cb), grad_bias.astype(dtype)
 
 
 def conv2d_backward(grad_output, x, weight, stride=1, padding=0, dilation=1, groups=1, *,
@@ -533,10 +536,8 @@ def conv2d_backward_unchecked(grad_output, x, weight, g, algorithm, needs_input_
     ``grad_input``, if given, is a C-contiguous array of x's shape and dtype to fill.
     """
     dtype = x.dtype
-    # Contiguous last-axis reductions first: NumPy's sum over axes (0, 2, 3) at once is
-    # several times slower on a (64, 6, 28, 28) gradient.
-    grad_bias = grad_output.reshape(g.N, g.C_out, g.OH * g.OW).sum(axis=2).sum(axis=0)
     if g.N == 0 or g.C_out == 0:
+        grad_bias = np.zeros(g.C_out, dtype)
         grad_input = np.zeros(x.shape, dtype) if needs_input_grad else None
         return grad_input, np.zeros(weight.shape, dtype), grad_bias
     if algorithm == "auto":
@@ -554,7 +555,11 @@ def conv2d_backward_unchecked(grad_output, x, weight, g, algorithm, needs_input_
         grad_input.fill(0)
     grad_weight = None
     if weight_algo == "direct":
-        grad_weight = _direct_grad_weight(grad_output, x, g, n_threads)
+        grad_weight, grad_bias = _direct_grad_weight(grad_output, x, g, n_threads)
+    else:
+        # Contiguous last-axis reductions first: NumPy's sum over axes (0, 2, 3) at once is
+        # several times slower on a (64, 6, 28, 28) gradient.
+        grad_bias = grad_output.reshape(g.N, g.C_out, g.OH * g.OW).sum(axis=2).sum(axis=0)
     if needs_input_grad and input_algo == "direct":
         grad_input = _direct_grad_input(grad_output, weight, g, grad_input, n_threads)
     need_im2col_input = needs_input_grad and input_algo == "im2col"
@@ -588,6 +593,64 @@ def _im2col_backward(grad_output, x, weight, g, grad_input, need_weight, n_threa
     for t in range(1, n_threads):
         grad_weight += partial[t].reshape(weight.shape)
     return grad_weight
+
+
+# Below this many multiply-adds per product, Linear's two backward products stay on one
+# thread: the parallel region would cost more than it saves.
+_GEMM_PAIR_MIN = 1 << 17
+
+
+def _linear_forward_unchecked(x, weight):
+    """Linear's product x @ weight.T: (N, in) x (out, in) -> (N, out).
+
+    With two or more threads and operands the kernel takes, the two halves of the batch
+    run on their own threads (each row of the result is computed whole by one of them).
+    """
+    n, in_features = x.shape
+    out_features = weight.shape[0]
+    # one product split in two pays off later than two independent ones: LeNet's
+    # 64 x 120 x 84 (0.6M multiply-adds) got slower, its 64 x 400 x 120 (3M) faster
+    paired = (get_num_threads() > 1 and n >= 2
+              and n * out_features * in_features >= 8 * _GEMM_PAIR_MIN
+              and max(n, out_features, in_features) <= _INT32_MAX
+              and x.dtype in (np.float32, np.float64) and weight.dtype == x.dtype
+              and x.flags.c_contiguous and weight.flags.c_contiguous)
+    if not paired:
+        with blas_single_thread():
+            return x @ weight.T
+    out = np.empty((n, out_features), x.dtype)
+    h = n // 2
+    with blas_single_thread():
+        _gemm.gemm_pair(x[:h], False, weight, True, out[:h], 0.0,
+                        x[h:], False, weight, True, out[h:], 0.0, 2)
+    return out
+
+
+def _linear_backward_unchecked(grad_output, x, weight, grad_weight):
+    """Linear's backward: grad_weight += grad_output.T @ x; returns grad_output @ weight.
+
+    grad_output: (N, out), x: (N, in), weight and grad_weight: (out, in). The two products
+    are independent: with two or more threads and operands the kernel takes (one float
+    dtype, C-contiguous, big enough), each runs on its own thread.
+    """
+    n, out_features = grad_output.shape
+    in_features = x.shape[1]
+    n_threads = get_num_threads()
+    arrays = (grad_output, x, weight, grad_weight)
+    paired = (n_threads > 1 and n * out_features * in_features >= _GEMM_PAIR_MIN
+              and max(n, out_features, in_features) <= _INT32_MAX
+              and x.dtype in (np.float32, np.float64)
+              and all(a.dtype == x.dtype and a.flags.c_contiguous for a in arrays)
+              and grad_weight.flags.writeable)
+    if not paired:
+        with blas_single_thread():
+            grad_weight += grad_output.T @ x
+            return grad_output @ weight
+    grad_input = np.empty((n, in_features), x.dtype)
+    with blas_single_thread():
+        _gemm.gemm_pair(grad_output, True, x, False, grad_weight, 1.0,
+                        grad_output, False, weight, False, grad_input, 0.0, n_threads)
+    return grad_input
 
 
 def im2col(x, kernel_size, stride=1, padding=0, dilation=1):

@@ -303,3 +303,23 @@ def test_layer_call_errors(rng):
         nn.CrossEntropyLoss()(np.zeros((2, 3)), np.array([0.0, 1.0]))
     with pytest.raises(ValueError, match="Linear expects x of shape \\(N, 400\\)"):
         nn.Linear(400, 3)(np.zeros((2, 399), np.float32))
+
+
+@pytest.mark.parametrize("threads", [1, 2], indirect=True)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_linear_at_lenet_size_matches_numpy(dtype, threads, rng):
+    """LeNet's first fully connected layer is big enough for the threaded path (two GEMMs
+    at once in backward, the batch split in two in forward); it must equal plain NumPy."""
+    layer = nn.Linear(400, 120, rng=0, dtype=dtype)
+    x = rng.standard_normal((64, 400)).astype(dtype)
+    g = rng.standard_normal((64, 120)).astype(dtype)
+    w, b = layer.weight.data.astype(np.float64), layer.bias.data.astype(np.float64)
+    x64, g64 = x.astype(np.float64), g.astype(np.float64)
+    y = layer(x)
+    layer.weight.grad[...] = 1.0  # backward accumulates into the existing gradient
+    gi = layer.backward(g)
+    t = dict(rtol=1e-4, atol=1e-4) if dtype == np.float32 else dict(rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(y, x64 @ w.T + b, **t)
+    np.testing.assert_allclose(gi, g64 @ w, **t)
+    np.testing.assert_allclose(layer.weight.grad, 1.0 + g64.T @ x64, **t)
+    np.testing.assert_allclose(layer.bias.grad, g64.sum(0), **t)

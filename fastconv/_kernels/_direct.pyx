@@ -321,7 +321,8 @@ def conv2d_direct_grad_input(const floating[:, :, :, ::1] grad_output,
 
 def conv2d_direct_grad_weight_blocked(const floating[:, :, :, ::1] grad_output,
                                       const floating[:, :, :, ::1] x,
-                                      floating[:, ::1] partial, floating[:, ::1] xpad_scratch,
+                                      floating[:, ::1] partial, double[:, ::1] bias_partial,
+                                      floating[:, ::1] xpad_scratch,
                                       floating[:, ::1] gyt_scratch, int tile, Py_ssize_t cb,
                                       Py_ssize_t Hp, Py_ssize_t Wp, Py_ssize_t kh, Py_ssize_t kw,
                                       Py_ssize_t sh, Py_ssize_t sw, Py_ssize_t pt, Py_ssize_t pl,
@@ -333,6 +334,8 @@ def conv2d_direct_grad_weight_blocked(const floating[:, :, :, ::1] grad_output,
     rows in thread order (static schedule: the same images go to the same thread each run).
     xpad_scratch (n_threads, >= C_in/g*Hp*Wp + slack) must have its slack zeroed;
     gyt_scratch: (n_threads, OH*OW*n_blocks*cb). tile, cb: from :func:`grad_weight_tile`.
+    bias_partial (n_threads, C_out), zeroed: per-thread sums of grad_output per channel
+    (grad_bias), in float64, gathered while grad_output is transposed anyway.
     """
     cdef Py_ssize_t N = x.shape[0], C = x.shape[1], H = x.shape[2], W = x.shape[3]
     cdef Py_ssize_t C_out = grad_output.shape[1], OH = grad_output.shape[2]
@@ -344,11 +347,15 @@ def conv2d_direct_grad_weight_blocked(const floating[:, :, :, ::1] grad_output,
     cdef floating* xp
     cdef floating* gt
     cdef floating* part
+    cdef double* bias_part
     cdef const floating* src
+    cdef floating v
+    cdef double block_sum
     with nogil, parallel(num_threads=n_threads):
         xp = &xpad_scratch[threadid(), 0]
         gt = &gyt_scratch[threadid(), 0]
         part = &partial[threadid(), 0]
+        bias_part = &bias_partial[threadid(), 0]
         for t in prange(N * groups, schedule="static"):
             n = t // groups
             g = t % groups
@@ -361,8 +368,12 @@ def conv2d_direct_grad_weight_blocked(const floating[:, :, :, ::1] grad_output,
                 for k in range(ld):
                     if k < cog:
                         src = &grad_output[n, g * cog + k, 0, 0]
+                        block_sum = 0
                         for p in range(p0, p1):
-                            gt[p * ld + k] = src[p]
+                            v = src[p]
+                            gt[p * ld + k] = v
+                            block_sum = block_sum + v
+                        bias_part[g * cog + k] += block_sum
                     else:
                         for p in range(p0, p1):
                             gt[p * ld + k] = 0

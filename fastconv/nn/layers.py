@@ -4,7 +4,6 @@ import math
 import numpy as np
 
 from .. import functional as F
-from .._parallel import blas_single_thread
 from .._random import get_rng
 from .._validation import FLOAT_DTYPES, check_array, check_bool, check_int, check_pair
 from .module import Module, Parameter
@@ -250,8 +249,7 @@ class Linear(Module):
         if x.dtype != self.weight.data.dtype:
             raise TypeError(f"x has dtype {x.dtype} but the layer's weight is {self.weight.data.dtype}")
         self._x = x
-        with blas_single_thread():  # see Sequential.forward
-            y = x @ self.weight.data.T
+        y = F._linear_forward_unchecked(x, self.weight.data)
         if self.bias is not None:
             y += self.bias.data
         return y
@@ -265,9 +263,7 @@ class Linear(Module):
                 f"grad_output must have shape {(self._x.shape[0], self.out_features)}, got {grad_output.shape}"
             )
         x, self._x = self._x, None  # free what forward saved once it is used
-        with blas_single_thread():  # see Sequential.forward
-            self.weight.grad += grad_output.T @ x
-            grad_input = grad_output @ self.weight.data
+        grad_input = F._linear_backward_unchecked(grad_output, x, self.weight.data, self.weight.grad)
         if self.bias is not None:
             self.bias.grad += grad_output.sum(axis=0)
         return grad_input
