@@ -600,6 +600,16 @@ def _im2col_backward(grad_output, x, weight, g, grad_input, need_weight, n_threa
 _GEMM_PAIR_MIN = 1 << 17
 
 
+def _gemm_pair_fits(dims, min_macs, arrays):
+    """Whether products of sizes ``dims`` over ``arrays`` go to the two-thread kernel: two or
+    more threads, at least ``min_macs`` multiply-adds, 32-bit BLAS sizes, and operands of
+    one float dtype, C-contiguous."""
+    dtype = arrays[0].dtype
+    return (get_num_threads() > 1 and math.prod(dims) >= min_macs
+            and max(dims) <= _INT32_MAX and dtype in (np.float32, np.float64)
+            and all(a.dtype == dtype and a.flags.c_contiguous for a in arrays))
+
+
 def _linear_forward_unchecked(x, weight):
     """Linear's product x @ weight.T: (N, in) x (out, in) -> (N, out).
 
@@ -610,12 +620,8 @@ def _linear_forward_unchecked(x, weight):
     out_features = weight.shape[0]
     # one product split in two pays off later than two independent ones: LeNet's
     # 64 x 120 x 84 (0.6M multiply-adds) got slower, its 64 x 400 x 120 (3M) faster
-    paired = (get_num_threads() > 1 and n >= 2
-              and n * out_features * in_features >= 8 * _GEMM_PAIR_MIN
-              and max(n, out_features, in_features) <= _INT32_MAX
-              and x.dtype in (np.float32, np.float64) and weight.dtype == x.dtype
-              and x.flags.c_contiguous and weight.flags.c_contiguous)
-    if not paired:
+    dims = (n, out_features, in_features)
+    if n < 2 or not _gemm_pair_fits(dims, 8 * _GEMM_PAIR_MIN, (x, weight)):
         with blas_single_thread():
             return x @ weight.T
     out = np.empty((n, out_features), x.dtype)
@@ -635,21 +641,16 @@ def _linear_backward_unchecked(grad_output, x, weight, grad_weight):
     """
     n, out_features = grad_output.shape
     in_features = x.shape[1]
-    n_threads = get_num_threads()
+    dims = (n, out_features, in_features)
     arrays = (grad_output, x, weight, grad_weight)
-    paired = (n_threads > 1 and n * out_features * in_features >= _GEMM_PAIR_MIN
-              and max(n, out_features, in_features) <= _INT32_MAX
-              and x.dtype in (np.float32, np.float64)
-              and all(a.dtype == x.dtype and a.flags.c_contiguous for a in arrays)
-              and grad_weight.flags.writeable)
-    if not paired:
+    if not (grad_weight.flags.writeable and _gemm_pair_fits(dims, _GEMM_PAIR_MIN, arrays)):
         with blas_single_thread():
             grad_weight += grad_output.T @ x
             return grad_output @ weight
     grad_input = np.empty((n, in_features), x.dtype)
     with blas_single_thread():
         _gemm.gemm_pair(grad_output, True, x, False, grad_weight, 1.0,
-                        grad_output, False, weight, False, grad_input, 0.0, n_threads)
+                        grad_output, False, weight, False, grad_input, 0.0, 2)
     return grad_input
 
 

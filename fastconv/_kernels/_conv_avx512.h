@@ -20,6 +20,7 @@
 #ifndef FASTCONV_CONV_AVX512_H
 #define FASTCONV_CONV_AVX512_H
 #include <stddef.h>
+#include "_conv_blocked.h"
 #include "_multiversion.h"
 
 #if FC_HAVE_AVX512
@@ -29,22 +30,17 @@
  * lenet_c1's forward pass and a tenth of resnet_s2's grad_input phases; for float at pixel
  * strides 1 and 2 each block of 16 channels is transposed in registers instead (16 x 16,
  * four shuffle stages) and written with one or two masked stores per channel. */
-static inline void fc_store_tile_scalar_f(const float* tmp, int owb, int nv, ptrdiff_t nco,
-                                          ptrdiff_t nq, float* o, ptrdiff_t ocs, ptrdiff_t ops)
-{
-    const int cb = 16 * nv;
-    for (ptrdiff_t l = 0; l < nco; ++l)
-        for (ptrdiff_t q = 0; q < nq; ++q) o[l * ocs + q * ops] = tmp[q * cb + l];
-}
-
-static inline void fc_store_tile_d(const double* tmp, int owb, int nv, ptrdiff_t nco,
-                                   ptrdiff_t nq, double* o, ptrdiff_t ocs, ptrdiff_t ops)
-{
-    const int cb = 8 * nv;
-    (void)owb;
-    for (ptrdiff_t l = 0; l < nco; ++l)
-        for (ptrdiff_t q = 0; q < nq; ++q) o[l * ocs + q * ops] = tmp[q * cb + l];
-}
+#define FC_DEFINE_STORE_TILE_SCALAR(NAME, T, LANES)                                            \
+    static inline void NAME(const T* tmp, int owb, int nv, ptrdiff_t nco, ptrdiff_t nq, T* o,  \
+                            ptrdiff_t ocs, ptrdiff_t ops)                                      \
+    {                                                                                          \
+        const int cb = LANES * nv;                                                             \
+        (void)owb;                                                                             \
+        for (ptrdiff_t l = 0; l < nco; ++l)                                                    \
+            for (ptrdiff_t q = 0; q < nq; ++q) o[l * ocs + q * ops] = tmp[q * cb + l];         \
+    }
+FC_DEFINE_STORE_TILE_SCALAR(fc_store_tile_scalar_f, float, 16)
+FC_DEFINE_STORE_TILE_SCALAR(fc_store_tile_d, double, 8)
 
 FC_TARGET_AVX512 static inline void fc_transpose16_ps(__m512 r[16])
 {
@@ -113,11 +109,7 @@ FC_TARGET_AVX512 static inline void fc_store_tile_f(const float* tmp, int owb, i
 
 /* VT: vector type; LANES; LOAD/STORE/SET1/FMA: the intrinsics of that type. */
 #define FC_DEFINE_CONV_AVX512(NAME, T, VT, LANES, LOAD, STORE, SET1, FMA, STORE_TILE, NV, OWB) \
-    FC_TARGET_AVX512 static void NAME(const T* xpad, ptrdiff_t C, ptrdiff_t Hp, ptrdiff_t Wp,  \
-                                      const T* wpack, const T* bias, ptrdiff_t cout, T* out,   \
-                                      ptrdiff_t OH, ptrdiff_t OW, ptrdiff_t kh, ptrdiff_t kw,  \
-                                      ptrdiff_t sh, ptrdiff_t sw, ptrdiff_t dh, ptrdiff_t dw,  \
-                                      ptrdiff_t ocs, ptrdiff_t ors, ptrdiff_t ops)             \
+    FC_TARGET_AVX512 static void NAME(FC_CONV_PARAMS(T))                                       \
     {                                                                                          \
         enum { CB = NV * LANES };                                                              \
         const ptrdiff_t K = C * kh * kw;                                                       \
@@ -179,11 +171,7 @@ FC_TARGET_AVX512 static inline void fc_store_tile_f(const float* tmp, int owb, i
  * column. Loads per FMA fall from (OWB + 1) / OWB to about (OWB + 2*KW) / (OWB*KW):
  * lenet_c3 (KW 5) went from 198 to 229 GFLOP/s on one core, lenet_c1 from 56 to 76. */
 #define FC_DEFINE_CONV_AVX512_ROWS(NAME, T, VT, LANES, LOAD, STORE, SET1, FMA, STORE_TILE, OWB, KW) \
-    FC_TARGET_AVX512 static void NAME(const T* xpad, ptrdiff_t C, ptrdiff_t Hp, ptrdiff_t Wp,  \
-                                      const T* wpack, const T* bias, ptrdiff_t cout, T* out,   \
-                                      ptrdiff_t OH, ptrdiff_t OW, ptrdiff_t kh, ptrdiff_t kw,  \
-                                      ptrdiff_t sh, ptrdiff_t sw, ptrdiff_t dh, ptrdiff_t dw,  \
-                                      ptrdiff_t ocs, ptrdiff_t ors, ptrdiff_t ops)             \
+    FC_TARGET_AVX512 static void NAME(FC_CONV_PARAMS(T))                                       \
     {                                                                                          \
         enum { CB = LANES };                                                                   \
         const ptrdiff_t K = C * kh * KW;                                                       \
@@ -284,35 +272,30 @@ FC_DEFINE_CONV_AVX512_ROWS_D(fc_conv_avx512_d17, 10, 5)
 FC_DEFINE_CONV_AVX512_ROWS_D(fc_conv_avx512_d18, 8, 5)
 FC_DEFINE_CONV_AVX512_ROWS_D(fc_conv_avx512_d19, 7, 5)
 
-#define FC_CONV_AVX512_ARGS                                                                    \
-    xpad, C, Hp, Wp, wpack, bias, cout, out, OH, OW, kh, kw, sh, sw, dh, dw, ocs, ors, ops
 #define FC_DEFINE_CONV_AVX512_DISPATCH(FN, T, P)                                               \
-    static void FN(int tile, const T* xpad, ptrdiff_t C, ptrdiff_t Hp, ptrdiff_t Wp,           \
-                   const T* wpack, const T* bias, ptrdiff_t cout, T* out, ptrdiff_t OH,        \
-                   ptrdiff_t OW, ptrdiff_t kh, ptrdiff_t kw, ptrdiff_t sh, ptrdiff_t sw,       \
-                   ptrdiff_t dh, ptrdiff_t dw, ptrdiff_t ocs, ptrdiff_t ors, ptrdiff_t ops)     \
+    static void FN(int tile, FC_CONV_PARAMS(T))                                                \
     {                                                                                          \
         switch (tile) {                                                                        \
-        case 0: P##0(FC_CONV_AVX512_ARGS); break;                                              \
-        case 1: P##1(FC_CONV_AVX512_ARGS); break;                                              \
-        case 2: P##2(FC_CONV_AVX512_ARGS); break;                                              \
-        case 3: P##3(FC_CONV_AVX512_ARGS); break;                                              \
-        case 4: P##4(FC_CONV_AVX512_ARGS); break;                                              \
-        case 5: P##5(FC_CONV_AVX512_ARGS); break;                                              \
-        case 6: P##6(FC_CONV_AVX512_ARGS); break;                                              \
-        case 7: P##7(FC_CONV_AVX512_ARGS); break;                                              \
-        case 8: P##8(FC_CONV_AVX512_ARGS); break;                                              \
-        case 9: P##9(FC_CONV_AVX512_ARGS); break;                                              \
-        case 10: P##10(FC_CONV_AVX512_ARGS); break;                                            \
-        case 11: P##11(FC_CONV_AVX512_ARGS); break;                                            \
-        case 12: P##12(FC_CONV_AVX512_ARGS); break;                                            \
-        case 13: P##13(FC_CONV_AVX512_ARGS); break;                                            \
-        case 14: P##14(FC_CONV_AVX512_ARGS); break;                                            \
-        case 15: P##15(FC_CONV_AVX512_ARGS); break;                                            \
-        case 16: P##16(FC_CONV_AVX512_ARGS); break;                                            \
-        case 17: P##17(FC_CONV_AVX512_ARGS); break;                                            \
-        case 18: P##18(FC_CONV_AVX512_ARGS); break;                                            \
-        default: P##19(FC_CONV_AVX512_ARGS); break;                                            \
+        case 0: P##0(FC_CONV_ARGS); break;                                                     \
+        case 1: P##1(FC_CONV_ARGS); break;                                                     \
+        case 2: P##2(FC_CONV_ARGS); break;                                                     \
+        case 3: P##3(FC_CONV_ARGS); break;                                                     \
+        case 4: P##4(FC_CONV_ARGS); break;                                                     \
+        case 5: P##5(FC_CONV_ARGS); break;                                                     \
+        case 6: P##6(FC_CONV_ARGS); break;                                                     \
+        case 7: P##7(FC_CONV_ARGS); break;                                                     \
+        case 8: P##8(FC_CONV_ARGS); break;                                                     \
+        case 9: P##9(FC_CONV_ARGS); break;                                                     \
+        case 10: P##10(FC_CONV_ARGS); break;                                                   \
+        case 11: P##11(FC_CONV_ARGS); break;                                                   \
+        case 12: P##12(FC_CONV_ARGS); break;                                                   \
+        case 13: P##13(FC_CONV_ARGS); break;                                                   \
+        case 14: P##14(FC_CONV_ARGS); break;                                                   \
+        case 15: P##15(FC_CONV_ARGS); break;                                                   \
+        case 16: P##16(FC_CONV_ARGS); break;                                                   \
+        case 17: P##17(FC_CONV_ARGS); break;                                                   \
+        case 18: P##18(FC_CONV_ARGS); break;                                                   \
+        default: P##19(FC_CONV_ARGS); break;                                                   \
         }                                                                                      \
     }
 FC_DEFINE_CONV_AVX512_DISPATCH(fc_conv_avx512_f, float, fc_conv_avx512_f)
@@ -414,11 +397,7 @@ FC_DEFINE_WGRAD_AVX512_DISPATCH(fc_wgrad_avx512_d, double, fc_wgrad_avx512_d)
 #define FC_AVX512_N_WGRAD_TILES 1
 static const int fc_avx512_tiles[1][3] = {{1, 1, 0}};
 static const int fc_avx512_wgrad_tiles[1][3] = {{1, 1, 1}};
-#define FC_STUB_CONV(FN, T)                                                                    \
-    static void FN(int tile, const T* xpad, ptrdiff_t C, ptrdiff_t Hp, ptrdiff_t Wp,           \
-                   const T* wpack, const T* bias, ptrdiff_t cout, T* out, ptrdiff_t OH,        \
-                   ptrdiff_t OW, ptrdiff_t kh, ptrdiff_t kw, ptrdiff_t sh, ptrdiff_t sw,       \
-                   ptrdiff_t dh, ptrdiff_t dw, ptrdiff_t ocs, ptrdiff_t ors, ptrdiff_t ops) {}
+#define FC_STUB_CONV(FN, T) static void FN(int tile, FC_CONV_PARAMS(T)) {}
 #define FC_STUB_WGRAD(FN, T)                                                                   \
     static void FN(int tile, const T* xpad, ptrdiff_t C, ptrdiff_t Hp, ptrdiff_t Wp,           \
                    const T* gyt, ptrdiff_t n_blocks, T* gw, ptrdiff_t OH, ptrdiff_t OW,        \
@@ -428,5 +407,28 @@ FC_STUB_CONV(fc_conv_avx512_d, double)
 FC_STUB_WGRAD(fc_wgrad_avx512_f, float)
 FC_STUB_WGRAD(fc_wgrad_avx512_d, double)
 #endif
+
+/* What the Cython side calls: an AVX-512 tile (tile >= 0, from the table above) or the
+ * portable kernel with cb channels per block. */
+#define FC_DEFINE_CONV_TILE(FN, T, AVX512, PORTABLE)                                           \
+    static inline void FN(int tile, ptrdiff_t cb, FC_CONV_PARAMS(T))                           \
+    {                                                                                          \
+        if (tile >= 0) AVX512(tile, FC_CONV_ARGS);                                             \
+        else PORTABLE(cb, FC_CONV_ARGS);                                                       \
+    }
+FC_DEFINE_CONV_TILE(fc_conv_tile_f, float, fc_conv_avx512_f, fc_conv_blocked_f)
+FC_DEFINE_CONV_TILE(fc_conv_tile_d, double, fc_conv_avx512_d, fc_conv_blocked_d)
+
+#define FC_DEFINE_WGRAD_TILE(FN, T, AVX512, PORTABLE)                                          \
+    static inline void FN(int tile, ptrdiff_t cb, const T* xpad, ptrdiff_t C, ptrdiff_t Hp,    \
+                          ptrdiff_t Wp, const T* gyt, ptrdiff_t n_blocks, T* gw, ptrdiff_t OH, \
+                          ptrdiff_t OW, ptrdiff_t kh, ptrdiff_t kw, ptrdiff_t sh, ptrdiff_t sw, \
+                          ptrdiff_t dh, ptrdiff_t dw)                                          \
+    {                                                                                          \
+        if (tile >= 0) AVX512(tile, xpad, C, Hp, Wp, gyt, n_blocks, gw, OH, OW, sh, sw, dh, dw); \
+        else PORTABLE(cb, xpad, C, Hp, Wp, gyt, n_blocks, gw, OH, OW, kh, kw, sh, sw, dh, dw); \
+    }
+FC_DEFINE_WGRAD_TILE(fc_wgrad_tile_f, float, fc_wgrad_avx512_f, fc_wgrad_blocked_f)
+FC_DEFINE_WGRAD_TILE(fc_wgrad_tile_d, double, fc_wgrad_avx512_d, fc_wgrad_blocked_d)
 
 #endif

@@ -22,12 +22,18 @@
 #include <stddef.h>
 #include "_multiversion.h"
 
+/* The parameters of every forward tile kernel (these and _conv_avx512.h's), and the call
+ * passing them on. */
+#define FC_CONV_PARAMS(T)                                                                      \
+    const T *xpad, ptrdiff_t C, ptrdiff_t Hp, ptrdiff_t Wp, const T *wpack, const T *bias,     \
+        ptrdiff_t cout, T *out, ptrdiff_t OH, ptrdiff_t OW, ptrdiff_t kh, ptrdiff_t kw,        \
+        ptrdiff_t sh, ptrdiff_t sw, ptrdiff_t dh, ptrdiff_t dw, ptrdiff_t ocs, ptrdiff_t ors,  \
+        ptrdiff_t ops
+#define FC_CONV_ARGS                                                                           \
+    xpad, C, Hp, Wp, wpack, bias, cout, out, OH, OW, kh, kw, sh, sw, dh, dw, ocs, ors, ops
+
 #define FC_DEFINE_CONV_BLOCKED(NAME, T, CB, OWB)                                               \
-    FC_MULTIVERSION static void NAME(const T* xpad, ptrdiff_t C, ptrdiff_t Hp, ptrdiff_t Wp,   \
-                                     const T* wpack, const T* bias, ptrdiff_t cout, T* out,    \
-                                     ptrdiff_t OH, ptrdiff_t OW, ptrdiff_t kh, ptrdiff_t kw,   \
-                                     ptrdiff_t sh, ptrdiff_t sw, ptrdiff_t dh, ptrdiff_t dw,   \
-                                     ptrdiff_t ocs, ptrdiff_t ors, ptrdiff_t ops)              \
+    FC_MULTIVERSION static void NAME(FC_CONV_PARAMS(T))                                        \
     {                                                                                          \
         const ptrdiff_t K = C * kh * kw;                                                       \
         for (ptrdiff_t cb = 0; cb * CB < cout; ++cb) {                                         \
@@ -74,6 +80,18 @@ FC_DEFINE_CONV_BLOCKED(fc_conv_blocked_f16, float, 16, 6)
 FC_DEFINE_CONV_BLOCKED(fc_conv_blocked_f8, float, 8, 8)
 FC_DEFINE_CONV_BLOCKED(fc_conv_blocked_d8, double, 8, 6)
 FC_DEFINE_CONV_BLOCKED(fc_conv_blocked_d4, double, 4, 8)
+
+/* The portable forward kernel with CB channels per block. */
+static inline void fc_conv_blocked_f(ptrdiff_t cb, FC_CONV_PARAMS(float))
+{
+    if (cb == 16) fc_conv_blocked_f16(FC_CONV_ARGS);
+    else fc_conv_blocked_f8(FC_CONV_ARGS);
+}
+static inline void fc_conv_blocked_d(ptrdiff_t cb, FC_CONV_PARAMS(double))
+{
+    if (cb == 8) fc_conv_blocked_d8(FC_CONV_ARGS);
+    else fc_conv_blocked_d4(FC_CONV_ARGS);
+}
 
 /* OWB of the variant with CB channels (the wide variants use 6, the narrow ones 8). */
 static inline int fc_blocked_owb(ptrdiff_t cb, int is_double)

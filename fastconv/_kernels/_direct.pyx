@@ -19,61 +19,36 @@ from ._common cimport valid_lo, valid_hi
 
 cdef extern from "_conv_blocked.h":
     int fc_blocked_owb(Py_ssize_t cb, int is_double) noexcept nogil
-    void fc_conv_blocked_f16(const float* xpad, Py_ssize_t C, Py_ssize_t Hp, Py_ssize_t Wp,
-                             const float* wpack, const float* bias, Py_ssize_t cout, float* out,
-                             Py_ssize_t OH, Py_ssize_t OW, Py_ssize_t kh, Py_ssize_t kw,
-                             Py_ssize_t sh, Py_ssize_t sw, Py_ssize_t dh, Py_ssize_t dw,
-                             Py_ssize_t ocs, Py_ssize_t ors, Py_ssize_t ops) noexcept nogil
-    void fc_conv_blocked_f8(const float* xpad, Py_ssize_t C, Py_ssize_t Hp, Py_ssize_t Wp,
-                            const float* wpack, const float* bias, Py_ssize_t cout, float* out,
-                            Py_ssize_t OH, Py_ssize_t OW, Py_ssize_t kh, Py_ssize_t kw,
-                            Py_ssize_t sh, Py_ssize_t sw, Py_ssize_t dh, Py_ssize_t dw,
-                            Py_ssize_t ocs, Py_ssize_t ors, Py_ssize_t ops) noexcept nogil
-    void fc_conv_blocked_d8(const double* xpad, Py_ssize_t C, Py_ssize_t Hp, Py_ssize_t Wp,
-                            const double* wpack, const double* bias, Py_ssize_t cout, double* out,
-                            Py_ssize_t OH, Py_ssize_t OW, Py_ssize_t kh, Py_ssize_t kw,
-                            Py_ssize_t sh, Py_ssize_t sw, Py_ssize_t dh, Py_ssize_t dw,
-                            Py_ssize_t ocs, Py_ssize_t ors, Py_ssize_t ops) noexcept nogil
-    void fc_conv_blocked_d4(const double* xpad, Py_ssize_t C, Py_ssize_t Hp, Py_ssize_t Wp,
-                            const double* wpack, const double* bias, Py_ssize_t cout, double* out,
-                            Py_ssize_t OH, Py_ssize_t OW, Py_ssize_t kh, Py_ssize_t kw,
-                            Py_ssize_t sh, Py_ssize_t sw, Py_ssize_t dh, Py_ssize_t dw,
-                            Py_ssize_t ocs, Py_ssize_t ors, Py_ssize_t ops) noexcept nogil
-
     int FC_WGRAD_MAX_JB
 
+# The kernels' entry points: an AVX-512 tile (tile >= 0) or the portable kernel with cb
+# channels per block (tile -1), as forward_tile / grad_weight_tile choose.
 cdef extern from "_conv_avx512.h":
     int fc_have_avx512() noexcept nogil
     int FC_AVX512_N_TILES
     int FC_AVX512_N_WGRAD_TILES
     const int fc_avx512_tiles[][3]
     const int fc_avx512_wgrad_tiles[][3]
-    void fc_conv_avx512_f(int tile, const float* xpad, Py_ssize_t C, Py_ssize_t Hp, Py_ssize_t Wp,
-                          const float* wpack, const float* bias, Py_ssize_t cout, float* out,
-                          Py_ssize_t OH, Py_ssize_t OW, Py_ssize_t kh, Py_ssize_t kw,
-                          Py_ssize_t sh, Py_ssize_t sw, Py_ssize_t dh, Py_ssize_t dw,
-                          Py_ssize_t ocs, Py_ssize_t ors, Py_ssize_t ops) noexcept nogil
-    void fc_conv_avx512_d(int tile, const double* xpad, Py_ssize_t C, Py_ssize_t Hp, Py_ssize_t Wp,
-                          const double* wpack, const double* bias, Py_ssize_t cout, double* out,
-                          Py_ssize_t OH, Py_ssize_t OW, Py_ssize_t kh, Py_ssize_t kw,
-                          Py_ssize_t sh, Py_ssize_t sw, Py_ssize_t dh, Py_ssize_t dw,
-                          Py_ssize_t ocs, Py_ssize_t ors, Py_ssize_t ops) noexcept nogil
-    void fc_wgrad_avx512_f(int tile, const float* xpad, Py_ssize_t C, Py_ssize_t Hp, Py_ssize_t Wp,
-                           const float* gyt, Py_ssize_t n_blocks, float* gw, Py_ssize_t OH,
-                           Py_ssize_t OW, Py_ssize_t sh, Py_ssize_t sw, Py_ssize_t dh,
-                           Py_ssize_t dw) noexcept nogil
-    void fc_wgrad_avx512_d(int tile, const double* xpad, Py_ssize_t C, Py_ssize_t Hp, Py_ssize_t Wp,
-                           const double* gyt, Py_ssize_t n_blocks, double* gw, Py_ssize_t OH,
-                           Py_ssize_t OW, Py_ssize_t sh, Py_ssize_t sw, Py_ssize_t dh,
-                           Py_ssize_t dw) noexcept nogil
-    void fc_wgrad_blocked_f(Py_ssize_t cb, const float* xpad, Py_ssize_t C, Py_ssize_t Hp,
-                            Py_ssize_t Wp, const float* gyt, Py_ssize_t n_blocks, float* gw,
-                            Py_ssize_t OH, Py_ssize_t OW, Py_ssize_t kh, Py_ssize_t kw,
-                            Py_ssize_t sh, Py_ssize_t sw, Py_ssize_t dh, Py_ssize_t dw) noexcept nogil
-    void fc_wgrad_blocked_d(Py_ssize_t cb, const double* xpad, Py_ssize_t C, Py_ssize_t Hp,
-                            Py_ssize_t Wp, const double* gyt, Py_ssize_t n_blocks, double* gw,
-                            Py_ssize_t OH, Py_ssize_t OW, Py_ssize_t kh, Py_ssize_t kw,
-                            Py_ssize_t sh, Py_ssize_t sw, Py_ssize_t dh, Py_ssize_t dw) noexcept nogil
+    void fc_conv_tile_f(int tile, Py_ssize_t cb, const float* xpad, Py_ssize_t C,
+                        Py_ssize_t Hp, Py_ssize_t Wp, const float* wpack, const float* bias,
+                        Py_ssize_t cout, float* out, Py_ssize_t OH, Py_ssize_t OW,
+                        Py_ssize_t kh, Py_ssize_t kw, Py_ssize_t sh, Py_ssize_t sw,
+                        Py_ssize_t dh, Py_ssize_t dw, Py_ssize_t ocs, Py_ssize_t ors,
+                        Py_ssize_t ops) noexcept nogil
+    void fc_conv_tile_d(int tile, Py_ssize_t cb, const double* xpad, Py_ssize_t C,
+                        Py_ssize_t Hp, Py_ssize_t Wp, const double* wpack, const double* bias,
+                        Py_ssize_t cout, double* out, Py_ssize_t OH, Py_ssize_t OW,
+                        Py_ssize_t kh, Py_ssize_t kw, Py_ssize_t sh, Py_ssize_t sw,
+                        Py_ssize_t dh, Py_ssize_t dw, Py_ssize_t ocs, Py_ssize_t ors,
+                        Py_ssize_t ops) noexcept nogil
+    void fc_wgrad_tile_f(int tile, Py_ssize_t cb, const float* xpad, Py_ssize_t C,
+                         Py_ssize_t Hp, Py_ssize_t Wp, const float* gyt, Py_ssize_t n_blocks,
+                         float* gw, Py_ssize_t OH, Py_ssize_t OW, Py_ssize_t kh, Py_ssize_t kw,
+                         Py_ssize_t sh, Py_ssize_t sw, Py_ssize_t dh, Py_ssize_t dw) noexcept nogil
+    void fc_wgrad_tile_d(int tile, Py_ssize_t cb, const double* xpad, Py_ssize_t C,
+                         Py_ssize_t Hp, Py_ssize_t Wp, const double* gyt, Py_ssize_t n_blocks,
+                         double* gw, Py_ssize_t OH, Py_ssize_t OW, Py_ssize_t kh, Py_ssize_t kw,
+                         Py_ssize_t sh, Py_ssize_t sw, Py_ssize_t dh, Py_ssize_t dw) noexcept nogil
 
 #: Kernel columns per grad_weight register block: the padded input needs
 #: (WGRAD_MAX_JB - 1) * dilation zeroed elements of slack after it.
@@ -214,27 +189,12 @@ cdef inline void run_tile(const Py_ssize_t* job, const floating* xp, Py_ssize_t 
     cdef Py_ssize_t kh = job[J_KH], kw = job[J_KW], sh = job[J_SH], sw = job[J_SW]
     cdef Py_ssize_t dh = job[J_DH], dw = job[J_DW], oh = job[J_OH], ow = job[J_OW]
     cdef Py_ssize_t ors = job[J_OUT_ROW_STRIDE], ops = job[J_OUT_PIXEL_STRIDE]
-    if tile >= 0:
-        if floating is float:
-            fc_conv_avx512_f(tile, xp, C, hp, wp, w, bias, cout, o, oh, ow, kh, kw, sh, sw,
-                             dh, dw, ocs, ors, ops)
-        else:
-            fc_conv_avx512_d(tile, xp, C, hp, wp, w, bias, cout, o, oh, ow, kh, kw, sh, sw,
-                             dh, dw, ocs, ors, ops)
-    elif floating is float:
-        if cb == 16:
-            fc_conv_blocked_f16(xp, C, hp, wp, w, bias, cout, o, oh, ow, kh, kw, sh, sw, dh, dw,
-                                ocs, ors, ops)
-        else:
-            fc_conv_blocked_f8(xp, C, hp, wp, w, bias, cout, o, oh, ow, kh, kw, sh, sw, dh, dw,
-                               ocs, ors, ops)
+    if floating is float:
+        fc_conv_tile_f(tile, cb, xp, C, hp, wp, w, bias, cout, o, oh, ow, kh, kw, sh, sw, dh, dw,
+                       ocs, ors, ops)
     else:
-        if cb == 8:
-            fc_conv_blocked_d8(xp, C, hp, wp, w, bias, cout, o, oh, ow, kh, kw, sh, sw, dh, dw,
-                               ocs, ors, ops)
-        else:
-            fc_conv_blocked_d4(xp, C, hp, wp, w, bias, cout, o, oh, ow, kh, kw, sh, sw, dh, dw,
-                               ocs, ors, ops)
+        fc_conv_tile_d(tile, cb, xp, C, hp, wp, w, bias, cout, o, oh, ow, kh, kw, sh, sw, dh, dw,
+                       ocs, ors, ops)
 
 
 def conv2d_direct_forward(const floating[:, :, :, ::1] x, const floating[::1] wpack,
@@ -377,16 +337,9 @@ def conv2d_direct_grad_weight_blocked(const floating[:, :, :, ::1] grad_output,
                     else:
                         for p in range(p0, p1):
                             gt[p * ld + k] = 0
-            if tile >= 0:
-                if floating is float:
-                    fc_wgrad_avx512_f(tile, xp, cig, Hp, Wp, gt, n_blocks, part + g * per_group,
-                                      OH, OW, sh, sw, dh, dw)
-                else:
-                    fc_wgrad_avx512_d(tile, xp, cig, Hp, Wp, gt, n_blocks, part + g * per_group,
-                                      OH, OW, sh, sw, dh, dw)
-            elif floating is float:
-                fc_wgrad_blocked_f(cb, xp, cig, Hp, Wp, gt, n_blocks, part + g * per_group,
-                                   OH, OW, kh, kw, sh, sw, dh, dw)
+            if floating is float:
+                fc_wgrad_tile_f(tile, cb, xp, cig, Hp, Wp, gt, n_blocks, part + g * per_group,
+                                OH, OW, kh, kw, sh, sw, dh, dw)
             else:
-                fc_wgrad_blocked_d(cb, xp, cig, Hp, Wp, gt, n_blocks, part + g * per_group,
-                                   OH, OW, kh, kw, sh, sw, dh, dw)
+                fc_wgrad_tile_d(tile, cb, xp, cig, Hp, Wp, gt, n_blocks, part + g * per_group,
+                                OH, OW, kh, kw, sh, sw, dh, dw)
