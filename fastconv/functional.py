@@ -356,13 +356,6 @@ def _direct_forward(x, weight, bias, g, out, n_threads):
     return out
 
 
-_JOB_FIELDS = ("tile", "cb", "hp", "wp", "kh", "kw", "sh", "sw", "pt", "pl", "dh", "dw", "oh",
-               "ow", "out_offset", "out_row_stride", "out_pixel_stride", "w_offset",
-               "w_group_len")
-if _JOB_FIELDS != _direct.JOB_FIELDS:  # the kernel's job table layout changed
-    raise ImportError("fastconv: stale _direct extension (job table layout); rebuild it")
-
-
 def _direct_forward_jobs(x, jobs, bias, out, n_threads):
     """Run blocked-kernel convolutions of x, each into a strided part of ``out``.
 
@@ -382,7 +375,7 @@ def _direct_forward_jobs(x, jobs, bias, out, n_threads):
         wpack = _pack_weight_blocked(w5, cb, n_threads)
         rows.append((tile, cb, hp, wp, g.kh, g.kw, g.sh, g.sw, g.pad_top, g.pad_left, g.dh,
                      g.dw, g.OH, g.OW, out_offset, out_row_stride, out_pixel_stride, w_offset,
-                     wpack.shape[1]))  # in the order of _JOB_FIELDS
+                     wpack.shape[1]))  # in the order of _direct.JOB_FIELDS
         packs.append(wpack.reshape(-1))
         w_offset += wpack.size
         xpad_len = max(xpad_len, (g.C_in // g.groups) * hp * wp)
