@@ -23,7 +23,7 @@ import warnings
 from setuptools import Extension, setup
 from setuptools.command.build_ext import build_ext
 
-KERNELS = ["_openmp_helpers", "_im2col", "_direct", "_pooling", "_elementwise", "_optim", "_gemm"]
+KERNELS = ["_openmp_helpers", "_im2col", "_direct", "_pooling", "_elementwise", "_optim", "_gemm", "_loss"]
 
 OPENMP_TEST_PROGRAM = textwrap.dedent(
     r"""

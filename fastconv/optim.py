@@ -7,6 +7,7 @@ import numbers
 import numpy as np
 
 from ._kernels import _optim
+from ._parallel import get_num_threads
 from ._validation import FLOAT_DTYPES
 from .nn.module import Parameter
 
@@ -33,6 +34,7 @@ class Optimizer:
             if not isinstance(p, Parameter):
                 raise TypeError(f"params[{i}] must be a fastconv.nn.Parameter, got {type(p).__name__}")
         self.params = params
+        self._plan = None
 
     def zero_grad(self):
         """Set every parameter's gradient to zero."""
@@ -41,6 +43,47 @@ class Optimizer:
 
     def step(self):
         raise NotImplementedError
+
+    def _compiled_plan(self, states):
+        """The :class:`_UpdatePlan` for the parameters as they are now (rebuilt when a
+        parameter's ``data`` or ``grad`` was replaced); ``states[i]`` are parameter i's
+        state arrays."""
+        plan = self._plan
+        if plan is None or not plan.matches(self.params):
+            plan = self._plan = _UpdatePlan(self.params, states)
+        return plan
+
+
+class _UpdatePlan:
+    """What one compiled update call per dtype needs: the addresses of every parameter's
+    data, gradient and state arrays, and their element offsets laid end to end.
+
+    It holds references to those arrays, so the addresses stay valid while it exists;
+    :meth:`matches` tells whether the parameters still use the same (writeable) arrays.
+    Parameters the compiled loop cannot take (not C-contiguous, mixed dtypes, read-only)
+    are listed in ``numpy_indices`` for the NumPy rule.
+    """
+
+    def __init__(self, params, states):
+        self.arrays = [(p.data, p.grad) + tuple(st) for p, st in zip(params, states)]
+        by_dtype = {}
+        self.numpy_indices = []
+        for i, arrays in enumerate(self.arrays):
+            if _fusable(*arrays):
+                by_dtype.setdefault(arrays[0].dtype, []).append(i)
+            else:
+                self.numpy_indices.append(i)
+        self.groups = []
+        for dtype, members in by_dtype.items():
+            columns = [np.array([self.arrays[i][k].ctypes.data for i in members], np.intp)
+                       for k in range(len(self.arrays[members[0]]))]
+            offsets = np.zeros(len(members) + 1, np.intp)
+            offsets[1:] = np.cumsum([self.arrays[i][0].size for i in members])
+            self.groups.append((dtype == np.float64, columns, offsets))
+
+    def matches(self, params):
+        return all(p.data is arrays[0] and p.grad is arrays[1] and arrays[0].flags.writeable
+                   for p, arrays in zip(params, self.arrays))
 
 
 class SGD(Optimizer):
@@ -71,24 +114,31 @@ class SGD(Optimizer):
         if nesterov and self.momentum == 0:
             raise ValueError("nesterov=True requires momentum > 0")
         self.nesterov = bool(nesterov)
-        self._buffers = [None] * len(self.params)
+        # Momentum buffers; the first step sets them to the gradient (read times 0 before).
+        self._buffers = [np.zeros_like(p.data) for p in self.params] if self.momentum else None
+        self._first_step = True
 
     def step(self):
         """Apply one update to every parameter from its gradient."""
-        for i, p in enumerate(self.params):
-            first = self._buffers[i] is None
-            if self.momentum and first:
-                self._buffers[i] = np.zeros_like(p.data)  # the kernel reads it (times 0)
-            # Without momentum the kernel never reads buf; the gradient stands in for it.
-            buf = self._buffers[i] if self.momentum else p.grad
-            if _fusable(p, buf):
-                _optim.sgd_update(p.data.reshape(-1), p.grad.reshape(-1), buf.reshape(-1),
-                                  self.lr, self.momentum, self.weight_decay, self.nesterov, first)
-                continue
+        first, self._first_step = self._first_step, False
+        if self.momentum:
+            plan = self._compiled_plan([(b,) for b in self._buffers])
+        else:
+            plan = self._compiled_plan([()] * len(self.params))
+        n_threads = get_num_threads()
+        for is_double, columns, offsets in plan.groups:
+            data, grads = columns[0], columns[1]
+            # Without momentum the kernel never touches the buffers; the gradients stand in.
+            bufs = columns[2] if self.momentum else grads
+            _optim.sgd_update(data, grads, bufs, offsets, is_double, self.lr, self.momentum,
+                              self.weight_decay, self.nesterov, first, n_threads)
+        for i in plan.numpy_indices:
+            p = self.params[i]
             g = p.grad
             if self.weight_decay:
                 g = g + self.weight_decay * p.data
             if self.momentum:
+                buf = self._buffers[i]
                 if first:
                     buf[...] = g
                 else:
@@ -126,13 +176,15 @@ class Adam(Optimizer):
         """Apply one Adam update to every parameter from its gradient."""
         self.t += 1
         b1, b2 = self.betas
+        plan = self._compiled_plan(list(zip(self._m, self._v)))
+        n_threads = get_num_threads()
+        for is_double, (data, grads, m, v), offsets in plan.groups:
+            _optim.adam_update(data, grads, m, v, offsets, is_double, self.lr, b1, b2, self.eps,
+                               self.weight_decay, self.t, n_threads)
         c1 = 1 - b1**self.t
         c2 = 1 - b2**self.t
-        for p, m, v in zip(self.params, self._m, self._v):
-            if _fusable(p, m, v):
-                _optim.adam_update(p.data.reshape(-1), p.grad.reshape(-1), m.reshape(-1),
-                                   v.reshape(-1), self.lr, b1, b2, self.eps, self.weight_decay, self.t)
-                continue
+        for i in plan.numpy_indices:
+            p, m, v = self.params[i], self._m[i], self._v[i]
             g = p.grad
             if self.weight_decay:
                 g = g + self.weight_decay * p.data
@@ -144,14 +196,14 @@ class Adam(Optimizer):
             p.data -= (self.lr / c1) * m / denom
 
 
-def _fusable(p, *state):
-    """True when the compiled update applies: float32/float64, one dtype and shape, all
-    C-contiguous.
+def _fusable(data, *others):
+    """True when the compiled update applies to a parameter's arrays (data first, then its
+    gradient and state): float32/float64, one dtype and shape, all C-contiguous, data and
+    state writeable.
 
     Anything else (a parameter a user replaced by a strided view, say) takes the NumPy
     path, which gives the same result more slowly.
     """
-    d = p.data
-    return d.dtype in FLOAT_DTYPES and all(
-        a.dtype == d.dtype and a.shape == d.shape and a.flags.c_contiguous
-        for a in (d, p.grad) + state)
+    return data.dtype in FLOAT_DTYPES and data.flags.writeable and all(
+        a.dtype == data.dtype and a.shape == data.shape and a.flags.c_contiguous
+        for a in (data,) + others) and all(a.flags.writeable for a in others[1:])

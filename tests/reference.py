@@ -195,6 +195,34 @@ def numerical_grad_at(f, x, flat_indices, eps=1e-6):
     return out
 
 
+def sgd_steps_ref(p0, grads, lr, momentum=0.0, weight_decay=0.0, nesterov=False):
+    """PyTorch's SGD rule (dampening 0) in float64, applied once per gradient in ``grads``;
+    returns the parameter after the last step."""
+    p = np.array(p0, np.float64)
+    buf = None
+    for g in grads:
+        d = np.asarray(g, np.float64) + weight_decay * p
+        if momentum:
+            buf = d.copy() if buf is None else momentum * buf + d
+            d = d + momentum * buf if nesterov else buf
+        p = p - lr * d
+    return p
+
+
+def adam_steps_ref(p0, grads, lr, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0):
+    """Adam with bias correction (Kingma & Ba; PyTorch's rule) in float64, applied once per
+    gradient in ``grads``; returns the parameter after the last step."""
+    p = np.array(p0, np.float64)
+    m = np.zeros_like(p)
+    v = np.zeros_like(p)
+    for t, g in enumerate(grads, start=1):
+        d = np.asarray(g, np.float64) + weight_decay * p
+        m = betas[0] * m + (1 - betas[0]) * d
+        v = betas[1] * v + (1 - betas[1]) * d * d
+        p = p - lr * (m / (1 - betas[0] ** t)) / (np.sqrt(v / (1 - betas[1] ** t)) + eps)
+    return p
+
+
 def write_idx(path, array, magic):
     """Write a uint8 array as an IDX file (gzip-compressed if path ends in .gz)."""
     import gzip

@@ -5,7 +5,8 @@ import pytest
 import fastconv
 from fastconv import nn, optim
 from fastconv.models import lenet5
-from reference import numerical_grad, numerical_grad_at, synthetic_digits, tol
+from reference import (adam_steps_ref, numerical_grad, numerical_grad_at, sgd_steps_ref,
+                       synthetic_digits, tol)
 
 
 def _check_layer(layer, x, rng, rtol=1e-6, atol=1e-8):
@@ -84,6 +85,36 @@ def test_cross_entropy_matches_definition_and_gradient(rng):
         np.testing.assert_allclose(loss.backward(), num, rtol=1e-6, atol=1e-9)
     # stable for huge logits
     assert np.isfinite(nn.CrossEntropyLoss()(np.array([[1e4, -1e4]]), np.array([1])))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64, np.float16])
+def test_cross_entropy_dtypes_layouts_and_nan(dtype, rng):
+    logits64 = rng.standard_normal((64, 10)) * 4
+    labels = rng.integers(0, 10, 64)
+    p = np.exp(logits64 - logits64.max(1, keepdims=True))
+    p /= p.sum(1, keepdims=True)
+    want = -np.log(p[np.arange(64), labels]).mean()
+    want_grad = (p - np.eye(10)[labels]) / 64
+    # a Fortran-ordered copy exercises the non-contiguous path
+    for logits in (logits64.astype(dtype), np.asfortranarray(logits64.astype(dtype))):
+        loss = nn.CrossEntropyLoss()
+        value = loss(logits, labels)
+        grad = loss.backward()
+        assert grad.dtype == dtype and grad.shape == (64, 10)
+        rtol = {np.float16: 2e-3, np.float32: 1e-5, np.float64: 1e-12}[dtype]
+        exact = logits.astype(np.float64)  # the rounded logits are the input
+        q = np.exp(exact - exact.max(1, keepdims=True))
+        q /= q.sum(1, keepdims=True)
+        np.testing.assert_allclose(value, -np.log(q[np.arange(64), labels]).mean(), rtol=rtol)
+        np.testing.assert_allclose(grad, (q - np.eye(10)[labels]) / 64, rtol=rtol, atol=rtol / 64)
+    assert abs(value - want) < 0.05 and np.abs(grad - want_grad).max() < 1e-3
+    # a NaN logit makes its sample's loss and gradient NaN, and only its own
+    bad = logits64.astype(dtype)
+    bad[3, 7] = np.nan
+    loss = nn.CrossEntropyLoss()
+    assert np.isnan(loss(bad, labels))
+    grad = loss.backward()
+    assert np.isnan(grad[3]).all() and np.isfinite(np.delete(grad, 3, axis=0)).all()
 
 
 def test_lenet5_whole_model_gradient(rng):
@@ -251,6 +282,83 @@ def test_compiled_update_matches_numpy_path(make, dtype, rng):
         opt_numpy.step()
     assert not strided.data.flags.c_contiguous
     np.testing.assert_allclose(fused.data, strided.data, **tol(dtype))
+
+
+OPTIMIZERS = {
+    "sgd": (dict(lr=0.1), sgd_steps_ref),
+    "momentum-wd": (dict(lr=0.1, momentum=0.9, weight_decay=0.01), sgd_steps_ref),
+    "nesterov": (dict(lr=0.05, momentum=0.9, nesterov=True), sgd_steps_ref),
+    "adam": (dict(lr=0.01, betas=(0.8, 0.99), weight_decay=0.1), adam_steps_ref),
+}
+
+
+@pytest.mark.parametrize("threads", [1, 2], indirect=True)
+@pytest.mark.parametrize("name", list(OPTIMIZERS))
+def test_update_of_mixed_parameter_list_matches_reference(name, threads, rng):
+    # One compiled call per dtype covers the fusable parameters laid end to end, split
+    # between threads at element boundaries that fall inside parameters (sizes above the
+    # parallel threshold, odd, one of them empty); a strided one takes the NumPy rule.
+    kwargs, ref = OPTIMIZERS[name]
+    shapes = [((151, 97), np.float32), ((3,), np.float64), ((0, 4), np.float32),
+              ((20011,), np.float32), ((7, 5), np.float64), ((5, 3), np.float32)]
+    params = [nn.Parameter(rng.standard_normal(s).astype(d)) for s, d in shapes]
+    strided = nn.Parameter(np.zeros((4, 3)))
+    strided.data = rng.standard_normal((4, 6))[:, ::2]
+    strided.grad = np.zeros((4, 6))[:, ::2]
+    params.append(strided)
+    start = [p.data.copy() for p in params]
+    history = [[] for _ in params]
+    opt = (optim.Adam if name == "adam" else optim.SGD)(params, **kwargs)
+    for _ in range(3):
+        for p, h in zip(params, history):
+            p.grad[...] = rng.standard_normal(p.shape)
+            h.append(p.grad.copy())
+        opt.step()
+    for i, (p, p0, h) in enumerate(zip(params, start, history)):
+        np.testing.assert_allclose(p.data, ref(p0, h, **kwargs), **tol(p.dtype), err_msg=f"params[{i}]")
+
+
+@pytest.mark.parametrize("name", list(OPTIMIZERS))
+def test_update_does_not_depend_on_thread_count(name, rng):
+    kwargs, _ = OPTIMIZERS[name]
+    data = [rng.standard_normal(n).astype(np.float32) for n in (30001, 17, 40000)]
+    grads = [[rng.standard_normal(d.shape).astype(np.float32) for d in data] for _ in range(3)]
+    results = []
+    for n_threads in (1, 2, 3):
+        fastconv.set_num_threads(n_threads)
+        try:
+            params = [nn.Parameter(d) for d in data]
+            opt = (optim.Adam if name == "adam" else optim.SGD)(params, **kwargs)
+            for step in grads:
+                for p, g in zip(params, step):
+                    p.grad[...] = g
+                opt.step()
+        finally:
+            fastconv.set_num_threads(None)
+        results.append(np.concatenate([p.data for p in params]))
+    np.testing.assert_array_equal(results[0], results[1])
+    np.testing.assert_array_equal(results[0], results[2])
+
+
+def test_update_follows_replaced_arrays(rng):
+    # The compiled call works on addresses gathered once; a parameter whose data or grad
+    # array is replaced (or made read-only) between steps must be noticed.
+    p = nn.Parameter(rng.standard_normal(6))
+    opt = optim.SGD([p], lr=0.5, momentum=0.5)
+    p.grad[...] = 1.0
+    opt.step()
+    old = p.data
+    p.data = np.zeros(6)
+    p.grad = np.full(6, 2.0)
+    opt.step()  # buf = 0.5 * 1 + 2 = 2.5
+    np.testing.assert_allclose(p.data, np.full(6, -1.25))
+    np.testing.assert_allclose(old, old)  # untouched since
+    before = old.copy()
+    p.data = old
+    p.data.flags.writeable = False
+    with pytest.raises(ValueError, match="read-only"):
+        opt.step()
+    np.testing.assert_array_equal(p.data, before)
 
 
 @pytest.mark.parametrize(

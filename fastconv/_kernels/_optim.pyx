@@ -1,58 +1,123 @@
-"""Fused optimizer updates: one pass over a parameter, its gradient and its state.
+"""Fused optimizer updates: one compiled call updates every parameter of a dtype group.
 
 The NumPy form of SGD-with-momentum or Adam makes 4-8 passes and as many temporaries per
-parameter; here each element is read and written once. Parameters are small (LeNet-5's
-largest is 48k elements), so these loops are serial.
+parameter, and a compiled call per parameter still cost ~5 us of Python each (LeNet-5:
+10 parameters, ~55 us a step, none of it parallel). Here the caller passes the addresses
+of every parameter's data, gradient and state once; the elements of the whole group,
+laid end to end, are split into one contiguous range per thread. Each element is read and
+written once by one thread, so the result does not depend on the thread count.
+
+The caller (``fastconv.optim``) guarantees that every address is that of a C-contiguous,
+writeable (for data and state) array of the group's dtype with the stated number of
+elements, kept alive for the duration of the call.
 """
-from cython cimport floating
+from cython.parallel cimport parallel, threadid
 from libc.math cimport sqrt
+from libc.stdint cimport intptr_t
+
+from ._openmp_helpers cimport omp_get_num_threads
+
+# Below this many elements in a group, one thread: a parallel region costs more.
+cdef Py_ssize_t PARALLEL_MIN = 16384
 
 
-def sgd_update(floating[::1] param, const floating[::1] grad, floating[::1] buf,
-               double lr, double momentum, double weight_decay, bint nesterov, bint first_step):
-    """One SGD step in place, PyTorch's rule (dampening 0).
+cdef extern from "_optim_spans.h":
+    void fc_sgd_span_f(float* param, const float* grad, float* buf, Py_ssize_t n, double lr,
+                       double momentum, double weight_decay, int nesterov,
+                       int first_step) noexcept nogil
+    void fc_sgd_span_d(double* param, const double* grad, double* buf, Py_ssize_t n,
+                       double lr, double momentum, double weight_decay, int nesterov,
+                       int first_step) noexcept nogil
+    void fc_adam_span_f(float* param, const float* grad, float* exp_avg, float* exp_avg_sq,
+                        Py_ssize_t n, double step_size, double inv_sqrt_c2, double beta1,
+                        double beta2, double eps, double weight_decay) noexcept nogil
+    void fc_adam_span_d(double* param, const double* grad, double* exp_avg,
+                        double* exp_avg_sq, Py_ssize_t n, double step_size,
+                        double inv_sqrt_c2, double beta1, double beta2, double eps,
+                        double weight_decay) noexcept nogil
 
-    ``g = grad + weight_decay*param``; with momentum ``buf = g`` on the first step, else
-    ``buf = momentum*buf + g``; the step uses ``g + momentum*buf`` (Nesterov) or ``buf``;
-    ``param -= lr * step``. ``buf`` is unused (may be empty) when momentum is 0.
+
+cdef inline Py_ssize_t thread_start(Py_ssize_t total, int t, int n_threads) noexcept nogil:
+    """Where thread t's share of the group's elements starts (thread n_threads: the end), in
+    multiples of 16 (a cache line of float32) so that two threads rarely write one line."""
+    cdef Py_ssize_t blocks = (total + 15) // 16
+    return min(total, (blocks * t // n_threads) * 16)
+
+
+cdef inline int team_size(Py_ssize_t total, int n_threads) noexcept nogil:
+    return max(n_threads, 1) if total >= PARALLEL_MIN else 1
+
+
+def sgd_update(const intptr_t[::1] params, const intptr_t[::1] grads, const intptr_t[::1] bufs,
+               const Py_ssize_t[::1] offsets, bint is_double, double lr, double momentum,
+               double weight_decay, bint nesterov, bint first_step, int n_threads):
+    """One SGD step in place over a group of parameters (PyTorch's rule, dampening 0).
+
+    Parameter j has ``offsets[j+1] - offsets[j]`` elements at address ``params[j]``, its
+    gradient at ``grads[j]`` and momentum buffer at ``bufs[j]``; all float64 if
+    ``is_double`` else float32. ``g = grad + weight_decay*param``; with momentum
+    ``buf = g`` on the first step, else ``buf = momentum*buf + g``; the step uses
+    ``g + momentum*buf`` (Nesterov) or ``buf``; ``param -= lr * step``. ``bufs`` is
+    never read or written when momentum is 0 (pass ``grads``).
     """
-    cdef Py_ssize_t i, n = param.shape[0]
-    cdef floating g, b
-    cdef floating flr = <floating>lr, mu = <floating>momentum, wd = <floating>weight_decay
-    cdef floating keep = 0 if first_step else 1  # buf = keep*mu*buf + g
-    cdef floating look = 1 if nesterov else 0    # step = look*g + mu*buf  or  buf
-    # The options are turned into arithmetic so the loop has no branches and vectorises
-    # (branches inside it kept it scalar: 8 us for LeNet-5's 10k-element F6 weight).
-    with nogil:
-        if momentum == 0:
-            for i in range(n):
-                param[i] = param[i] - flr * (grad[i] + wd * param[i])
-        else:
-            for i in range(n):
-                g = grad[i] + wd * param[i]
-                b = keep * mu * buf[i] + g
-                buf[i] = b
-                param[i] = param[i] - flr * (look * (g + mu * b) + (1 - look) * b)
+    cdef Py_ssize_t n_params = params.shape[0], total = offsets[n_params]
+    cdef Py_ssize_t j, lo, hi, a, b
+    cdef int t, team
+    with nogil, parallel(num_threads=team_size(total, n_threads)):
+        t = threadid()
+        team = omp_get_num_threads()
+        # (assigned, not passed by address: Cython makes assigned variables thread-private)
+        lo = thread_start(total, t, team)
+        hi = thread_start(total, t + 1, team)
+        for j in range(n_params):
+            a = max(lo, offsets[j])
+            b = min(hi, offsets[j + 1])
+            if a >= b:
+                continue
+            a = a - offsets[j]
+            b = b - offsets[j]
+            if is_double:
+                fc_sgd_span_d((<double*>params[j]) + a, (<const double*>grads[j]) + a,
+                              (<double*>bufs[j]) + a, b - a, lr, momentum, weight_decay,
+                              nesterov, first_step)
+            else:
+                fc_sgd_span_f((<float*>params[j]) + a, (<const float*>grads[j]) + a,
+                              (<float*>bufs[j]) + a, b - a, lr, momentum, weight_decay,
+                              nesterov, first_step)
 
 
-def adam_update(floating[::1] param, const floating[::1] grad, floating[::1] exp_avg,
-                floating[::1] exp_avg_sq, double lr, double beta1, double beta2, double eps,
-                double weight_decay, Py_ssize_t step):
-    """One Adam step in place (PyTorch's rule, bias-corrected; ``step`` counts from 1).
+def adam_update(const intptr_t[::1] params, const intptr_t[::1] grads,
+                const intptr_t[::1] exp_avgs, const intptr_t[::1] exp_avg_sqs,
+                const Py_ssize_t[::1] offsets, bint is_double, double lr, double beta1,
+                double beta2, double eps, double weight_decay, Py_ssize_t step, int n_threads):
+    """One Adam step in place over a group of parameters (PyTorch's rule, bias-corrected;
+    ``step`` counts from 1). Addresses and offsets as in :func:`sgd_update`.
 
     ``m = b1*m + (1-b1)*g``, ``v = b2*v + (1-b2)*g*g``,
     ``param -= lr/(1-b1^t) * m / (sqrt(v)/sqrt(1-b2^t) + eps)``.
     """
-    cdef Py_ssize_t i, n = param.shape[0]
-    cdef double c1 = 1.0 - beta1 ** step, c2 = 1.0 - beta2 ** step
-    cdef floating step_size = <floating>(lr / c1), inv_sqrt_c2 = <floating>(1.0 / sqrt(c2))
-    cdef floating b1 = <floating>beta1, b2 = <floating>beta2, e = <floating>eps
-    cdef floating wd = <floating>weight_decay, g, m, v
-    with nogil:
-        for i in range(n):
-            g = grad[i] + wd * param[i]  # no branch: the loop vectorises
-            m = b1 * exp_avg[i] + (1 - b1) * g
-            v = b2 * exp_avg_sq[i] + (1 - b2) * g * g
-            exp_avg[i] = m
-            exp_avg_sq[i] = v
-            param[i] = param[i] - step_size * m / (sqrt(v) * inv_sqrt_c2 + e)
+    cdef Py_ssize_t n_params = params.shape[0], total = offsets[n_params]
+    cdef Py_ssize_t j, lo, hi, a, b
+    cdef int t, team
+    cdef double step_size = lr / (1.0 - beta1 ** step)
+    cdef double inv_sqrt_c2 = 1.0 / sqrt(1.0 - beta2 ** step)
+    with nogil, parallel(num_threads=team_size(total, n_threads)):
+        t = threadid()
+        team = omp_get_num_threads()
+        lo = thread_start(total, t, team)
+        hi = thread_start(total, t + 1, team)
+        for j in range(n_params):
+            a = max(lo, offsets[j])
+            b = min(hi, offsets[j + 1])
+            if a >= b:
+                continue
+            a = a - offsets[j]
+            b = b - offsets[j]
+            if is_double:
+                fc_adam_span_d((<double*>params[j]) + a, (<const double*>grads[j]) + a,
+                               (<double*>exp_avgs[j]) + a, (<double*>exp_avg_sqs[j]) + a,
+                               b - a, step_size, inv_sqrt_c2, beta1, beta2, eps, weight_decay)
+            else:
+                fc_adam_span_f((<float*>params[j]) + a, (<const float*>grads[j]) + a,
+                               (<float*>exp_avgs[j]) + a, (<float*>exp_avg_sqs[j]) + a,
+                               b - a, step_size, inv_sqrt_c2, beta1, beta2, eps, weight_decay)

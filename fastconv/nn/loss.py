@@ -1,6 +1,9 @@
 """Cross-entropy loss with explicit backward."""
 import numpy as np
 
+from .._kernels import _loss
+from .._validation import FLOAT_DTYPES
+
 
 class CrossEntropyLoss:
     """Mean cross-entropy of logits against integer class labels (log-softmax + NLL).
@@ -15,7 +18,7 @@ class CrossEntropyLoss:
     """
 
     def __init__(self):
-        self._probs = None
+        self._grad = None
 
     def __call__(self, logits, labels):
         return self.forward(logits, labels)
@@ -35,22 +38,21 @@ class CrossEntropyLoss:
             raise ValueError("logits must contain at least one sample")
         if labels.size and (labels.min() < 0 or labels.max() >= c):
             raise ValueError(f"labels must be in [0, {c}), got values in [{labels.min()}, {labels.max()}]")
-        shifted = logits - logits.max(axis=1, keepdims=True)  # stable log-softmax
-        log_z = np.log(np.exp(shifted).sum(axis=1, keepdims=True))
-        log_probs = shifted - log_z
-        self._probs = np.exp(log_probs)
-        self._labels = labels.astype(np.intp)
-        return float(-log_probs[np.arange(n), self._labels].mean())
+        # The kernel takes float32/float64; other float dtypes are computed in float64 and
+        # the gradient handed back in the logits' dtype.
+        work_dtype = logits.dtype if logits.dtype in FLOAT_DTYPES else np.float64
+        work = np.ascontiguousarray(logits, dtype=work_dtype)
+        grad = np.empty_like(work)
+        value = _loss.softmax_cross_entropy(work, labels.astype(np.int64, copy=False), grad)
+        self._grad = grad if grad.dtype == logits.dtype else grad.astype(logits.dtype)
+        return value
 
     def backward(self):
-        """Gradient of the mean loss with respect to the logits: (softmax - onehot) / N."""
-        if self._probs is None:
+        """Gradient of the mean loss with respect to the logits, ``(softmax - onehot) / N``:
+        an array of the logits' shape and dtype, computed by the forward pass."""
+        if self._grad is None:
             raise RuntimeError("CrossEntropyLoss.backward called before the loss was computed")
-        grad = self._probs.copy()
-        n = grad.shape[0]
-        grad[np.arange(n), self._labels] -= 1
-        grad /= n
-        return grad
+        return self._grad
 
     def __repr__(self):
         return "CrossEntropyLoss()"
