@@ -2,6 +2,7 @@ import numpy as np
 import pytest
 
 import fastconv
+from fastconv._kernels import _direct
 
 
 @pytest.fixture
@@ -37,3 +38,15 @@ def mnist_dir():
     if d is None:
         pytest.skip("MNIST not found: set FASTCONV_TEST_MNIST to the folder with the IDX files")
     return d
+
+
+SIMD = ["avx512", "portable"] if _direct.AVX512_AVAILABLE else ["portable"]
+
+
+@pytest.fixture(params=SIMD)
+def simd(request):
+    """Which kernels to test: the AVX-512 ones (where the CPU has it) or the portable ones
+    (``_direct.use_avx512(False)``); it stays set for every example hypothesis draws."""
+    previous = _direct.use_avx512(request.param == "avx512")
+    yield request.param
+    _direct.use_avx512(previous)

@@ -15,17 +15,6 @@ import fastconv
 from fastconv._kernels import _direct
 from reference import conv2d_grads_ref, conv2d_ref, tol
 
-SIMD = ["avx512", "portable"] if _direct.AVX512_AVAILABLE else ["portable"]
-
-
-@pytest.fixture(params=SIMD)
-def simd(request):
-    """The tile family to test; it stays set for every example hypothesis draws."""
-    previous = _direct.use_avx512(request.param == "avx512")
-    yield request.param
-    _direct.use_avx512(previous)
-
-
 def _draw_case(data):
     """A random geometry with 1-40 output and 1-20 input channels per group."""
     groups = data.draw(st.integers(1, 2))

@@ -1,6 +1,8 @@
 """Layers, models and optimizers: finite-difference gradients (float64) and behaviour."""
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 import fastconv
 from fastconv import nn, optim
@@ -415,9 +417,10 @@ def test_layer_call_errors(rng):
 
 @pytest.mark.parametrize("threads", [1, 2], indirect=True)
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_linear_at_lenet_size_matches_numpy(dtype, threads, rng):
-    """LeNet's first fully connected layer is big enough for the threaded path (two GEMMs
-    at once in backward, the batch split in two in forward); it must equal plain NumPy."""
+def test_linear_at_lenet_size_matches_numpy(dtype, threads, simd, rng):
+    """LeNet's first fully connected layer is big enough for the threaded paths (float32
+    on AVX-512: blocks of the products shared between threads; BLAS: two GEMMs at once in
+    backward, the batch split in two in forward); it must equal plain NumPy."""
     layer = nn.Linear(400, 120, rng=0, dtype=dtype)
     x = rng.standard_normal((64, 400)).astype(dtype)
     g = rng.standard_normal((64, 120)).astype(dtype)
@@ -431,3 +434,41 @@ def test_linear_at_lenet_size_matches_numpy(dtype, threads, rng):
     np.testing.assert_allclose(gi, g64 @ w, **t)
     np.testing.assert_allclose(layer.weight.grad, 1.0 + g64.T @ x64, **t)
     np.testing.assert_allclose(layer.bias.grad, g64.sum(0), **t)
+
+
+@pytest.mark.parametrize("threads", [1, 2, 3], indirect=True)
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(n=st.integers(1, 40), n_in=st.integers(1, 70), n_out=st.integers(1, 45),
+       seed=st.integers(0, 2**32 - 1))
+def test_linear_products_any_size(n, n_in, n_out, seed, threads, simd):
+    # Sizes around the kernels' blocks (4 x 4, 8 x 32, 16 lanes of k) and below them.
+    rng = np.random.default_rng(seed)
+    layer = nn.Linear(n_in, n_out, rng=seed)
+    x = rng.standard_normal((n, n_in)).astype(np.float32)
+    g = rng.standard_normal((n, n_out)).astype(np.float32)
+    w, b = layer.weight.data.astype(np.float64), layer.bias.data.astype(np.float64)
+    start = rng.standard_normal(w.shape).astype(np.float32)
+    layer.weight.grad[...] = start
+    y = layer(x)
+    gi = layer.backward(g)
+    x64, g64 = x.astype(np.float64), g.astype(np.float64)
+    np.testing.assert_allclose(y, x64 @ w.T + b, rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(gi, g64 @ w, rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(layer.weight.grad, start + g64.T @ x64, rtol=1e-4, atol=1e-4)
+
+
+def test_linear_does_not_depend_on_thread_count(simd, rng):
+    x = rng.standard_normal((64, 400)).astype(np.float32)
+    g = rng.standard_normal((64, 120)).astype(np.float32)
+    results = []
+    for n_threads in (1, 2, 3):
+        fastconv.set_num_threads(n_threads)
+        try:
+            layer = nn.Linear(400, 120, rng=0)
+            y = layer(x)
+            results.append((y, layer.backward(g), layer.weight.grad.copy()))
+        finally:
+            fastconv.set_num_threads(None)
+    for other in results[1:]:
+        for a, b in zip(results[0], other):
+            np.testing.assert_array_equal(a, b)
