@@ -202,8 +202,8 @@ def choose_algorithm(g, dtype=np.float32, op="forward"):
     ============  =================  ===================  ===================
     shape         forward d / i      grad_weight d / i    grad_input d / i
     ============  =================  ===================  ===================
-    lenet_c1      0.13 / 0.38        0.18 / 0.54          0.55 / 0.25
-    lenet_c3      0.10 / 0.38        0.12 / 0.44          0.64 / 0.30
+    lenet_c1      0.08 / 0.38        0.18 / 0.54          0.35 / 0.31
+    lenet_c3      0.10 / 0.38        0.12 / 0.44          0.27 / 0.38
     vgg_3x3       8.1 (14.5) / 20.0  9.2 (27.5) / 21.1    8.2 (14.2) / 18.2
     resnet_s2     3.9 (8.6) / 8.5    4.8 (14.8) / 8.6     6.5 (~10) / 8.7
     ============  =================  ===================  ===================
@@ -214,8 +214,9 @@ def choose_algorithm(g, dtype=np.float32, op="forward"):
       group's reduction length C_in/g*kh*kw is short (< 256); otherwise GEMM's cache
       blocking wins.
     * grad_input: direct (stride phases through the forward kernel) when each group has
-      >= 16 input channels to fill a channel block, at stride 1 or with the AVX-512 tiles;
-      otherwise im2col + col2im.
+      >= 16 input channels to fill a channel block, at stride 1 or with the AVX-512 tiles,
+      or at stride 1 with 4 to 8 (float32, AVX-512: the pixel tile, 8 channels a block;
+      lenet_c1's one channel fills too little of it); otherwise im2col + col2im.
     """
     cig = g.C_in // g.groups
     if op == "forward":
@@ -227,8 +228,11 @@ def choose_algorithm(g, dtype=np.float32, op="forward"):
         wide_tile = _direct.grad_weight_tile(dtype == np.float64, cog, g.kh, g.kw)[0] >= 0
         return "direct" if wide_tile or cig * g.kh * g.kw < 256 else "im2col"
     if op == "grad_input":
+        stride_1 = g.sh == g.sw == 1
+        if stride_1 and cig >= 4 and _pixel_tile_fits(dtype, cig):
+            return "direct"
         wide_tile = _direct.forward_tile(dtype == np.float64, cig, g.W)[0] >= 0
-        return "direct" if cig >= 16 and (wide_tile or g.sh == g.sw == 1) else "im2col"
+        return "direct" if cig >= 16 and (wide_tile or stride_1) else "im2col"
     raise ValueError(f"op must be 'forward', 'grad_input' or 'grad_weight', got {op!r}")
 
 
@@ -412,6 +416,12 @@ def _taps_slice(taps, step):
     return slice(taps[0], stop if stop >= 0 else None, -step)
 
 
+def _pixel_tile_fits(dtype, channels):
+    """Whether the forward kernel runs ``channels`` output channels per group at stride 1
+    with the pixel tile (float32, AVX-512, up to 8 channels)."""
+    return _direct.forward_tile(dtype == np.float64, channels, 1, 0, 1)[0] == _direct.PIXEL_TILE
+
+
 def _direct_grad_input(grad_output, weight, g, grad_input, n_threads):
     """grad_input (N x C_in x H x W, any contents: every element is written) of the direct algorithm.
 
@@ -424,7 +434,9 @@ def _direct_grad_input(grad_output, weight, g, grad_input, n_threads):
     cig, cog = g.C_in // g.groups, g.C_out // g.groups
     # With < 4 input channels per group the transposed convolution would fill at most 4
     # of a channel block's >= 4 lanes: the row-wise kernel (vectorised along rows) wins.
-    if cig < 4:
+    # ... unless the pixel tile (float32, AVX-512) takes the phases: 0.53 -> 0.33 ms on
+    # lenet_c1's grad_input.
+    if cig < 4 and not _pixel_tile_fits(grad_output.dtype, cig):
         grad_input.fill(0)  # the row-wise kernel accumulates
         _direct.conv2d_direct_grad_input(grad_output, weight, grad_input, *g.kernel_args,
                                          g.groups, n_threads)

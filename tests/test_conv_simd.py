@@ -1,7 +1,8 @@
 """Both register-tile families of the direct kernels against the references.
 
 On a CPU with AVX-512 the direct algorithm runs the tiles of ``_conv_avx512.h`` (16 or 32
-output channels x 7-14 pixels, and row-reuse tiles for 3- and 5-wide kernels); elsewhere, and with
+output channels x 7-14 pixels, row-reuse tiles for 3- and 5-wide kernels, and for float32
+with up to 8 channels at stride 1 the pixel tile, 8 channels x 16 pixels); elsewhere, and with
 ``_direct.use_avx512(False)``, the portable tiles of ``_conv_blocked.h``. The other test
 modules use few channels; these sweeps use enough channels to fill (and partly fill)
 the wide tiles, and every stride phase of grad_input.
@@ -72,7 +73,10 @@ def test_backward_wide_channels(simd, data, dtype):
         (1, 20, 10, 28, 24, 3, 2, 1),  # stride-2 phases 14 pixels wide: both spread stores
         (2, 17, 9, 23, 33, 3, 1, 0),  # partial channel and pixel blocks everywhere
         (2, 5, 9, 30, 12, 3, 1, 1),  # one partial vector of channels: 3-wide row-reuse tile
-        (2, 1, 12, 28, 6, 5, 1, 2),  # lenet_c1-like: 6 of 16 lanes, 5-wide row-reuse tile
+        (2, 1, 12, 28, 6, 5, 1, 2),  # lenet_c1-like: the pixel tile, 28 = 16 + 12 pixels
+        (2, 6, 11, 14, 16, 5, 1, 0),  # lenet_c3-like, odd rows: grad_input by the pixel tile
+        (1, 6, 11, 21, 8, 3, 2, 1),  # stride-2 grad_input phases through the pixel tile
+        (2, 9, 7, 40, 3, 3, 1, 1),  # 3 channels, 40 = 16 + 16 + 8 pixels
     ],
 )
 def test_benchmark_like_shapes(simd, shape, rng):
@@ -106,3 +110,14 @@ def test_use_avx512_switch_round_trips():
     assert _direct.forward_tile(False, 64, 56)[0] == -1  # portable tile while switched off
     _direct.use_avx512(previous)
     assert _direct.use_avx512() is previous
+
+
+def test_pixel_tile_choice():
+    on = _direct.use_avx512()
+    pixel = _direct.PIXEL_TILE
+    # float32, up to 8 channels, stride 1 (any kernel width and dilation)
+    assert (_direct.forward_tile(False, 6, 28, 5, 1, 1)[0] == pixel) is on
+    assert (_direct.forward_tile(False, 8, 10, 3, 1, 2) == (pixel, 8, 16)) is on
+    assert _direct.forward_tile(False, 9, 28, 5, 1, 1)[0] != pixel
+    assert _direct.forward_tile(False, 6, 28, 5, 2, 1)[0] != pixel
+    assert _direct.forward_tile(True, 6, 28, 5, 1, 1)[0] != pixel

@@ -218,18 +218,92 @@ FC_TARGET_AVX512 static inline void fc_store_tile_f(const float* tmp, int owb, i
     FC_DEFINE_CONV_AVX512_ROWS(NAME, double, __m512d, 8, _mm512_loadu_pd, _mm512_store_pd,     \
                                _mm512_set1_pd, _mm512_fmadd_pd, fc_store_tile_d, OWB, KW)
 
+/* Pixel tiles, for few output channels at stride 1: the other way round from the tiles
+ * above, a vector holds LANES neighbouring output pixels of one channel and the weights
+ * are broadcast, so 8 channels fill 8 accumulators per output row instead of 8 of a
+ * channel vector's 16 lanes. Two output rows share each weight broadcast (16
+ * accumulators); an odd last row is computed twice and stored once. Pixel blocks are
+ * whole vectors (the caller pads the input to them) and are stored with masks. The
+ * transposed convolutions of grad_input with 6 input channels (lenet_c3) ran on im2col at
+ * ~100 GFLOP/s; lenet_c1's forward filled 6 of 16 lanes. */
+#define FC_PIXELS_FOR8(X, ...)                                                                 \
+    X(0, __VA_ARGS__) X(1, __VA_ARGS__) X(2, __VA_ARGS__) X(3, __VA_ARGS__)                    \
+    X(4, __VA_ARGS__) X(5, __VA_ARGS__) X(6, __VA_ARGS__) X(7, __VA_ARGS__)
+#define FC_PIXELS_INIT(L, VT, SET1) VT a##L = SET1(bv[L]), b##L = a##L;
+#define FC_PIXELS_FMA(L, VT, SET1, FMA)                                                        \
+    {                                                                                          \
+        const VT w = SET1(wr[j * 8 + L]);                                                      \
+        a##L = FMA(w, u0, a##L);                                                               \
+        b##L = FMA(w, u1, b##L);                                                               \
+    }
+#define FC_PIXELS_SAVE(L, STORE) STORE(acc[0][L], a##L); STORE(acc[1][L], b##L);
+/* The sums of one tile (acc[row][channel][pixel]), in a function of its own: inlined into
+ * the loops around it, gcc 12 kept half the accumulators in memory (3x slower). */
+#define FC_DEFINE_PIXELS_SUMS(NAME, T, VT, LANES, LOADU, STORE, SET1, FMA)                     \
+    FC_TARGET_AVX512 __attribute__((noinline)) static void NAME(                               \
+        const T* x0, const T* x1, const T* wp, const T* bv, ptrdiff_t C, ptrdiff_t kh,         \
+        ptrdiff_t kw, ptrdiff_t plane, ptrdiff_t row_step, ptrdiff_t dw, T acc[2][8][LANES])   \
+    {                                                                                          \
+        FC_PIXELS_FOR8(FC_PIXELS_INIT, VT, SET1)                                               \
+        for (ptrdiff_t c = 0; c < C; ++c) {                                                    \
+            for (ptrdiff_t i = 0; i < kh; ++i) {                                               \
+                const T* r0 = x0 + c * plane + i * row_step;                                   \
+                const T* r1 = x1 + c * plane + i * row_step;                                   \
+                const T* wr = wp + (c * kh + i) * kw * 8;                                      \
+                for (ptrdiff_t j = 0; j < kw; ++j) {                                           \
+                    const VT u0 = LOADU(r0 + j * dw), u1 = LOADU(r1 + j * dw);                 \
+                    FC_PIXELS_FOR8(FC_PIXELS_FMA, VT, SET1, FMA)                               \
+                }                                                                              \
+            }                                                                                  \
+        }                                                                                      \
+        FC_PIXELS_FOR8(FC_PIXELS_SAVE, STORE)                                                  \
+    }
+FC_DEFINE_PIXELS_SUMS(fc_pixels_sums_f, float, __m512, 16, _mm512_loadu_ps, _mm512_store_ps,
+                      _mm512_set1_ps, _mm512_fmadd_ps)
+
+#define FC_DEFINE_CONV_AVX512_PIXELS(NAME, T, LANES, SUMS)                                     \
+    FC_TARGET_AVX512 static void NAME(FC_CONV_PARAMS(T))                                       \
+    {                                                                                          \
+        enum { CB = 8 };                                                                       \
+        const ptrdiff_t K = C * kh * kw;                                                       \
+        T acc[2][CB][LANES] __attribute__((aligned(64)));                                      \
+        (void)sw; /* 1 */                                                                      \
+        for (ptrdiff_t cb = 0; cb * CB < cout; ++cb) {                                         \
+            const T* wp = wpack + cb * K * CB;                                                 \
+            const ptrdiff_t nco = (cout - cb * CB) < CB ? (cout - cb * CB) : CB;               \
+            T bv[CB];                                                                          \
+            for (int l = 0; l < CB; ++l) bv[l] = l < nco ? bias[cb * CB + l] : (T)0;           \
+            for (ptrdiff_t oh = 0; oh < OH; oh += 2) {                                         \
+                const ptrdiff_t oh1 = oh + 1 < OH ? oh + 1 : oh;                               \
+                for (ptrdiff_t ow0 = 0; ow0 < OW; ow0 += LANES) {                              \
+                    SUMS(xpad + oh * sh * Wp + ow0, xpad + oh1 * sh * Wp + ow0, wp, bv, C, kh, \
+                         kw, Hp * Wp, dh * Wp, dw, acc);                                       \
+                    const ptrdiff_t nq = (OW - ow0) < LANES ? (OW - ow0) : LANES;              \
+                    T* o = out + cb * CB * ocs + oh * ors + ow0 * ops;                         \
+                    for (ptrdiff_t r = 0; r < 1 + (oh1 != oh); ++r)                            \
+                        for (ptrdiff_t l = 0; l < nco; ++l)                                    \
+                            for (ptrdiff_t q = 0; q < nq; ++q)                                 \
+                                o[l * ocs + r * ors + q * ops] = acc[r][l][q];                 \
+                }                                                                              \
+            }                                                                                  \
+        }                                                                                      \
+    }
+FC_DEFINE_CONV_AVX512_PIXELS(fc_conv_avx512_f20, float, 16, fc_pixels_sums_f)
+
 /* The tile table: index -> (NV, OWB, KW). Two vectors of channels for more than one
  * vector's worth of output channels, else one; five pixel widths so that common widths
  * (7, 10, 14, 28, 56, 112, 224...) split exactly. KW 0: any kernel, stride and dilation;
  * KW 3 or 5: the row-reuse tiles above. One-vector tiles stay one row high: two rows of
  * 10 pixels (20 accumulators) ran at 163 GFLOP/s on lenet_c3 against 194 for one row. */
-#define FC_AVX512_N_TILES 20
+#define FC_AVX512_N_TILES 21
 static const int fc_avx512_tiles[FC_AVX512_N_TILES][3] = {
     {2, 14, 0}, {2, 12, 0}, {2, 10, 0}, {2, 8, 0}, {2, 7, 0},
     {1, 14, 0}, {1, 12, 0}, {1, 10, 0}, {1, 8, 0}, {1, 7, 0},
     {1, 14, 3}, {1, 12, 3}, {1, 10, 3}, {1, 8, 3}, {1, 7, 3},
     {1, 14, 5}, {1, 12, 5}, {1, 10, 5}, {1, 8, 5}, {1, 7, 5},
+    {0, 0, 0}, /* the pixel tile (float32): 8 channels x 16 pixels x 2 rows, stride 1 */
 };
+#define FC_AVX512_PIXEL_TILE 20
 
 FC_DEFINE_CONV_AVX512_F(fc_conv_avx512_f0, 2, 14)
 FC_DEFINE_CONV_AVX512_F(fc_conv_avx512_f1, 2, 12)
@@ -272,7 +346,7 @@ FC_DEFINE_CONV_AVX512_ROWS_D(fc_conv_avx512_d17, 10, 5)
 FC_DEFINE_CONV_AVX512_ROWS_D(fc_conv_avx512_d18, 8, 5)
 FC_DEFINE_CONV_AVX512_ROWS_D(fc_conv_avx512_d19, 7, 5)
 
-#define FC_DEFINE_CONV_AVX512_DISPATCH(FN, T, P)                                               \
+#define FC_DEFINE_CONV_AVX512_DISPATCH(FN, T, P, PIXELS)                                       \
     static void FN(int tile, FC_CONV_PARAMS(T))                                                \
     {                                                                                          \
         switch (tile) {                                                                        \
@@ -295,11 +369,14 @@ FC_DEFINE_CONV_AVX512_ROWS_D(fc_conv_avx512_d19, 7, 5)
         case 16: P##16(FC_CONV_ARGS); break;                                                   \
         case 17: P##17(FC_CONV_ARGS); break;                                                   \
         case 18: P##18(FC_CONV_ARGS); break;                                                   \
-        default: P##19(FC_CONV_ARGS); break;                                                   \
+        case 19: P##19(FC_CONV_ARGS); break;                                                   \
+        default: PIXELS(FC_CONV_ARGS); break;                                                  \
         }                                                                                      \
     }
-FC_DEFINE_CONV_AVX512_DISPATCH(fc_conv_avx512_f, float, fc_conv_avx512_f)
-FC_DEFINE_CONV_AVX512_DISPATCH(fc_conv_avx512_d, double, fc_conv_avx512_d)
+FC_DEFINE_CONV_AVX512_DISPATCH(fc_conv_avx512_f, float, fc_conv_avx512_f, fc_conv_avx512_f20)
+/* float64 has no pixel tile (forward_tile never picks one): with 8 lanes it measured no
+ * faster than the channel tiles on the LeNet shapes, and slower on lenet_c3's grad_input */
+FC_DEFINE_CONV_AVX512_DISPATCH(fc_conv_avx512_d, double, fc_conv_avx512_d, fc_conv_avx512_d19)
 
 /* grad_weight of one image and group, accumulated into gw[block][C][KH][KW][CB]; gyt is
  * the gradient channel-minor (OH*OW, n_blocks*CB) as in _conv_blocked.h. The pixels go in
@@ -394,6 +471,7 @@ FC_DEFINE_WGRAD_AVX512_DISPATCH(fc_wgrad_avx512_d, double, fc_wgrad_avx512_d)
 
 #else /* no AVX-512 kernels in this build: the callers never select a tile */
 #define FC_AVX512_N_TILES 1
+#define FC_AVX512_PIXEL_TILE 0
 #define FC_AVX512_N_WGRAD_TILES 1
 static const int fc_avx512_tiles[1][3] = {{1, 1, 0}};
 static const int fc_avx512_wgrad_tiles[1][3] = {{1, 1, 1}};
