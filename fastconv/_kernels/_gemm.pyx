@@ -1,10 +1,12 @@
-"""Two independent GEMMs at once, for the fully connected layers' backward pass.
+"""Matrix products of the fully connected layers.
 
-At LeNet sizes (64 x 120 x 400) one OpenBLAS call runs on one thread (the layers pin it
-there: its own spinning pool fights the kernels' OpenMP threads), and grad_weight and
-grad_input were the largest part of a training step that did not scale with threads.
-They do not depend on each other, so here each runs on its own OpenMP thread, as one
-single-threaded BLAS call. Callers (``fastconv.functional``) validate everything.
+float32 on an AVX-512 CPU: the kernels of ``_gemm_avx512.h``, blocks of each product
+shared between the OpenMP threads (``linear_forward_avx512``, ``linear_backward_avx512``).
+Elsewhere, BLAS: at LeNet sizes (64 x 120 x 400) one OpenBLAS call runs on one thread
+(the layers pin it there: its own spinning pool fights the kernels' OpenMP threads), so
+Linear's two independent backward products run each on its own OpenMP thread, as one
+single-threaded BLAS call (``gemm_pair``). Callers (``fastconv.functional``) validate
+everything.
 """
 from cython cimport floating
 from cython.parallel cimport prange
@@ -42,8 +44,9 @@ def gemm_pair(const floating[:, ::1] a1, bint trans_a1, const floating[:, ::1] b
                 gemm_task(a2, trans_a2, b2, trans_b2, c2, beta2)
 
 
+# Callers use these only where _direct.use_avx512() says the CPU has AVX-512 (one switch
+# for every AVX-512 kernel); in builds without it they are empty stubs.
 cdef extern from "_gemm_avx512.h":
-    bint fc_have_avx512() noexcept nogil
     void fc_sgemm_dot_block(Py_ssize_t M, Py_ssize_t N, Py_ssize_t K, const float* a,
                             Py_ssize_t lda, const float* b, Py_ssize_t ldb, float* c,
                             Py_ssize_t ldc, Py_ssize_t i0, Py_ssize_t j0) noexcept nogil
@@ -52,15 +55,12 @@ cdef extern from "_gemm_avx512.h":
                              float* c, Py_ssize_t ldc, int accumulate, Py_ssize_t i0,
                              Py_ssize_t j0) noexcept nogil
 
-# Whether the running CPU takes the AVX-512 products below (callers must check).
-AVX512_AVAILABLE = bool(fc_have_avx512())
-
 
 def linear_forward_avx512(const float[:, ::1] x, const float[:, ::1] weight,
                           float[:, ::1] out, int n_threads):
     """out (N, out_features) = x (N, in_features) @ weight (out_features, in_features)^T.
 
-    AVX-512 only (``AVX512_AVAILABLE``); every dimension >= 1. 4 x 4 blocks of out are
+    AVX-512 only; every dimension >= 1. 4 x 4 blocks of out are
     shared between the threads; each is summed whole by one of them.
     """
     cdef Py_ssize_t M = x.shape[0], N = weight.shape[0], K = x.shape[1]
@@ -78,7 +78,7 @@ def linear_backward_avx512(const float[:, ::1] grad_output, const float[:, ::1] 
     """grad_input (N, in) = grad_output (N, out) @ weight (out, in), and
     grad_weight (out, in) += grad_output^T @ x (N, in), in one parallel region.
 
-    AVX-512 only (``AVX512_AVAILABLE``); every dimension >= 1. The 8 x 32 blocks of both
+    AVX-512 only; every dimension >= 1. The 8 x 32 blocks of both
     results are handed out one at a time (their costs differ); each is summed whole by
     one thread, so the results do not depend on the thread count.
     """
