@@ -25,6 +25,11 @@
 
 #if FC_HAVE_AVX512
 
+static inline __mmask16 fc_lanes16(ptrdiff_t n)
+{
+    return n >= 16 ? (__mmask16)0xFFFF : n <= 0 ? (__mmask16)0 : (__mmask16)((1u << n) - 1u);
+}
+
 /* Writing a finished tile: tmp[q][c] (owb pixels x nv*LANES channels, row-major) goes to
  * o[c*ocs + q*ops] for c < nco, q < nq. Scalar, element by element, this cost a fifth of
  * lenet_c1's forward pass and a tenth of resnet_s2's grad_input phases; for float at pixel
@@ -469,6 +474,91 @@ FC_DEFINE_WGRAD_AVX512_D(fc_wgrad_avx512_d2, 1, 5, 5)
 FC_DEFINE_WGRAD_AVX512_DISPATCH(fc_wgrad_avx512_f, float, fc_wgrad_avx512_f)
 FC_DEFINE_WGRAD_AVX512_DISPATCH(fc_wgrad_avx512_d, double, fc_wgrad_avx512_d)
 
+/* grad_weight for few output channels (float32, stride 1 along rows), the pixel way:
+ * gw[co][c][i][j] = sum over pixels of gy[co][p] * xpad[c][row(p) + i*dh][col(p) + j*dw],
+ * with a vector of 16 neighbouring pixels of a row per step. A block of 4 output channels
+ * x 5 kernel columns is 20 accumulators, fed by 4 loads of gy and 5 of xpad; the lanes
+ * are not reduced here but added to vpart[co][c][i][j][16] (per thread; the caller sums
+ * lanes and threads in a fixed order). gy is one image's gradient for one group
+ * (cog, OH, OW), used as it lies: no channel-minor copy. Partial channel and column
+ * blocks repeat their last channel / column and keep only the valid sums. lenet_c1's
+ * 6-channel grad_weight ran on the portable 8-channel tile at ~56 GFLOP/s. */
+#define FC_WPIX_FOR_J(X, C) X(C, 0) X(C, 1) X(C, 2) X(C, 3) X(C, 4)
+#define FC_WPIX_FOR_CJ(X) FC_WPIX_FOR_J(X, 0) FC_WPIX_FOR_J(X, 1) FC_WPIX_FOR_J(X, 2) FC_WPIX_FOR_J(X, 3)
+#define FC_WPIX_ZERO(C, J) __m512 s##C##J = _mm512_setzero_ps();
+#define FC_WPIX_FMA(C, J) s##C##J = _mm512_fmadd_ps(g##C, u##J, s##C##J);
+#define FC_WPIX_SAVE(C, J)                                                                     \
+    if (C < nco && J < njc) {                                                                  \
+        float* d = vpart + ((((co0 + C) * Cin + c) * kh + i) * kw + j0 + J) * 16;             \
+        _mm512_storeu_ps(d, _mm512_add_ps(_mm512_loadu_ps(d), s##C##J));                      \
+    }
+FC_TARGET_AVX512 __attribute__((noinline)) static void fc_wgrad_pixels_block(
+    const float* xpad, ptrdiff_t Cin, ptrdiff_t Hp, ptrdiff_t Wp, const float* gy, ptrdiff_t cog,
+    float* vpart, ptrdiff_t OH, ptrdiff_t OW, ptrdiff_t kh, ptrdiff_t kw, ptrdiff_t sh,
+    ptrdiff_t dh, ptrdiff_t dw, ptrdiff_t c, ptrdiff_t i, ptrdiff_t co0, ptrdiff_t j0)
+{
+    const ptrdiff_t nco = cog - co0 < 4 ? cog - co0 : 4, njc = kw - j0 < 5 ? kw - j0 : 5;
+    /* a partial block repeats channel co0 (its sums are not kept) */
+    const float* p0 = gy + co0 * OH * OW;
+    const float* p1 = gy + (co0 + (nco > 1 ? 1 : 0)) * OH * OW;
+    const float* p2 = gy + (co0 + (nco > 2 ? 2 : 0)) * OH * OW;
+    const float* p3 = gy + (co0 + (nco > 3 ? 3 : 0)) * OH * OW;
+    ptrdiff_t xo[5];
+    for (int J = 0; J < 5; ++J) xo[J] = (j0 + (J < njc ? J : 0)) * dw;
+    FC_WPIX_FOR_CJ(FC_WPIX_ZERO)
+    for (ptrdiff_t oh = 0; oh < OH; ++oh) {
+        const float* xr = xpad + (c * Hp + oh * sh + i * dh) * Wp;
+        const ptrdiff_t go = oh * OW;
+        for (ptrdiff_t ow0 = 0; ow0 < OW; ow0 += 16) {
+            const __mmask16 m = fc_lanes16(OW - ow0);
+            const __m512 g0 = _mm512_maskz_loadu_ps(m, p0 + go + ow0);
+            const __m512 g1 = _mm512_maskz_loadu_ps(m, p1 + go + ow0);
+            const __m512 g2 = _mm512_maskz_loadu_ps(m, p2 + go + ow0);
+            const __m512 g3 = _mm512_maskz_loadu_ps(m, p3 + go + ow0);
+            const __m512 u0 = _mm512_maskz_loadu_ps(m, xr + ow0 + xo[0]);
+            const __m512 u1 = _mm512_maskz_loadu_ps(m, xr + ow0 + xo[1]);
+            const __m512 u2 = _mm512_maskz_loadu_ps(m, xr + ow0 + xo[2]);
+            const __m512 u3 = _mm512_maskz_loadu_ps(m, xr + ow0 + xo[3]);
+            const __m512 u4 = _mm512_maskz_loadu_ps(m, xr + ow0 + xo[4]);
+            FC_WPIX_FOR_CJ(FC_WPIX_FMA)
+        }
+    }
+    FC_WPIX_FOR_CJ(FC_WPIX_SAVE)
+}
+
+/* grad_bias of one image and group: bias[co] += sum of gy[co][0:P] (float32 vector sums of
+ * one image, then float64 across images). */
+FC_TARGET_AVX512 static void fc_channel_sums_f(const float* gy, ptrdiff_t cog, ptrdiff_t P,
+                                               double* bias)
+{
+    for (ptrdiff_t co = 0; co < cog; ++co) {
+        const float* g = gy + co * P;
+        __m512 a = _mm512_setzero_ps(), b = _mm512_setzero_ps();
+        ptrdiff_t p = 0;
+        for (; p + 32 <= P; p += 32) {
+            a = _mm512_add_ps(a, _mm512_loadu_ps(g + p));
+            b = _mm512_add_ps(b, _mm512_loadu_ps(g + p + 16));
+        }
+        for (; p < P; p += 16) a = _mm512_add_ps(a, _mm512_maskz_loadu_ps(fc_lanes16(P - p), g + p));
+        bias[co] += (double)_mm512_reduce_add_ps(_mm512_add_ps(a, b));
+    }
+}
+
+/* Every block of one image and group: vpart[cog][Cin][kh][kw][16] += its sums. */
+FC_TARGET_AVX512 static void fc_wgrad_pixels_f(const float* xpad, ptrdiff_t Cin, ptrdiff_t Hp,
+                                               ptrdiff_t Wp, const float* gy, ptrdiff_t cog,
+                                               float* vpart, ptrdiff_t OH, ptrdiff_t OW,
+                                               ptrdiff_t kh, ptrdiff_t kw, ptrdiff_t sh,
+                                               ptrdiff_t dh, ptrdiff_t dw)
+{
+    for (ptrdiff_t c = 0; c < Cin; ++c)
+        for (ptrdiff_t i = 0; i < kh; ++i)
+            for (ptrdiff_t co0 = 0; co0 < cog; co0 += 4)
+                for (ptrdiff_t j0 = 0; j0 < kw; j0 += 5)
+                    fc_wgrad_pixels_block(xpad, Cin, Hp, Wp, gy, cog, vpart, OH, OW, kh, kw, sh,
+                                          dh, dw, c, i, co0, j0);
+}
+
 #else /* no AVX-512 kernels in this build: the callers never select a tile */
 #define FC_AVX512_N_TILES 1
 #define FC_AVX512_PIXEL_TILE 0
@@ -484,6 +574,11 @@ FC_STUB_CONV(fc_conv_avx512_f, float)
 FC_STUB_CONV(fc_conv_avx512_d, double)
 FC_STUB_WGRAD(fc_wgrad_avx512_f, float)
 FC_STUB_WGRAD(fc_wgrad_avx512_d, double)
+static void fc_wgrad_pixels_f(const float* xpad, ptrdiff_t Cin, ptrdiff_t Hp, ptrdiff_t Wp,
+                              const float* gy, ptrdiff_t cog, float* vpart, ptrdiff_t OH,
+                              ptrdiff_t OW, ptrdiff_t kh, ptrdiff_t kw, ptrdiff_t sh,
+                              ptrdiff_t dh, ptrdiff_t dw) {}
+static void fc_channel_sums_f(const float* gy, ptrdiff_t cog, ptrdiff_t P, double* bias) {}
 #endif
 
 /* What the Cython side calls: an AVX-512 tile (tile >= 0, from the table above) or the

@@ -51,6 +51,13 @@ cdef extern from "_conv_avx512.h":
                          double* gw, Py_ssize_t OH, Py_ssize_t OW, Py_ssize_t kh, Py_ssize_t kw,
                          Py_ssize_t sh, Py_ssize_t sw, Py_ssize_t dh, Py_ssize_t dw) noexcept nogil
 
+    void fc_wgrad_pixels_f(const float* xpad, Py_ssize_t C, Py_ssize_t Hp, Py_ssize_t Wp,
+                           const float* gy, Py_ssize_t cog, float* vpart, Py_ssize_t OH,
+                           Py_ssize_t OW, Py_ssize_t kh, Py_ssize_t kw, Py_ssize_t sh,
+                           Py_ssize_t dh, Py_ssize_t dw) noexcept nogil
+    void fc_channel_sums_f(const float* gy, Py_ssize_t cog, Py_ssize_t P,
+                           double* bias) noexcept nogil
+
 #: Kernel columns per grad_weight register block: the padded input needs
 #: (WGRAD_MAX_JB - 1) * dilation zeroed elements of slack after it.
 WGRAD_MAX_JB = FC_WGRAD_MAX_JB
@@ -351,3 +358,45 @@ def conv2d_direct_grad_weight_blocked(const floating[:, :, :, ::1] grad_output,
             else:
                 fc_wgrad_tile_d(tile, cb, xp, cig, Hp, Wp, gt, n_blocks, part + g * per_group,
                                 OH, OW, kh, kw, sh, sw, dh, dw)
+
+
+def grad_weight_pixels_fits(bint is_double, Py_ssize_t cout_per_group, Py_ssize_t sw):
+    """Whether :func:`conv2d_direct_grad_weight_pixels` takes a geometry: float32 on an
+    AVX-512 CPU (and ``use_avx512()``), up to 8 output channels per group, stride 1
+    along rows."""
+    return bool(_use_avx512 and not is_double and sw == 1 and cout_per_group <= 8)
+
+
+def conv2d_direct_grad_weight_pixels(const float[:, :, :, ::1] grad_output,
+                                     const float[:, :, :, ::1] x, float[:, ::1] vpart,
+                                     double[:, ::1] bias_partial, float[:, ::1] xpad_scratch,
+                                     Py_ssize_t Hp, Py_ssize_t Wp, Py_ssize_t kh, Py_ssize_t kw,
+                                     Py_ssize_t sh, Py_ssize_t pt, Py_ssize_t pl,
+                                     Py_ssize_t dh, Py_ssize_t dw, Py_ssize_t groups,
+                                     int n_threads):
+    """Per-thread partial grad_weight by 16-pixel vectors (see ``_conv_avx512.h``), for
+    geometries :func:`grad_weight_pixels_fits` accepts.
+
+    vpart (n_threads, C_out*C_in/g*kh*kw*16), zeroed: lane-wise partial sums, laid out
+    [C_out][C_in/g][kh][kw][16]; the caller sums lanes, then threads in thread order
+    (static schedule: the same images go to the same thread each run). bias_partial
+    (n_threads, C_out), zeroed: per-thread grad_bias. xpad_scratch: (n_threads,
+    >= C_in/g*Hp*Wp).
+    """
+    cdef Py_ssize_t N = x.shape[0], C = x.shape[1], H = x.shape[2], W = x.shape[3]
+    cdef Py_ssize_t C_out = grad_output.shape[1], OH = grad_output.shape[2]
+    cdef Py_ssize_t OW = grad_output.shape[3]
+    cdef Py_ssize_t cig = C // groups, cog = C_out // groups
+    cdef Py_ssize_t per_group = cog * cig * kh * kw * 16
+    cdef Py_ssize_t t, n, g
+    cdef float* xp
+    with nogil, parallel(num_threads=n_threads):
+        xp = &xpad_scratch[threadid(), 0]
+        for t in prange(N * groups, schedule="static"):
+            n = t // groups
+            g = t % groups
+            pad_image(&x[n, g * cig, 0, 0], cig, H, W, xp, Hp, Wp, pt, pl)
+            fc_wgrad_pixels_f(xp, cig, Hp, Wp, &grad_output[n, g * cog, 0, 0], cog,
+                              &vpart[threadid(), g * per_group], OH, OW, kh, kw, sh, dh, dw)
+            fc_channel_sums_f(&grad_output[n, g * cog, 0, 0], cog, OH * OW,
+                              &bias_partial[threadid(), g * cog])
