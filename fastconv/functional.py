@@ -651,8 +651,8 @@ def _linear_avx512_fits(dims, arrays):
             and all(a.dtype == np.float32 and a.flags.c_contiguous for a in arrays))
 
 
-def _linear_forward_unchecked(x, weight):
-    """Linear's product x @ weight.T: (N, in) x (out, in) -> (N, out).
+def _linear_forward_unchecked(x, weight, bias=None):
+    """Linear's x @ weight.T + bias: (N, in) x (out, in) (+ (out,)) -> (N, out).
 
     float32 on an AVX-512 CPU: blocks of the result shared between the threads. Otherwise
     BLAS; with two or more threads and operands the kernel takes, the two halves of the
@@ -661,9 +661,14 @@ def _linear_forward_unchecked(x, weight):
     """
     n, in_features = x.shape
     out_features = weight.shape[0]
-    if _linear_avx512_fits((n, out_features, in_features), (x, weight)):
+    arrays = (x, weight) if bias is None else (x, weight, bias)
+    if _linear_avx512_fits((n, out_features, in_features), arrays):
         out = np.empty((n, out_features), np.float32)
-        _gemm.linear_forward_avx512(x, weight, out, get_num_threads())
+        _gemm.linear_forward_avx512(x, weight, bias, out, get_num_threads())
+        return out
+    if bias is not None:
+        out = _linear_forward_unchecked(x, weight)
+        out += bias
         return out
     # one product split in two pays off later than two independent ones: LeNet's
     # 64 x 120 x 84 (0.6M multiply-adds) got slower, its 64 x 400 x 120 (3M) faster
@@ -679,8 +684,9 @@ def _linear_forward_unchecked(x, weight):
     return out
 
 
-def _linear_backward_unchecked(grad_output, x, weight, grad_weight):
-    """Linear's backward: grad_weight += grad_output.T @ x; returns grad_output @ weight.
+def _linear_backward_unchecked(grad_output, x, weight, grad_weight, grad_bias=None):
+    """Linear's backward: grad_weight += grad_output.T @ x, grad_bias (if given) += the
+    column sums of grad_output; returns grad_output @ weight.
 
     grad_output: (N, out), x: (N, in), weight and grad_weight: (out, in). float32 on an
     AVX-512 CPU: the blocks of both products shared between the threads in one parallel
@@ -692,11 +698,14 @@ def _linear_backward_unchecked(grad_output, x, weight, grad_weight):
     in_features = x.shape[1]
     dims = (n, out_features, in_features)
     arrays = (grad_output, x, weight, grad_weight)
-    if grad_weight.flags.writeable and _linear_avx512_fits(dims, arrays):
+    bias_fits = grad_bias is None or (grad_bias.flags.writeable and _linear_avx512_fits(dims, (grad_bias,)))
+    if grad_weight.flags.writeable and bias_fits and _linear_avx512_fits(dims, arrays):
         grad_input = np.empty((n, in_features), np.float32)
-        _gemm.linear_backward_avx512(grad_output, x, weight, grad_weight, grad_input,
+        _gemm.linear_backward_avx512(grad_output, x, weight, grad_weight, grad_bias, grad_input,
                                      get_num_threads())
         return grad_input
+    if grad_bias is not None:
+        grad_bias += grad_output.sum(axis=0)
     if not (grad_weight.flags.writeable and _gemm_pair_fits(dims, _GEMM_PAIR_MIN, arrays)):
         with blas_single_thread():
             grad_weight += grad_output.T @ x

@@ -439,22 +439,28 @@ def test_linear_at_lenet_size_matches_numpy(dtype, threads, simd, rng):
 @pytest.mark.parametrize("threads", [1, 2, 3], indirect=True)
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(n=st.integers(1, 40), n_in=st.integers(1, 70), n_out=st.integers(1, 45),
-       seed=st.integers(0, 2**32 - 1))
-def test_linear_products_any_size(n, n_in, n_out, seed, threads, simd):
-    # Sizes around the kernels' blocks (4 x 4, 8 x 32, 16 lanes of k) and below them.
+       bias=st.booleans(), seed=st.integers(0, 2**32 - 1))
+def test_linear_products_any_size(n, n_in, n_out, bias, seed, threads, simd):
+    # Sizes around the kernels' blocks (4 x 4, 8 x 32, 16 lanes of k) and below them;
+    # bias and grad_bias are fused into the AVX-512 products.
     rng = np.random.default_rng(seed)
-    layer = nn.Linear(n_in, n_out, rng=seed)
+    layer = nn.Linear(n_in, n_out, bias=bias, rng=seed)
     x = rng.standard_normal((n, n_in)).astype(np.float32)
     g = rng.standard_normal((n, n_out)).astype(np.float32)
-    w, b = layer.weight.data.astype(np.float64), layer.bias.data.astype(np.float64)
+    w = layer.weight.data.astype(np.float64)
+    b = layer.bias.data.astype(np.float64) if bias else 0.0
     start = rng.standard_normal(w.shape).astype(np.float32)
     layer.weight.grad[...] = start
+    if bias:
+        layer.bias.grad[...] = 0.5
     y = layer(x)
     gi = layer.backward(g)
     x64, g64 = x.astype(np.float64), g.astype(np.float64)
     np.testing.assert_allclose(y, x64 @ w.T + b, rtol=1e-4, atol=1e-4)
     np.testing.assert_allclose(gi, g64 @ w, rtol=1e-4, atol=1e-4)
     np.testing.assert_allclose(layer.weight.grad, start + g64.T @ x64, rtol=1e-4, atol=1e-4)
+    if bias:
+        np.testing.assert_allclose(layer.bias.grad, 0.5 + g64.sum(0), rtol=1e-4, atol=1e-4)
 
 
 def test_linear_is_deterministic(simd, rng):

@@ -34,11 +34,12 @@ static inline __mmask16 fc_lanes(ptrdiff_t n)
 /* The accumulators are named variables, not arrays: gcc 12 kept an __m512 acc[4][4]
  * array in memory and stored all of it on every step of the k loop (4x slower). */
 
-/* Dot form, one 4 x 4 block at (i0, j0): C[i][j] = sum_k A[i*lda + k] * B[j*ldb + k]. */
+/* Dot form, one 4 x 4 block at (i0, j0): C[i][j] = sum_k A[i*lda + k] * B[j*ldb + k]
+ * (+ bias[j] when bias is not NULL). */
 FC_TARGET_AVX512 static void fc_sgemm_dot_block(ptrdiff_t M, ptrdiff_t N, ptrdiff_t K,
                                                 const float* a, ptrdiff_t lda, const float* b,
-                                                ptrdiff_t ldb, float* c, ptrdiff_t ldc,
-                                                ptrdiff_t i0, ptrdiff_t j0)
+                                                ptrdiff_t ldb, const float* bias, float* c,
+                                                ptrdiff_t ldc, ptrdiff_t i0, ptrdiff_t j0)
 {
     const float* a0 = a + fc_clamp_row(i0, M - 1) * lda;
     const float* a1 = a + fc_clamp_row(i0 + 1, M - 1) * lda;
@@ -70,7 +71,8 @@ FC_TARGET_AVX512 static void fc_sgemm_dot_block(ptrdiff_t M, ptrdiff_t N, ptrdif
 #define FC_PUT(R, S)                                                                           \
     do {                                                                                       \
         const float v = _mm512_reduce_add_ps(c##R##S);                                         \
-        if (i0 + R < M && j0 + S < N) c[(i0 + R) * ldc + j0 + S] = v;                         \
+        if (i0 + R < M && j0 + S < N)                                                          \
+            c[(i0 + R) * ldc + j0 + S] = bias ? v + bias[j0 + S] : v;                          \
     } while (0)
 #define FC_PUT4(R) FC_PUT(R, 0); FC_PUT(R, 1); FC_PUT(R, 2); FC_PUT(R, 3)
     FC_PUT4(0); FC_PUT4(1); FC_PUT4(2); FC_PUT4(3);
@@ -118,11 +120,27 @@ FC_TARGET_AVX512 static void fc_sgemm_axpy_block(ptrdiff_t M, ptrdiff_t N, ptrdi
 #undef FC_PUT
 }
 
+/* grad_bias: gb[j] += sum_i g[i*ldg + j] over M rows, in row order. */
+FC_TARGET_AVX512 static void fc_column_sums(ptrdiff_t M, ptrdiff_t N, const float* g,
+                                            ptrdiff_t ldg, float* gb)
+{
+    for (ptrdiff_t j0 = 0; j0 < N; j0 += 16) {
+        const __mmask16 m = fc_lanes(N - j0);
+        __m512 acc = _mm512_setzero_ps();
+        for (ptrdiff_t i = 0; i < M; ++i) acc = _mm512_add_ps(acc, _mm512_maskz_loadu_ps(m, g + i * ldg + j0));
+        _mm512_mask_storeu_ps(gb + j0, m, _mm512_add_ps(_mm512_maskz_loadu_ps(m, gb + j0), acc));
+    }
+}
+
 #else /* the Cython side calls these only when fc_have_avx512() */
 
 static void fc_sgemm_dot_block(ptrdiff_t M, ptrdiff_t N, ptrdiff_t K, const float* a,
-                               ptrdiff_t lda, const float* b, ptrdiff_t ldb, float* c,
-                               ptrdiff_t ldc, ptrdiff_t i0, ptrdiff_t j0)
+                               ptrdiff_t lda, const float* b, ptrdiff_t ldb, const float* bias,
+                               float* c, ptrdiff_t ldc, ptrdiff_t i0, ptrdiff_t j0)
+{
+}
+
+static void fc_column_sums(ptrdiff_t M, ptrdiff_t N, const float* g, ptrdiff_t ldg, float* gb)
 {
 }
 

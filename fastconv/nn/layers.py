@@ -249,10 +249,8 @@ class Linear(Module):
         if x.dtype != self.weight.data.dtype:
             raise TypeError(f"x has dtype {x.dtype} but the layer's weight is {self.weight.data.dtype}")
         self._x = x
-        y = F._linear_forward_unchecked(x, self.weight.data)
-        if self.bias is not None:
-            y += self.bias.data
-        return y
+        return F._linear_forward_unchecked(x, self.weight.data,
+                                           self.bias.data if self.bias is not None else None)
 
     def backward(self, grad_output):
         if self._x is None:
@@ -263,10 +261,8 @@ class Linear(Module):
                 f"grad_output must have shape {(self._x.shape[0], self.out_features)}, got {grad_output.shape}"
             )
         x, self._x = self._x, None  # free what forward saved once it is used
-        grad_input = F._linear_backward_unchecked(grad_output, x, self.weight.data, self.weight.grad)
-        if self.bias is not None:
-            self.bias.grad += grad_output.sum(axis=0)
-        return grad_input
+        return F._linear_backward_unchecked(grad_output, x, self.weight.data, self.weight.grad,
+                                            self.bias.grad if self.bias is not None else None)
 
     def extra_repr(self):
         return f"in_features={self.in_features}, out_features={self.out_features}, bias={self.bias is not None}"
