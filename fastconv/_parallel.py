@@ -16,6 +16,10 @@ def openmp_enabled():
     return _openmp_helpers.openmp_enabled()
 
 
+# Fixed at build time; read once (every kernel call asks for the thread count).
+_OPENMP = bool(_openmp_helpers.openmp_enabled())
+
+
 def get_num_threads():
     """Number of threads the kernels use.
 
@@ -23,7 +27,7 @@ def get_num_threads():
     follows ``OMP_NUM_THREADS``, ``threadpoolctl.threadpool_limits(user_api="openmp")`` and
     the CPUs available to the process. Always 1 when built without OpenMP.
     """
-    if not openmp_enabled():
+    if not _OPENMP:
         return 1
     if _explicit_num_threads is not None:
         return _explicit_num_threads
