@@ -25,11 +25,6 @@
 
 #if FC_HAVE_AVX512
 
-static inline __mmask16 fc_lanes16(ptrdiff_t n)
-{
-    return n >= 16 ? (__mmask16)0xFFFF : n <= 0 ? (__mmask16)0 : (__mmask16)((1u << n) - 1u);
-}
-
 /* Writing a finished tile: tmp[q][c] (owb pixels x nv*LANES channels, row-major) goes to
  * o[c*ocs + q*ops] for c < nco, q < nq. Scalar, element by element, this cost a fifth of
  * lenet_c1's forward pass and a tenth of resnet_s2's grad_input phases; for float at pixel
@@ -223,77 +218,74 @@ FC_TARGET_AVX512 static inline void fc_store_tile_f(const float* tmp, int owb, i
     FC_DEFINE_CONV_AVX512_ROWS(NAME, double, __m512d, 8, _mm512_loadu_pd, _mm512_store_pd,     \
                                _mm512_set1_pd, _mm512_fmadd_pd, fc_store_tile_d, OWB, KW)
 
-/* Pixel tiles, for few output channels at stride 1: the other way round from the tiles
- * above, a vector holds LANES neighbouring output pixels of one channel and the weights
- * are broadcast, so 8 channels fill 8 accumulators per output row instead of 8 of a
- * channel vector's 16 lanes. Two output rows share each weight broadcast (16
+/* Pixel tiles (float32), for few output channels at stride 1: the other way round from
+ * the tiles above, a vector holds 16 neighbouring output pixels of one channel and the
+ * weights are broadcast, so 8 channels fill 8 accumulators per output row instead of 8 of
+ * a channel vector's 16 lanes. Two output rows share each weight broadcast (16
  * accumulators); an odd last row is computed twice and stored once. Pixel blocks are
- * whole vectors (the caller pads the input to them) and are stored with masks. The
- * transposed convolutions of grad_input with 6 input channels (lenet_c3) ran on im2col at
- * ~100 GFLOP/s; lenet_c1's forward filled 6 of 16 lanes. */
-#define FC_PIXELS_FOR8(X, ...)                                                                 \
-    X(0, __VA_ARGS__) X(1, __VA_ARGS__) X(2, __VA_ARGS__) X(3, __VA_ARGS__)                    \
-    X(4, __VA_ARGS__) X(5, __VA_ARGS__) X(6, __VA_ARGS__) X(7, __VA_ARGS__)
-#define FC_PIXELS_INIT(L, VT, SET1) VT a##L = SET1(bv[L]), b##L = a##L;
-#define FC_PIXELS_FMA(L, VT, SET1, FMA)                                                        \
+ * whole vectors (the caller pads the input to them); the valid part of a finished tile is
+ * copied out element by element. The transposed convolutions of grad_input with 6 input
+ * channels (lenet_c3) ran on im2col at ~100 GFLOP/s; lenet_c1's forward filled 6 of 16
+ * lanes. */
+#define FC_PIXELS_FOR8(X) X(0) X(1) X(2) X(3) X(4) X(5) X(6) X(7)
+#define FC_PIXELS_INIT(L) __m512 a##L = _mm512_set1_ps(bv[L]), b##L = a##L;
+#define FC_PIXELS_FMA(L)                                                                       \
     {                                                                                          \
-        const VT w = SET1(wr[j * 8 + L]);                                                      \
-        a##L = FMA(w, u0, a##L);                                                               \
-        b##L = FMA(w, u1, b##L);                                                               \
+        const __m512 w = _mm512_set1_ps(wr[j * 8 + L]);                                        \
+        a##L = _mm512_fmadd_ps(w, u0, a##L);                                                   \
+        b##L = _mm512_fmadd_ps(w, u1, b##L);                                                   \
     }
-#define FC_PIXELS_SAVE(L, STORE) STORE(acc[0][L], a##L); STORE(acc[1][L], b##L);
-/* The sums of one tile (acc[row][channel][pixel]), in a function of its own: inlined into
- * the loops around it, gcc 12 kept half the accumulators in memory (3x slower). */
-#define FC_DEFINE_PIXELS_SUMS(NAME, T, VT, LANES, LOADU, STORE, SET1, FMA)                     \
-    FC_TARGET_AVX512 __attribute__((noinline)) static void NAME(                               \
-        const T* x0, const T* x1, const T* wp, const T* bv, ptrdiff_t C, ptrdiff_t kh,         \
-        ptrdiff_t kw, ptrdiff_t plane, ptrdiff_t row_step, ptrdiff_t dw, T acc[2][8][LANES])   \
-    {                                                                                          \
-        FC_PIXELS_FOR8(FC_PIXELS_INIT, VT, SET1)                                               \
-        for (ptrdiff_t c = 0; c < C; ++c) {                                                    \
-            for (ptrdiff_t i = 0; i < kh; ++i) {                                               \
-                const T* r0 = x0 + c * plane + i * row_step;                                   \
-                const T* r1 = x1 + c * plane + i * row_step;                                   \
-                const T* wr = wp + (c * kh + i) * kw * 8;                                      \
-                for (ptrdiff_t j = 0; j < kw; ++j) {                                           \
-                    const VT u0 = LOADU(r0 + j * dw), u1 = LOADU(r1 + j * dw);                 \
-                    FC_PIXELS_FOR8(FC_PIXELS_FMA, VT, SET1, FMA)                               \
-                }                                                                              \
-            }                                                                                  \
-        }                                                                                      \
-        FC_PIXELS_FOR8(FC_PIXELS_SAVE, STORE)                                                  \
-    }
-FC_DEFINE_PIXELS_SUMS(fc_pixels_sums_f, float, __m512, 16, _mm512_loadu_ps, _mm512_store_ps,
-                      _mm512_set1_ps, _mm512_fmadd_ps)
+#define FC_PIXELS_SAVE(L) _mm512_store_ps(acc[0][L], a##L); _mm512_store_ps(acc[1][L], b##L);
 
-#define FC_DEFINE_CONV_AVX512_PIXELS(NAME, T, LANES, SUMS)                                     \
-    FC_TARGET_AVX512 static void NAME(FC_CONV_PARAMS(T))                                       \
-    {                                                                                          \
-        enum { CB = 8 };                                                                       \
-        const ptrdiff_t K = C * kh * kw;                                                       \
-        T acc[2][CB][LANES] __attribute__((aligned(64)));                                      \
-        (void)sw; /* 1 */                                                                      \
-        for (ptrdiff_t cb = 0; cb * CB < cout; ++cb) {                                         \
-            const T* wp = wpack + cb * K * CB;                                                 \
-            const ptrdiff_t nco = (cout - cb * CB) < CB ? (cout - cb * CB) : CB;               \
-            T bv[CB];                                                                          \
-            for (int l = 0; l < CB; ++l) bv[l] = l < nco ? bias[cb * CB + l] : (T)0;           \
-            for (ptrdiff_t oh = 0; oh < OH; oh += 2) {                                         \
-                const ptrdiff_t oh1 = oh + 1 < OH ? oh + 1 : oh;                               \
-                for (ptrdiff_t ow0 = 0; ow0 < OW; ow0 += LANES) {                              \
-                    SUMS(xpad + oh * sh * Wp + ow0, xpad + oh1 * sh * Wp + ow0, wp, bv, C, kh, \
-                         kw, Hp * Wp, dh * Wp, dw, acc);                                       \
-                    const ptrdiff_t nq = (OW - ow0) < LANES ? (OW - ow0) : LANES;              \
-                    T* o = out + cb * CB * ocs + oh * ors + ow0 * ops;                         \
-                    for (ptrdiff_t r = 0; r < 1 + (oh1 != oh); ++r)                            \
-                        for (ptrdiff_t l = 0; l < nco; ++l)                                    \
-                            for (ptrdiff_t q = 0; q < nq; ++q)                                 \
-                                o[l * ocs + r * ors + q * ops] = acc[r][l][q];                 \
-                }                                                                              \
-            }                                                                                  \
-        }                                                                                      \
+/* The sums of one tile (acc[row][channel][pixel]) in a function of its own, the
+ * accumulators named variables: inlined into the loops around it, or as an array, gcc 12
+ * kept half of them in memory (3x slower). */
+FC_TARGET_AVX512 __attribute__((noinline)) static void fc_pixels_sums_f(
+    const float* x0, const float* x1, const float* wp, const float* bv, ptrdiff_t C,
+    ptrdiff_t kh, ptrdiff_t kw, ptrdiff_t plane, ptrdiff_t row_step, ptrdiff_t dw,
+    float acc[2][8][16])
+{
+    FC_PIXELS_FOR8(FC_PIXELS_INIT)
+    for (ptrdiff_t c = 0; c < C; ++c) {
+        for (ptrdiff_t i = 0; i < kh; ++i) {
+            const float* r0 = x0 + c * plane + i * row_step;
+            const float* r1 = x1 + c * plane + i * row_step;
+            const float* wr = wp + (c * kh + i) * kw * 8;
+            for (ptrdiff_t j = 0; j < kw; ++j) {
+                const __m512 u0 = _mm512_loadu_ps(r0 + j * dw), u1 = _mm512_loadu_ps(r1 + j * dw);
+                FC_PIXELS_FOR8(FC_PIXELS_FMA)
+            }
+        }
     }
-FC_DEFINE_CONV_AVX512_PIXELS(fc_conv_avx512_f20, float, 16, fc_pixels_sums_f)
+    FC_PIXELS_FOR8(FC_PIXELS_SAVE)
+}
+
+FC_TARGET_AVX512 static void fc_conv_avx512_f20(FC_CONV_PARAMS(float))
+{
+    enum { CB = 8, LANES = 16 };
+    const ptrdiff_t K = C * kh * kw;
+    float acc[2][CB][LANES] __attribute__((aligned(64)));
+    (void)sw; /* 1 */
+    for (ptrdiff_t cb = 0; cb * CB < cout; ++cb) {
+        const float* wp = wpack + cb * K * CB;
+        const ptrdiff_t nco = (cout - cb * CB) < CB ? (cout - cb * CB) : CB;
+        float bv[CB];
+        for (int l = 0; l < CB; ++l) bv[l] = l < nco ? bias[cb * CB + l] : 0.0f;
+        for (ptrdiff_t oh = 0; oh < OH; oh += 2) {
+            const ptrdiff_t oh1 = oh + 1 < OH ? oh + 1 : oh;
+            for (ptrdiff_t ow0 = 0; ow0 < OW; ow0 += LANES) {
+                fc_pixels_sums_f(xpad + oh * sh * Wp + ow0, xpad + oh1 * sh * Wp + ow0, wp, bv, C,
+                                 kh, kw, Hp * Wp, dh * Wp, dw, acc);
+                const ptrdiff_t nq = (OW - ow0) < LANES ? (OW - ow0) : LANES;
+                float* o = out + cb * CB * ocs + oh * ors + ow0 * ops;
+                for (ptrdiff_t r = 0; r < 1 + (oh1 != oh); ++r)
+                    for (ptrdiff_t l = 0; l < nco; ++l)
+                        for (ptrdiff_t q = 0; q < nq; ++q)
+                            o[l * ocs + r * ors + q * ops] = acc[r][l][q];
+            }
+        }
+    }
+}
 
 /* The tile table: index -> (NV, OWB, KW). Two vectors of channels for more than one
  * vector's worth of output channels, else one; five pixel widths so that common widths

@@ -26,11 +26,6 @@
 
 static inline ptrdiff_t fc_clamp_row(ptrdiff_t r, ptrdiff_t last) { return r < last ? r : last; }
 
-static inline __mmask16 fc_lanes(ptrdiff_t n)
-{
-    return n >= 16 ? (__mmask16)0xFFFF : n <= 0 ? (__mmask16)0 : (__mmask16)((1u << n) - 1u);
-}
-
 /* The accumulators are named variables, not arrays: gcc 12 kept an __m512 acc[4][4]
  * array in memory and stored all of it on every step of the k loop (4x slower). */
 
@@ -54,7 +49,7 @@ FC_TARGET_AVX512 static void fc_sgemm_dot_block(ptrdiff_t M, ptrdiff_t N, ptrdif
     FC_ROW4(0); FC_ROW4(1); FC_ROW4(2); FC_ROW4(3);
 #undef FC_ROW4
     for (ptrdiff_t k = 0; k < K; k += 16) {
-        const __mmask16 m = fc_lanes(K - k);
+        const __mmask16 m = fc_lanes16(K - k);
         const __m512 u0 = _mm512_maskz_loadu_ps(m, b0 + k), u1 = _mm512_maskz_loadu_ps(m, b1 + k);
         const __m512 u2 = _mm512_maskz_loadu_ps(m, b2 + k), u3 = _mm512_maskz_loadu_ps(m, b3 + k);
 #define FC_FMA4(R)                                                                             \
@@ -92,7 +87,7 @@ FC_TARGET_AVX512 static void fc_sgemm_axpy_block(ptrdiff_t M, ptrdiff_t N, ptrdi
                   __m512 c##R##0 = _mm512_setzero_ps(), c##R##1 = c##R##0
     FC_ROW(0); FC_ROW(1); FC_ROW(2); FC_ROW(3); FC_ROW(4); FC_ROW(5); FC_ROW(6); FC_ROW(7);
 #undef FC_ROW
-    const __mmask16 m0 = fc_lanes(N - j0), m1 = fc_lanes(N - j0 - 16);
+    const __mmask16 m0 = fc_lanes16(N - j0), m1 = fc_lanes16(N - j0 - 16);
     const float* bk = b + j0;
     for (ptrdiff_t k = 0, ak = 0; k < K; ++k, ak += aks, bk += ldb) {
         const __m512 u0 = _mm512_maskz_loadu_ps(m0, bk);
@@ -125,7 +120,7 @@ FC_TARGET_AVX512 static void fc_column_sums(ptrdiff_t M, ptrdiff_t N, const floa
                                             ptrdiff_t ldg, float* gb)
 {
     for (ptrdiff_t j0 = 0; j0 < N; j0 += 16) {
-        const __mmask16 m = fc_lanes(N - j0);
+        const __mmask16 m = fc_lanes16(N - j0);
         __m512 acc = _mm512_setzero_ps();
         for (ptrdiff_t i = 0; i < M; ++i) acc = _mm512_add_ps(acc, _mm512_maskz_loadu_ps(m, g + i * ldg + j0));
         _mm512_mask_storeu_ps(gb + j0, m, _mm512_add_ps(_mm512_maskz_loadu_ps(m, gb + j0), acc));

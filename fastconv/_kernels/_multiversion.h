@@ -6,6 +6,7 @@
 #ifndef FASTCONV_MULTIVERSION_H
 #define FASTCONV_MULTIVERSION_H
 #include <limits.h> /* defines __GLIBC__ on glibc */
+#include <stddef.h>
 
 #if defined(__x86_64__) && defined(__GLIBC__) && defined(__GNUC__) && !defined(__clang__) \
     && !defined(FASTCONV_NO_MULTIVERSION)
@@ -27,6 +28,12 @@ static inline int fc_have_avx512(void)
 {
     __builtin_cpu_init();
     return __builtin_cpu_supports("avx512f"); /* also checks that the OS saves zmm state */
+}
+
+/* The mask of the first n of 16 float lanes (n clamped to 0..16), for loop tails. */
+static inline __mmask16 fc_lanes16(ptrdiff_t n)
+{
+    return n >= 16 ? (__mmask16)0xFFFF : n <= 0 ? (__mmask16)0 : (__mmask16)((1u << n) - 1u);
 }
 #else
 #define FC_HAVE_AVX512 0
