@@ -229,7 +229,7 @@ def choose_algorithm(g, dtype=np.float32, op="forward"):
         return "direct" if wide_tile or cig * g.kh * g.kw < 256 else "im2col"
     if op == "grad_input":
         stride_1 = g.sh == g.sw == 1
-        if stride_1 and cig >= 4 and _pixel_tile_fits(dtype, cig):
+        if stride_1 and cig >= 4 and _direct.pixel_tiles_fit(dtype == np.float64, cig, 1):
             return "direct"
         wide_tile = _direct.forward_tile(dtype == np.float64, cig, g.W)[0] >= 0
         return "direct" if cig >= 16 and (wide_tile or stride_1) else "im2col"
@@ -416,12 +416,6 @@ def _taps_slice(taps, step):
     return slice(taps[0], stop if stop >= 0 else None, -step)
 
 
-def _pixel_tile_fits(dtype, channels):
-    """Whether the forward kernel runs ``channels`` output channels per group at stride 1
-    with the pixel tile (float32, AVX-512, up to 8 channels)."""
-    return _direct.forward_tile(dtype == np.float64, channels, 1, 0, 1)[0] == _direct.PIXEL_TILE
-
-
 def _direct_grad_input(grad_output, weight, g, grad_input, n_threads):
     """grad_input (N x C_in x H x W, any contents: every element is written) of the direct algorithm.
 
@@ -436,7 +430,7 @@ def _direct_grad_input(grad_output, weight, g, grad_input, n_threads):
     # of a channel block's >= 4 lanes: the row-wise kernel (vectorised along rows) wins.
     # ... unless the pixel tile (float32, AVX-512) takes the phases: 0.53 -> 0.33 ms on
     # lenet_c1's grad_input.
-    if cig < 4 and not _pixel_tile_fits(grad_output.dtype, cig):
+    if cig < 4 and not _direct.pixel_tiles_fit(grad_output.dtype == np.float64, cig, 1):
         grad_input.fill(0)  # the row-wise kernel accumulates
         _direct.conv2d_direct_grad_input(grad_output, weight, grad_input, *g.kernel_args,
                                          g.groups, n_threads)
@@ -473,12 +467,21 @@ def _unpack_weight_blocked(packed, g, cb):
     return np.ascontiguousarray(w).reshape(g.C_out, cig, g.kh, g.kw)
 
 
+def _sum_in_thread_order(partials):
+    """partials[0] + partials[1] + ... (one row per thread), in that order: the sum is
+    deterministic for a given thread count. Returns a new array."""
+    total = partials[0].copy()
+    for row in partials[1:]:
+        total += row
+    return total
+
+
 def _direct_grad_weight(grad_output, x, g, n_threads):
     """(grad_weight, grad_bias) of the direct algorithm: blocked kernel, per-thread partials
     summed in thread order (grad_bias comes free with grad_output's transpose)."""
     dtype = x.dtype
     cig, cog = g.C_in // g.groups, g.C_out // g.groups
-    if _direct.grad_weight_pixels_fits(dtype == np.float64, cog, g.sw):
+    if _direct.pixel_tiles_fit(dtype == np.float64, cog, g.sw):
         return _direct_grad_weight_pixels(grad_output, x, g, n_threads)
     tile, cb = _direct.grad_weight_tile(dtype == np.float64, cog, g.kh, g.kw)
     n_blocks = -(-cog // cb)
@@ -493,10 +496,7 @@ def _direct_grad_weight(grad_output, x, g, n_threads):
     _direct.conv2d_direct_grad_weight_blocked(grad_output, x, partial, bias_partial, xpad, gyt,
                                               tile, cb, hp, wp, g.kh, g.kw, *g.kernel_args,
                                               g.groups, n_threads)
-    packed, grad_bias = partial[0], bias_partial[0]
-    for t in range(1, n_threads):  # fixed order: deterministic for a given thread count
-        packed = packed + partial[t]
-        grad_bias = grad_bias + bias_partial[t]
+    packed, grad_bias = _sum_in_thread_order(partial), _sum_in_thread_order(bias_partial)
     return _unpack_weight_blocked(packed, g, cb), grad_bias.astype(dtype)
 
 
@@ -513,11 +513,8 @@ def _direct_grad_weight_pixels(grad_output, x, g, n_threads):
     _direct.conv2d_direct_grad_weight_pixels(grad_output, x, vpart, bias_partial, xpad, hp, wp,
                                              g.kh, g.kw, g.sh, g.pad_top, g.pad_left, g.dh,
                                              g.dw, g.groups, n_threads)
-    lanes = vpart.reshape(n_threads, -1, 16).sum(axis=2)
-    grad_weight, grad_bias = lanes[0], bias_partial[0]
-    for t in range(1, n_threads):  # fixed order: deterministic for a given thread count
-        grad_weight = grad_weight + lanes[t]
-        grad_bias = grad_bias + bias_partial[t]
+    grad_weight = _sum_in_thread_order(vpart.reshape(n_threads, -1, 16).sum(axis=2))
+    grad_bias = _sum_in_thread_order(bias_partial)
     return grad_weight.reshape(g.C_out, cig, g.kh, g.kw), grad_bias.astype(np.float32)
 
 
@@ -617,10 +614,7 @@ def _im2col_backward(grad_output, x, weight, g, grad_input, need_weight, n_threa
                                        n_threads)
     if not need_weight:
         return None
-    grad_weight = partial[0].reshape(weight.shape)
-    for t in range(1, n_threads):
-        grad_weight += partial[t].reshape(weight.shape)
-    return grad_weight
+    return _sum_in_thread_order(partial).reshape(weight.shape)
 
 
 # Below this many multiply-adds per product, Linear's two backward products stay on one
@@ -661,26 +655,24 @@ def _linear_forward_unchecked(x, weight, bias=None):
     """
     n, in_features = x.shape
     out_features = weight.shape[0]
-    arrays = (x, weight) if bias is None else (x, weight, bias)
-    if _linear_avx512_fits((n, out_features, in_features), arrays):
+    dims = (n, out_features, in_features)
+    if _linear_avx512_fits(dims, (x, weight) if bias is None else (x, weight, bias)):
         out = np.empty((n, out_features), np.float32)
         _gemm.linear_forward_avx512(x, weight, bias, out, get_num_threads())
         return out
-    if bias is not None:
-        out = _linear_forward_unchecked(x, weight)
-        out += bias
-        return out
     # one product split in two pays off later than two independent ones: LeNet's
     # 64 x 120 x 84 (0.6M multiply-adds) got slower, its 64 x 400 x 120 (3M) faster
-    dims = (n, out_features, in_features)
     if n < 2 or not _gemm_pair_fits(dims, 8 * _GEMM_PAIR_MIN, (x, weight)):
         with blas_single_thread():
-            return x @ weight.T
-    out = np.empty((n, out_features), x.dtype)
-    h = n // 2
-    with blas_single_thread():
-        _gemm.gemm_pair(x[:h], False, weight, True, out[:h], 0.0,
-                        x[h:], False, weight, True, out[h:], 0.0, 2)
+            out = x @ weight.T
+    else:
+        out = np.empty((n, out_features), x.dtype)
+        h = n // 2
+        with blas_single_thread():
+            _gemm.gemm_pair(x[:h], False, weight, True, out[:h], 0.0,
+                            x[h:], False, weight, True, out[h:], 0.0, 2)
+    if bias is not None:
+        out += bias
     return out
 
 
@@ -698,8 +690,9 @@ def _linear_backward_unchecked(grad_output, x, weight, grad_weight, grad_bias=No
     in_features = x.shape[1]
     dims = (n, out_features, in_features)
     arrays = (grad_output, x, weight, grad_weight)
-    bias_fits = grad_bias is None or (grad_bias.flags.writeable and _linear_avx512_fits(dims, (grad_bias,)))
-    if grad_weight.flags.writeable and bias_fits and _linear_avx512_fits(dims, arrays):
+    written = (grad_weight,) if grad_bias is None else (grad_weight, grad_bias)
+    if (all(a.flags.writeable for a in written)
+            and _linear_avx512_fits(dims, arrays + written[1:])):
         grad_input = np.empty((n, in_features), np.float32)
         _gemm.linear_backward_avx512(grad_output, x, weight, grad_weight, grad_bias, grad_input,
                                      get_num_threads())

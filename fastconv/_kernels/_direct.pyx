@@ -82,6 +82,14 @@ def use_avx512(enabled=None):
     return previous
 
 
+def pixel_tiles_fit(bint is_double, Py_ssize_t cout_per_group, Py_ssize_t sw):
+    """Whether the pixel kernels (16 pixels of a channel to a vector) take a convolution:
+    float32 on an AVX-512 CPU (and ``use_avx512()``), up to 8 output channels per group,
+    stride 1 along rows. The forward tile (:func:`forward_tile`) and
+    :func:`conv2d_direct_grad_weight_pixels` share this rule."""
+    return bool(_use_avx512 and not is_double and sw == 1 and cout_per_group <= 8)
+
+
 def forward_tile(bint is_double, Py_ssize_t cout_per_group, Py_ssize_t out_width,
                  Py_ssize_t kw=0, Py_ssize_t sw=0, Py_ssize_t dw=0):
     """Register tile of the forward kernel: (tile, cb, owb).
@@ -98,7 +106,7 @@ def forward_tile(bint is_double, Py_ssize_t cout_per_group, Py_ssize_t out_width
     cdef Py_ssize_t want_kw
     # Up to 8 channels at stride 1 (float32): the pixel tile, 16 pixels of a channel to a
     # vector (lenet_c1 forward 0.117 -> 0.082 ms, lenet_c3 grad_input 0.37 -> 0.24).
-    if _use_avx512 and not is_double and sw == 1 and cout_per_group <= 8:
+    if pixel_tiles_fit(is_double, cout_per_group, sw):
         return (FC_AVX512_PIXEL_TILE, 8, 16)
     # Few channels leave most lanes of a wide tile empty: the portable half-width tiles
     # win there, except against the row-reuse tiles (lenet_c1, 6 channels: 0.17 -> 0.13 ms).
@@ -360,13 +368,6 @@ def conv2d_direct_grad_weight_blocked(const floating[:, :, :, ::1] grad_output,
                                 OH, OW, kh, kw, sh, sw, dh, dw)
 
 
-def grad_weight_pixels_fits(bint is_double, Py_ssize_t cout_per_group, Py_ssize_t sw):
-    """Whether :func:`conv2d_direct_grad_weight_pixels` takes a geometry: float32 on an
-    AVX-512 CPU (and ``use_avx512()``), up to 8 output channels per group, stride 1
-    along rows."""
-    return bool(_use_avx512 and not is_double and sw == 1 and cout_per_group <= 8)
-
-
 def conv2d_direct_grad_weight_pixels(const float[:, :, :, ::1] grad_output,
                                      const float[:, :, :, ::1] x, float[:, ::1] vpart,
                                      double[:, ::1] bias_partial, float[:, ::1] xpad_scratch,
@@ -375,7 +376,7 @@ def conv2d_direct_grad_weight_pixels(const float[:, :, :, ::1] grad_output,
                                      Py_ssize_t dh, Py_ssize_t dw, Py_ssize_t groups,
                                      int n_threads):
     """Per-thread partial grad_weight by 16-pixel vectors (see ``_conv_avx512.h``), for
-    geometries :func:`grad_weight_pixels_fits` accepts.
+    geometries :func:`pixel_tiles_fit` accepts.
 
     vpart (n_threads, C_out*C_in/g*kh*kw*16), zeroed: lane-wise partial sums, laid out
     [C_out][C_in/g][kh][kw][16]; the caller sums lanes, then threads in thread order
