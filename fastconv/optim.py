@@ -75,11 +75,12 @@ class _UpdatePlan:
                 self.numpy_indices.append(i)
         self.groups = []
         for dtype, members in by_dtype.items():
-            columns = [np.array([self.arrays[i][k].ctypes.data for i in members], np.intp)
-                       for k in range(len(self.arrays[members[0]]))]
+            # addresses[k, j]: array k (data, grad, state...) of the group's parameter j
+            addresses = np.array([[a.ctypes.data for a in self.arrays[i]] for i in members],
+                                 np.intp).T.copy()
             offsets = np.zeros(len(members) + 1, np.intp)
             offsets[1:] = np.cumsum([self.arrays[i][0].size for i in members])
-            self.groups.append((dtype == np.float64, columns, offsets))
+            self.groups.append((dtype == np.float64, addresses, offsets))
 
     def matches(self, params):
         return all(p.data is arrays[0] and p.grad is arrays[1] and arrays[0].flags.writeable
@@ -126,11 +127,8 @@ class SGD(Optimizer):
         else:
             plan = self._compiled_plan([()] * len(self.params))
         n_threads = get_num_threads()
-        for is_double, columns, offsets in plan.groups:
-            data, grads = columns[0], columns[1]
-            # Without momentum the kernel never touches the buffers; the gradients stand in.
-            bufs = columns[2] if self.momentum else grads
-            _optim.sgd_update(data, grads, bufs, offsets, is_double, self.lr, self.momentum,
+        for is_double, addresses, offsets in plan.groups:
+            _optim.sgd_update(addresses, offsets, is_double, self.lr, self.momentum,
                               self.weight_decay, self.nesterov, first, n_threads)
         for i in plan.numpy_indices:
             p = self.params[i]
@@ -178,8 +176,8 @@ class Adam(Optimizer):
         b1, b2 = self.betas
         plan = self._compiled_plan(list(zip(self._m, self._v)))
         n_threads = get_num_threads()
-        for is_double, (data, grads, m, v), offsets in plan.groups:
-            _optim.adam_update(data, grads, m, v, offsets, is_double, self.lr, b1, b2, self.eps,
+        for is_double, addresses, offsets in plan.groups:
+            _optim.adam_update(addresses, offsets, is_double, self.lr, b1, b2, self.eps,
                                self.weight_decay, self.t, n_threads)
         c1 = 1 - b1**self.t
         c2 = 1 - b2**self.t

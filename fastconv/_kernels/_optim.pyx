@@ -48,22 +48,42 @@ cdef inline int team_size(Py_ssize_t total, int n_threads) noexcept nogil:
     return max(n_threads, 1) if total >= PARALLEL_MIN else 1
 
 
-def sgd_update(const intptr_t[::1] params, const intptr_t[::1] grads, const intptr_t[::1] bufs,
-               const Py_ssize_t[::1] offsets, bint is_double, double lr, double momentum,
-               double weight_decay, bint nesterov, bint first_step, int n_threads):
-    """One SGD step in place over a group of parameters (PyTorch's rule, dampening 0).
+cdef enum Rule:
+    SGD, ADAM
 
-    Parameter j has ``offsets[j+1] - offsets[j]`` elements at address ``params[j]``, its
-    gradient at ``grads[j]`` and momentum buffer at ``bufs[j]``; all float64 if
-    ``is_double`` else float32. ``g = grad + weight_decay*param``; with momentum
-    ``buf = g`` on the first step, else ``buf = momentum*buf + g``; the step uses
-    ``g + momentum*buf`` (Nesterov) or ``buf``; ``param -= lr * step``. ``bufs`` is
-    never read or written when momentum is 0 (pass ``grads``).
-    """
-    cdef Py_ssize_t n_params = params.shape[0], total = offsets[n_params]
+
+cdef void update_span(Rule rule, bint is_double, const intptr_t[:, ::1] addresses,
+                      Py_ssize_t j, Py_ssize_t a, Py_ssize_t n, const double* hp) noexcept nogil:
+    """Elements [a, a+n) of parameter j: rows of ``addresses`` are data, gradient, state."""
+    cdef intptr_t buf
+    if rule == SGD:  # hp: lr, momentum, weight_decay, nesterov, first_step
+        # without momentum the kernel never touches the buffer; the gradient stands in
+        buf = addresses[2, j] if hp[1] != 0 else addresses[1, j]
+        if is_double:
+            fc_sgd_span_d((<double*>addresses[0, j]) + a, (<const double*>addresses[1, j]) + a,
+                          (<double*>buf) + a, n, hp[0], hp[1], hp[2], <int>hp[3], <int>hp[4])
+        else:
+            fc_sgd_span_f((<float*>addresses[0, j]) + a, (<const float*>addresses[1, j]) + a,
+                          (<float*>buf) + a, n, hp[0], hp[1], hp[2], <int>hp[3], <int>hp[4])
+    else:  # hp: step_size, inv_sqrt_c2, beta1, beta2, eps, weight_decay
+        if is_double:
+            fc_adam_span_d((<double*>addresses[0, j]) + a, (<const double*>addresses[1, j]) + a,
+                           (<double*>addresses[2, j]) + a, (<double*>addresses[3, j]) + a, n,
+                           hp[0], hp[1], hp[2], hp[3], hp[4], hp[5])
+        else:
+            fc_adam_span_f((<float*>addresses[0, j]) + a, (<const float*>addresses[1, j]) + a,
+                           (<float*>addresses[2, j]) + a, (<float*>addresses[3, j]) + a, n,
+                           hp[0], hp[1], hp[2], hp[3], hp[4], hp[5])
+
+
+cdef void run_update(Rule rule, bint is_double, const intptr_t[:, ::1] addresses,
+                     const Py_ssize_t[::1] offsets, const double* hp,
+                     int n_threads) noexcept nogil:
+    """Apply ``rule`` to every element of the group, one contiguous range per thread."""
+    cdef Py_ssize_t n_params = addresses.shape[1], total = offsets[n_params]
     cdef Py_ssize_t j, lo, hi, a, b
     cdef int t, team
-    with nogil, parallel(num_threads=team_size(total, n_threads)):
+    with parallel(num_threads=team_size(total, n_threads)):
         t = threadid()
         team = omp_get_num_threads()
         # (assigned, not passed by address: Cython makes assigned variables thread-private)
@@ -72,52 +92,41 @@ def sgd_update(const intptr_t[::1] params, const intptr_t[::1] grads, const intp
         for j in range(n_params):
             a = max(lo, offsets[j])
             b = min(hi, offsets[j + 1])
-            if a >= b:
-                continue
-            a = a - offsets[j]
-            b = b - offsets[j]
-            if is_double:
-                fc_sgd_span_d((<double*>params[j]) + a, (<const double*>grads[j]) + a,
-                              (<double*>bufs[j]) + a, b - a, lr, momentum, weight_decay,
-                              nesterov, first_step)
-            else:
-                fc_sgd_span_f((<float*>params[j]) + a, (<const float*>grads[j]) + a,
-                              (<float*>bufs[j]) + a, b - a, lr, momentum, weight_decay,
-                              nesterov, first_step)
+            if a < b:
+                update_span(rule, is_double, addresses, j, a - offsets[j], b - a, hp)
 
 
-def adam_update(const intptr_t[::1] params, const intptr_t[::1] grads,
-                const intptr_t[::1] exp_avgs, const intptr_t[::1] exp_avg_sqs,
-                const Py_ssize_t[::1] offsets, bint is_double, double lr, double beta1,
-                double beta2, double eps, double weight_decay, Py_ssize_t step, int n_threads):
+def sgd_update(const intptr_t[:, ::1] addresses, const Py_ssize_t[::1] offsets, bint is_double,
+               double lr, double momentum, double weight_decay, bint nesterov, bint first_step,
+               int n_threads):
+    """One SGD step in place over a group of parameters (PyTorch's rule, dampening 0).
+
+    Parameter j has ``offsets[j+1] - offsets[j]`` elements at address ``addresses[0, j]``,
+    its gradient at ``addresses[1, j]`` and, with momentum, its momentum buffer at
+    ``addresses[2, j]``; all float64 if ``is_double`` else float32.
+    ``g = grad + weight_decay*param``; with momentum ``buf = g`` on the first step, else
+    ``buf = momentum*buf + g``; the step uses ``g + momentum*buf`` (Nesterov) or ``buf``;
+    ``param -= lr * step``.
+    """
+    cdef double hp[5]
+    hp[0], hp[1], hp[2], hp[3], hp[4] = lr, momentum, weight_decay, nesterov, first_step
+    with nogil:
+        run_update(SGD, is_double, addresses, offsets, hp, n_threads)
+
+
+def adam_update(const intptr_t[:, ::1] addresses, const Py_ssize_t[::1] offsets,
+                bint is_double, double lr, double beta1, double beta2, double eps,
+                double weight_decay, Py_ssize_t step, int n_threads):
     """One Adam step in place over a group of parameters (PyTorch's rule, bias-corrected;
-    ``step`` counts from 1). Addresses and offsets as in :func:`sgd_update`.
+    ``step`` counts from 1). ``addresses`` rows: data, gradient, exp_avg, exp_avg_sq;
+    offsets as in :func:`sgd_update`.
 
     ``m = b1*m + (1-b1)*g``, ``v = b2*v + (1-b2)*g*g``,
     ``param -= lr/(1-b1^t) * m / (sqrt(v)/sqrt(1-b2^t) + eps)``.
     """
-    cdef Py_ssize_t n_params = params.shape[0], total = offsets[n_params]
-    cdef Py_ssize_t j, lo, hi, a, b
-    cdef int t, team
-    cdef double step_size = lr / (1.0 - beta1 ** step)
-    cdef double inv_sqrt_c2 = 1.0 / sqrt(1.0 - beta2 ** step)
-    with nogil, parallel(num_threads=team_size(total, n_threads)):
-        t = threadid()
-        team = omp_get_num_threads()
-        lo = thread_start(total, t, team)
-        hi = thread_start(total, t + 1, team)
-        for j in range(n_params):
-            a = max(lo, offsets[j])
-            b = min(hi, offsets[j + 1])
-            if a >= b:
-                continue
-            a = a - offsets[j]
-            b = b - offsets[j]
-            if is_double:
-                fc_adam_span_d((<double*>params[j]) + a, (<const double*>grads[j]) + a,
-                               (<double*>exp_avgs[j]) + a, (<double*>exp_avg_sqs[j]) + a,
-                               b - a, step_size, inv_sqrt_c2, beta1, beta2, eps, weight_decay)
-            else:
-                fc_adam_span_f((<float*>params[j]) + a, (<const float*>grads[j]) + a,
-                               (<float*>exp_avgs[j]) + a, (<float*>exp_avg_sqs[j]) + a,
-                               b - a, step_size, inv_sqrt_c2, beta1, beta2, eps, weight_decay)
+    cdef double hp[6]
+    hp[0] = lr / (1.0 - beta1 ** step)
+    hp[1] = 1.0 / sqrt(1.0 - beta2 ** step)
+    hp[2], hp[3], hp[4], hp[5] = beta1, beta2, eps, weight_decay
+    with nogil:
+        run_update(ADAM, is_double, addresses, offsets, hp, n_threads)
