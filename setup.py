@@ -7,6 +7,8 @@ Environment switches (all optional):
 * ``FASTCONV_NATIVE=1``    -- add ``-march=native`` (the wheel then only runs on CPUs like this one).
 * ``FASTCONV_SANITIZE=address`` -- AddressSanitizer build (gcc/clang; run Python with
   ``LD_PRELOAD=$(gcc -print-file-name=libasan.so)``; see ``.ci/memcheck``).
+* ``FASTCONV_KERNELS=_pad,_norm`` -- development only: build just these kernel modules
+  (``python setup.py build_ext --inplace`` after editing one kernel).
 
 OpenMP support is detected by compiling, linking *and running* a tiny program with each
 candidate flag, so a compiler that accepts ``-fopenmp`` but cannot link libgomp/libomp is
@@ -118,6 +120,14 @@ class BuildExt(build_ext):
         super().build_extensions()
 
 
+def _selected_kernels():
+    only = [k.strip() for k in os.environ.get("FASTCONV_KERNELS", "").split(",") if k.strip()]
+    unknown = sorted(set(only) - set(KERNELS))
+    if unknown:
+        sys.exit(f"FASTCONV_KERNELS names unknown kernels {unknown}; choices: {KERNELS}")
+    return only or KERNELS
+
+
 def make_extensions():
     from Cython.Build import cythonize
 
@@ -139,7 +149,7 @@ def make_extensions():
             include_dirs=[kernels_dir],
             define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_9_API_VERSION")],
         )
-        for name in KERNELS
+        for name in _selected_kernels()
     ]
     # force: the directives differ between debug and release builds, so never reuse stale C.
     return cythonize(

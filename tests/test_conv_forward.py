@@ -152,7 +152,7 @@ def test_large_image_uses_row_chunks(rng, monkeypatch):
     w = rng.standard_normal((4, 3, 3, 3))
     full = fastconv.conv2d(x, w, padding=1, algorithm="im2col")
     grads = fastconv.conv2d_backward(np.ones_like(full), x, w, padding=1, algorithm="im2col")
-    monkeypatch.setattr(F, "IM2COL_CHUNK_BYTES", 3 * 3 * 3 * 17 * 8 * 3)  # 3 rows
+    monkeypatch.setattr(F.conv, "IM2COL_CHUNK_BYTES", 3 * 3 * 3 * 17 * 8 * 3)  # 3 rows
     g = F.conv_geometry(x.shape, w.shape, 1, 1, 1, 1)
     assert F._im2col_rows_per_chunk(g, 8, 1, parallel_rows=False) == 3
     np.testing.assert_allclose(fastconv.conv2d(x, w, padding=1, algorithm="im2col"), full, rtol=1e-12)

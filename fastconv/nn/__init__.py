@@ -1,8 +1,13 @@
-"""Layers with explicit forward/backward, in PyTorch's vocabulary."""
-from .activations import ELU, LeakyReLU, ReLU, Sigmoid, Tanh
-from .layers import AvgPool2d, Conv2d, Dropout, Flatten, Linear, MaxPool2d
+"""Layers with explicit forward/backward, in PyTorch's vocabulary (one module per family,
+as ``torch.nn.modules``)."""
+from .activation import ELU, LeakyReLU, ReLU, Sigmoid, Tanh
+from .container import Sequential
+from .conv import Conv2d
+from .dropout import Dropout
+from .linear import Flatten, Linear
 from .loss import CrossEntropyLoss
-from .module import Module, Parameter, Sequential
+from .module import Module, Parameter
+from .pool import AvgPool2d, MaxPool2d
 
 __all__ = [
     "Parameter", "Module", "Sequential", "Conv2d", "MaxPool2d", "AvgPool2d", "Linear",

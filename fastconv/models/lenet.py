@@ -1,7 +1,7 @@
-"""Ready-made models."""
+"""LeNet-5 (LeCun et al., 1998)."""
 import numpy as np
 
-from . import nn
+from .. import nn
 
 ACTIVATIONS = {"relu": nn.ReLU, "tanh": nn.Tanh}
 POOLS = {"max": nn.MaxPool2d, "avg": nn.AvgPool2d}
@@ -47,5 +47,3 @@ def lenet5(num_classes=10, activation="relu", pool="max", *, rng=None, dtype=np.
     model.config = {"model": "lenet5", "num_classes": int(num_classes), "activation": activation, "pool": pool}
     return model
 
-
-MODELS = {"lenet5": lenet5}

@@ -1,0 +1,127 @@
+"""2-D convolution layer over :mod:`fastconv.functional`."""
+import math
+
+import numpy as np
+
+from .. import functional as F
+from .._random import get_rng
+from .._validation import check_array, check_bool, check_int, check_pair
+from .init import _check_dtype, _uniform
+from .module import Module, Parameter
+
+
+class Conv2d(Module):
+    """2-D convolution layer (cross-correlation), as ``torch.nn.Conv2d``.
+
+    Parameters
+    ----------
+    in_channels, out_channels : int
+    kernel_size, stride, dilation : int or (int, int)
+    padding : int, (int, int), "valid" or "same"
+    groups : int
+    bias : bool
+    algorithm : {"auto", "direct", "im2col"}
+    needs_input_grad : bool
+        False skips grad_input in backward (returns None): a network's first layer.
+    rng : numpy.random.Generator or int, optional
+        For initialisation; defaults to fastconv's global generator (``manual_seed``).
+    dtype : float32 (default) or float64
+
+    Weights and bias are initialised U(-1/sqrt(fan_in), 1/sqrt(fan_in)) with
+    ``fan_in = in_channels/groups * kH * kW`` (PyTorch's default).
+    Input ``(N, in_channels, H, W)``; output ``(N, out_channels, OH, OW)``.
+    """
+
+    def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, dilation=1,
+                 groups=1, bias=True, algorithm="auto", *, needs_input_grad=True, rng=None,
+                 dtype=np.float32):
+        super().__init__()
+        self.in_channels = check_int(in_channels, "in_channels")
+        self.out_channels = check_int(out_channels, "out_channels")
+        self.kernel_size = check_pair(kernel_size, "kernel_size")
+        self.stride = check_pair(stride, "stride")
+        self.dilation = check_pair(dilation, "dilation")
+        self.groups = check_int(groups, "groups")
+        if isinstance(padding, str):
+            if padding not in ("same", "valid"):
+                raise ValueError(f"padding must be an int, a pair of ints, 'valid' or 'same'; got {padding!r}")
+            if padding == "same" and self.stride != (1, 1):
+                raise ValueError("padding='same' is only supported with stride 1 (as in PyTorch)")
+            self.padding = padding
+        else:
+            self.padding = check_pair(padding, "padding", minimum=0)
+        if self.in_channels % self.groups or self.out_channels % self.groups:
+            raise ValueError(
+                f"in_channels ({self.in_channels}) and out_channels ({self.out_channels}) must "
+                f"both be divisible by groups ({self.groups})"
+            )
+        if algorithm not in F.ALGORITHMS:
+            raise ValueError(f"algorithm must be one of {F.ALGORITHMS}, got {algorithm!r}")
+        self.algorithm = algorithm
+        self.needs_input_grad = check_bool(needs_input_grad, "needs_input_grad")
+        dtype = _check_dtype(dtype)
+        rng = get_rng(rng)
+        kh, kw = self.kernel_size
+        fan_in = self.in_channels // self.groups * kh * kw
+        bound = 1.0 / math.sqrt(fan_in)
+        self.weight = Parameter(_uniform(rng, bound, (self.out_channels, self.in_channels // self.groups, kh, kw), dtype))
+        self.bias = Parameter(_uniform(rng, bound, (self.out_channels,), dtype)) if check_bool(bias, "bias") else None
+        self._x = None
+        self._geometry_key = None
+        self._geometry = None
+
+    def _geometry_for(self, x):
+        # Validation of the geometry runs once per input shape, not on every batch.
+        key = x.shape
+        if key != self._geometry_key:
+            if x.shape[1] != self.in_channels:
+                raise ValueError(
+                    f"{type(self).__name__} expects x with {self.in_channels} channels "
+                    f"(N, {self.in_channels}, H, W), got shape {x.shape}"
+                )
+            self._geometry = F.conv_geometry(x.shape, self.weight.data.shape, self.stride,
+                                             self.padding, self.dilation, self.groups)
+            self._geometry_key = key
+        return self._geometry
+
+    def forward(self, x):
+        x = check_array(x, "x", 4, f"(N, {self.in_channels}, H, W)")
+        w = self.weight.data
+        if x.dtype != w.dtype:
+            raise TypeError(f"x has dtype {x.dtype} but the layer's weight is {w.dtype}")
+        g = self._geometry_for(x)
+        self._x = x
+        b = self.bias.data if self.bias is not None else None
+        out = self._workspace.empty("out", g.output_shape, x.dtype)
+        return F.conv2d_forward_unchecked(x, w, b, g, self.algorithm, out)
+
+    def backward(self, grad_output):
+        if self._x is None:
+            raise RuntimeError("Conv2d.backward called before forward (each forward allows one backward)")
+        g = self._geometry
+        grad_output = check_array(grad_output, "grad_output", 4, str(g.output_shape))
+        if grad_output.shape != g.output_shape or grad_output.dtype != self._x.dtype:
+            raise ValueError(
+                f"grad_output must have shape {g.output_shape} and dtype {self._x.dtype}, "
+                f"got {grad_output.shape} {grad_output.dtype}"
+            )
+        x, self._x = self._x, None  # like PyTorch, free what forward saved once it is used
+        gi = self._workspace.empty("grad_input", x.shape, x.dtype) if self.needs_input_grad else None
+        gi, gw, gb = F.conv2d_backward_unchecked(grad_output, x, self.weight.data, g,
+                                                 self.algorithm, self.needs_input_grad, gi)
+        self.weight.grad += gw
+        if self.bias is not None:
+            self.bias.grad += gb
+        return gi
+
+    def extra_repr(self):
+        s = f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, stride={self.stride}"
+        if self.padding not in ((0, 0), "valid"):
+            s += f", padding={self.padding}"
+        if self.dilation != (1, 1):
+            s += f", dilation={self.dilation}"
+        if self.groups != 1:
+            s += f", groups={self.groups}"
+        if self.bias is None:
+            s += ", bias=False"
+        return s
