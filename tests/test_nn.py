@@ -121,7 +121,7 @@ def test_cross_entropy_dtypes_layouts_and_nan(dtype, rng):
 
 def test_lenet5_whole_model_gradient(rng):
     model = lenet5(rng=0, dtype=np.float64)
-    model[0].needs_input_grad = True  # also check the input gradient end to end
+    model.needs_input_grad = model[0].needs_input_grad = True  # also check the input gradient end to end
     x = rng.standard_normal((2, 1, 28, 28))
     labels = np.array([3, 7])
     loss = nn.CrossEntropyLoss()

@@ -19,7 +19,7 @@ from .conv import (
     im2col,
     im2col_workspace_bytes,
 )
-from .linear import _linear_backward_unchecked, _linear_forward_unchecked
+from .linear import _linear_backward_partial, _linear_backward_unchecked, _linear_forward_unchecked
 from .pool import (
     _max_pool2d_backward_unchecked,
     _max_pool2d_unchecked,

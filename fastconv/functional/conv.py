@@ -407,16 +407,32 @@ def conv2d_backward(grad_output, x, weight, stride=1, padding=0, dilation=1, gro
 
 
 def conv2d_backward_unchecked(grad_output, x, weight, g, algorithm, needs_input_grad=True,
-                              grad_input=None):
+                              grad_input=None, needs_weight_grad=True):
     """Backward pass for arguments already validated into geometry ``g``.
 
     ``grad_input``, if given, is a C-contiguous array of x's shape and dtype to fill.
+    With ``needs_weight_grad=False`` (frozen weights) grad_weight and grad_bias are not
+    computed and returned as None.
     """
     dtype = x.dtype
     if g.N == 0 or g.C_out == 0:
-        grad_bias = np.zeros(g.C_out, dtype)
         grad_input = np.zeros(x.shape, dtype) if needs_input_grad else None
-        return grad_input, np.zeros(weight.shape, dtype), grad_bias
+        if not needs_weight_grad:
+            return grad_input, None, None
+        return grad_input, np.zeros(weight.shape, dtype), np.zeros(g.C_out, dtype)
+    if not needs_weight_grad:
+        if not needs_input_grad:
+            return None, None, None
+        input_algo = algorithm if algorithm != "auto" else choose_algorithm(g, dtype, "grad_input")
+        n_threads = get_num_threads()
+        if grad_input is None:
+            grad_input = np.empty(x.shape, dtype) if input_algo == "direct" else np.zeros(x.shape, dtype)
+        elif input_algo != "direct":
+            grad_input.fill(0)
+        if input_algo == "direct":
+            return _direct_grad_input(grad_output, weight, g, grad_input, n_threads), None, None
+        _im2col_backward(grad_output, x, weight, g, grad_input, False, n_threads)
+        return grad_input, None, None
     if algorithm == "auto":
         weight_algo = choose_algorithm(g, dtype, "grad_weight")
         input_algo = choose_algorithm(g, dtype, "grad_input")

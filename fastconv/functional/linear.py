@@ -99,3 +99,15 @@ def _linear_backward_unchecked(grad_output, x, weight, grad_weight, grad_bias=No
                         grad_output, False, weight, False, grad_input, 0.0, 2)
     return grad_input
 
+
+
+def _linear_backward_partial(grad_output, x, weight, grad_weight, grad_bias, needs_input):
+    """Linear's backward when part of it is not needed (frozen weights, or no input gradient
+    wanted): accumulates into ``grad_weight`` / ``grad_bias`` where given (None: skipped)
+    and returns ``grad_output @ weight`` if ``needs_input``, else None."""
+    if grad_bias is not None:
+        grad_bias += grad_output.sum(axis=0)
+    with blas_single_thread():
+        if grad_weight is not None:
+            grad_weight += grad_output.T @ x
+        return grad_output @ weight if needs_input else None

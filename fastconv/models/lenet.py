@@ -44,6 +44,7 @@ def lenet5(num_classes=10, activation="relu", pool="max", *, rng=None, dtype=np.
         nn.Linear(120, 84, **kw), act(),
         nn.Linear(84, int(num_classes), **kw),
     )
+    model.needs_input_grad = False  # nothing needs the gradient of the images
     model.config = {"model": "lenet5", "num_classes": int(num_classes), "activation": activation, "pool": pool}
     return model
 

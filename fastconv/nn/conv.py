@@ -22,7 +22,10 @@ class Conv2d(Module):
     bias : bool
     algorithm : {"auto", "direct", "im2col"}
     needs_input_grad : bool
-        False skips grad_input in backward (returns None): a network's first layer.
+        False skips grad_input in backward (returns None): a network's first layer. Inside
+        a container it is also skipped when no trainable parameter lies upstream (see
+        :class:`fastconv.nn.Module`); frozen weights (``requires_grad=False``) skip
+        grad_weight / grad_bias.
     rng : numpy.random.Generator or int, optional
         For initialisation; defaults to fastconv's global generator (``manual_seed``).
     dtype : float32 (default) or float64
@@ -106,12 +109,16 @@ class Conv2d(Module):
                 f"got {grad_output.shape} {grad_output.dtype}"
             )
         x, self._x = self._x, None  # like PyTorch, free what forward saved once it is used
-        gi = self._workspace.empty("grad_input", x.shape, x.dtype) if self.needs_input_grad else None
+        needs_input = self._input_grad_needed()
+        bias = self.bias if self.bias is not None and self.bias.requires_grad else None
+        needs_weight = self.weight.requires_grad or bias is not None
+        gi = self._workspace.empty("grad_input", x.shape, x.dtype) if needs_input else None
         gi, gw, gb = F.conv2d_backward_unchecked(grad_output, x, self.weight.data, g,
-                                                 self.algorithm, self.needs_input_grad, gi)
-        self.weight.grad += gw
-        if self.bias is not None:
-            self.bias.grad += gb
+                                                 self.algorithm, needs_input, gi, needs_weight)
+        if needs_weight and self.weight.requires_grad:
+            self.weight.grad += gw
+        if bias is not None:
+            bias.grad += gb
         return gi
 
     def extra_repr(self):

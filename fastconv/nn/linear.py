@@ -53,8 +53,15 @@ class Linear(Module):
                 f"grad_output must have shape {(self._x.shape[0], self.out_features)}, got {grad_output.shape}"
             )
         x, self._x = self._x, None  # free what forward saved once it is used
-        return F._linear_backward_unchecked(grad_output, x, self.weight.data, self.weight.grad,
-                                            self.bias.grad if self.bias is not None else None)
+        needs_input = self._input_grad_needed()
+        w = self.weight
+        b = self.bias if self.bias is not None and self.bias.requires_grad else None
+        if w.requires_grad and needs_input:
+            return F._linear_backward_unchecked(grad_output, x, w.data, w.grad,
+                                                b.grad if b is not None else None)
+        return F._linear_backward_partial(grad_output, x, w.data,
+                                          w.grad if w.requires_grad else None,
+                                          b.grad if b is not None else None, needs_input)
 
     def extra_repr(self):
         return f"in_features={self.in_features}, out_features={self.out_features}, bias={self.bias is not None}"

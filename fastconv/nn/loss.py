@@ -43,7 +43,7 @@ class CrossEntropyLoss:
         work_dtype = logits.dtype if logits.dtype in FLOAT_DTYPES else np.float64
         work = np.ascontiguousarray(logits, dtype=work_dtype)
         grad = np.empty_like(work)
-        value = _loss.softmax_cross_entropy(work, labels.astype(np.int64, copy=False), grad)
+        value = _loss.softmax_cross_entropy(work, np.ascontiguousarray(labels, dtype=np.int64), grad)
         self._grad = grad if grad.dtype == logits.dtype else grad.astype(logits.dtype)
         return value
 

@@ -6,6 +6,16 @@ import numpy as np
 from .._workspace import Workspace
 
 
+# Bumped whenever something that decides which gradients a backward pass computes changes
+# (a parameter's requires_grad, a module's needs_input_grad, a child added): containers
+# re-plan their children's gradient flags only then, not on every step.
+_grad_flags_version = [0]
+
+
+def _grad_flags_changed():
+    _grad_flags_version[0] += 1
+
+
 class Parameter:
     """A trainable array and its gradient (both NumPy arrays of the same shape and dtype).
 
@@ -13,16 +23,34 @@ class Parameter:
     ----------
     data : ndarray
         Initial value (copied to a C-contiguous float array).
+    requires_grad : bool, default True
+        False freezes the parameter (transfer learning): layers compute no gradient for it
+        and optimizers leave it unchanged. See :meth:`Module.requires_grad_`.
     """
 
-    __slots__ = ("data", "grad")
+    __slots__ = ("data", "grad", "_requires_grad")
 
-    def __init__(self, data):
+    def __init__(self, data, requires_grad=True):
         data = np.array(data, copy=True, order="C")
         if data.dtype.kind != "f":
             raise TypeError(f"Parameter data must be a float array, got {data.dtype}")
         self.data = data
         self.grad = np.zeros_like(data)
+        self._requires_grad = True
+        self.requires_grad = requires_grad
+
+    @property
+    def requires_grad(self):
+        """Whether backward computes this parameter's gradient and optimizers update it."""
+        return self._requires_grad
+
+    @requires_grad.setter
+    def requires_grad(self, flag):
+        if not isinstance(flag, (bool, np.bool_)):
+            raise TypeError(f"requires_grad must be a bool, got {type(flag).__name__} {flag!r}")
+        if bool(flag) != self._requires_grad:
+            self._requires_grad = bool(flag)
+            _grad_flags_changed()
 
     @property
     def shape(self):
@@ -33,7 +61,8 @@ class Parameter:
         return self.data.dtype
 
     def __repr__(self):
-        return f"Parameter(shape={self.data.shape}, dtype={self.data.dtype})"
+        frozen = "" if self._requires_grad else ", requires_grad=False"
+        return f"Parameter(shape={self.data.shape}, dtype={self.data.dtype}{frozen})"
 
 
 class Module:
@@ -41,12 +70,30 @@ class Module:
 
     ``backward`` must follow the matching ``forward`` (layers cache what they need) and
     accumulates parameter gradients into ``.grad``; call :meth:`zero_grad` between steps.
+
+    Which gradients a backward pass computes, as autograd would decide it:
+
+    * a parameter with ``requires_grad=False`` gets none (a layer whose parameters are all
+      frozen computes no weight gradient);
+    * a module returns its input gradient only when someone needs it: its own
+      ``needs_input_grad`` (default True; the models in :mod:`fastconv.models` set it False,
+      since nothing needs the gradient of the images) and, inside a container, whether any
+      trainable parameter lies between it and the container's input. Where none is needed,
+      ``backward`` returns None and containers stop there.
+
+    State: parameters (:class:`Parameter`) and buffers (:meth:`register_buffer`: arrays
+    such as BatchNorm's running statistics, saved in :meth:`state_dict` but never seen by
+    optimizers), with PyTorch's dotted names (``0.body.1.weight``).
     """
 
     def __init__(self):
         object.__setattr__(self, "_parameters", OrderedDict())
+        object.__setattr__(self, "_buffers", OrderedDict())
         object.__setattr__(self, "_modules", OrderedDict())
         object.__setattr__(self, "training", True)
+        object.__setattr__(self, "needs_input_grad", True)
+        # Set by the enclosing container: whether a trainable parameter lies upstream.
+        object.__setattr__(self, "_upstream_needs_grad", True)
         # Output and gradient arrays reused across steps when unshared (see _workspace).
         object.__setattr__(self, "_workspace", Workspace())
 
@@ -57,12 +104,39 @@ class Module:
         if isinstance(value, Parameter):
             params[name] = value
             self._modules.pop(name, None)
+            _grad_flags_changed()
         elif isinstance(value, Module):
             self._modules[name] = value
             params.pop(name, None)
+            _grad_flags_changed()
         elif name in params and value is None:
             del params[name]
+            _grad_flags_changed()
+        elif name in self._buffers:
+            self._buffers[name] = value
+        elif name == "needs_input_grad":
+            if not isinstance(value, (bool, np.bool_)):
+                raise TypeError(f"needs_input_grad must be a bool, got {type(value).__name__} {value!r}")
+            value = bool(value)
+            _grad_flags_changed()
         object.__setattr__(self, name, value)
+
+    def register_buffer(self, name, array):
+        """Add a state array that is not a parameter (BatchNorm's running statistics).
+
+        Buffers are saved and loaded by :meth:`state_dict` / :meth:`load_state_dict` and
+        converted by :meth:`astype` (float ones), but optimizers never see them. Assigning
+        ``self.name = new_array`` later replaces the buffer; ``None`` is allowed (an
+        absent buffer, left out of the state dict).
+        """
+        if not isinstance(name, str) or not name.isidentifier():
+            raise ValueError(f"buffer name must be an identifier string, got {name!r}")
+        if name in self._parameters or name in self._modules:
+            raise KeyError(f"attribute {name!r} already exists as a parameter or module")
+        if array is not None and not isinstance(array, np.ndarray):
+            raise TypeError(f"buffer {name!r} must be a numpy.ndarray or None, got {type(array).__name__}")
+        self._buffers[name] = array
+        object.__setattr__(self, name, array)
 
     # -- computation ------------------------------------------------------------------
     def forward(self, x):
@@ -85,6 +159,47 @@ class Module:
     def parameters(self):
         """Return the list of all parameters (for an optimizer)."""
         return [p for _, p in self.named_parameters()]
+
+    def named_buffers(self, prefix=""):
+        """Yield ``(name, array)`` for every buffer, this module's first, then its children's."""
+        for name, b in self._buffers.items():
+            if b is not None:
+                yield prefix + name, b
+        for name, m in self._modules.items():
+            yield from m.named_buffers(prefix + name + ".")
+
+    def buffers(self):
+        """Return the list of all buffers."""
+        return [b for _, b in self.named_buffers()]
+
+    def named_children(self):
+        """Yield ``(name, module)`` for the direct children."""
+        yield from self._modules.items()
+
+    def named_modules(self, prefix=""):
+        """Yield ``(dotted name, module)`` for this module ("") and all its descendants."""
+        yield prefix.rstrip("."), self
+        for name, m in self._modules.items():
+            yield from m.named_modules(prefix + name + ".")
+
+    def requires_grad_(self, requires_grad=True):
+        """Set ``requires_grad`` on every parameter (False freezes them); returns self."""
+        if not isinstance(requires_grad, (bool, np.bool_)):
+            raise TypeError(f"requires_grad must be a bool, got {type(requires_grad).__name__}")
+        for p in self.parameters():
+            p.requires_grad = bool(requires_grad)
+        return self
+
+    def has_trainable_parameters(self):
+        """Whether any parameter of this module or its descendants requires a gradient."""
+        return any(p.requires_grad for _, p in self.named_parameters())
+
+    def _input_grad_needed(self):
+        """Whether backward must return the input gradient (see the class docstring)."""
+        return self.needs_input_grad and self._upstream_needs_grad
+
+    def _set_upstream_needs_grad(self, flag):
+        object.__setattr__(self, "_upstream_needs_grad", flag)
 
     def children(self):
         return list(self._modules.values())
@@ -112,9 +227,20 @@ class Module:
         """Set evaluation mode (dropout off); returns self."""
         return self.train(False)
 
+    def _named_state(self, prefix=""):
+        """(name, array) of parameters then buffers, module by module (PyTorch's order)."""
+        for name, p in self._parameters.items():
+            yield prefix + name, p.data
+        for name, b in self._buffers.items():
+            if b is not None:
+                yield prefix + name, b
+        for name, m in self._modules.items():
+            yield from m._named_state(prefix + name + ".")
+
     def state_dict(self):
-        """Ordered ``{name: array copy}`` of all parameters."""
-        return OrderedDict((name, p.data.copy()) for name, p in self.named_parameters())
+        """Ordered ``{name: array copy}`` of all parameters and buffers, with PyTorch's keys
+        and order (each module's parameters, then its buffers, then its children's)."""
+        return OrderedDict((name, a.copy()) for name, a in self._named_state())
 
     def load_state_dict(self, state_dict, strict=True):
         """Copy arrays from ``state_dict`` into the parameters.
@@ -134,7 +260,7 @@ class Module:
         TypeError
             A non-numeric array.
         """
-        own = OrderedDict(self.named_parameters())
+        own = OrderedDict(self._named_state())
         if strict:
             missing = [k for k in own if k not in state_dict]
             unexpected = [k for k in state_dict if k not in own]
@@ -143,17 +269,20 @@ class Module:
                     f"state_dict does not match {type(self).__name__}: missing keys {missing}, "
                     f"unexpected keys {unexpected}"
                 )
-        for name, p in own.items():
+        checked = []
+        for name, target in own.items():
             if name not in state_dict:
                 continue
             value = np.asarray(state_dict[name])
             if value.dtype.kind not in "fiu":
                 raise TypeError(f"state_dict[{name!r}] must be a numeric array, got {value.dtype}")
-            if value.shape != p.data.shape:
+            if value.shape != target.shape:
                 raise ValueError(
-                    f"state_dict[{name!r}] has shape {value.shape}, but the parameter has shape {p.data.shape}"
+                    f"state_dict[{name!r}] has shape {value.shape}, but the model's has shape {target.shape}"
                 )
-            p.data[...] = value
+            checked.append((target, value))
+        for target, value in checked:  # all checked first: a failed load changes nothing
+            target[...] = value
 
     def astype(self, dtype):
         """Convert all parameters (and their gradients) to ``dtype`` (float32 or float64); returns self."""
@@ -163,6 +292,10 @@ class Module:
         for p in self.parameters():
             p.data = p.data.astype(dtype)
             p.grad = p.grad.astype(dtype)
+        for m in self.modules():
+            for name, b in list(m._buffers.items()):
+                if b is not None and b.dtype.kind == "f":
+                    setattr(m, name, b.astype(dtype))
         return self
 
     def double(self):
@@ -170,6 +303,13 @@ class Module:
 
     def float(self):
         return self.astype(np.float32)
+
+    def summary(self, input_shape, **kwargs):
+        """Keras-style table of this model for inputs of ``input_shape``: see
+        :func:`fastconv.summary`."""
+        from ..summary import summary
+
+        return summary(self, input_shape, **kwargs)
 
     # -- printing ---------------------------------------------------------------------
     def extra_repr(self):

@@ -19,7 +19,11 @@ def _check_float(value, name, minimum=0.0, maximum=None, inclusive_max=False):
 
 
 class Optimizer:
-    """Base class: holds the parameters; ``step()`` updates them from their ``.grad``."""
+    """Base class: holds the parameters; ``step()`` updates them from their ``.grad``.
+
+    Frozen parameters (``requires_grad=False``) are skipped by ``step()``: they keep their
+    values and their optimizer state (momentum, moments) is left untouched.
+    """
 
     def __init__(self, params):
         params = list(params)
@@ -41,8 +45,8 @@ class Optimizer:
 
     def _compiled_plan(self, states):
         """The :class:`_UpdatePlan` for the parameters as they are now (rebuilt when a
-        parameter's ``data`` or ``grad`` was replaced); ``states[i]`` are parameter i's
-        state arrays."""
+        parameter's ``data`` or ``grad`` was replaced or its ``requires_grad`` changed);
+        ``states[i]`` are parameter i's state arrays."""
         plan = self._plan
         if plan is None or not plan.matches(self.params):
             plan = self._plan = _UpdatePlan(self.params, states)
@@ -61,9 +65,12 @@ class _UpdatePlan:
 
     def __init__(self, params, states):
         self.arrays = [(p.data, p.grad) + tuple(st) for p, st in zip(params, states)]
+        self.trainable = [p.requires_grad for p in params]
         by_dtype = {}
         self.numpy_indices = []
         for i, arrays in enumerate(self.arrays):
+            if not self.trainable[i]:
+                continue
             if _fusable(*arrays):
                 by_dtype.setdefault(arrays[0].dtype, []).append(i)
             else:
@@ -79,7 +86,8 @@ class _UpdatePlan:
 
     def matches(self, params):
         return all(p.data is arrays[0] and p.grad is arrays[1] and arrays[0].flags.writeable
-                   for p, arrays in zip(params, self.arrays))
+                   and p.requires_grad == trainable
+                   for p, arrays, trainable in zip(params, self.arrays, self.trainable))
 
 
 def _fusable(data, *others):
