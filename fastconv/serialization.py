@@ -7,10 +7,12 @@ from pathlib import Path
 
 import numpy as np
 
-from .models import MODELS
+from .models import MODELS, build_model
 
 CONFIG_KEY = "__config__"
 PARAM_PREFIX = "param/"
+#: state-dict entries stored as int64 (key suffixes); every other entry is float32/float64
+INT_BUFFERS = ("num_batches_tracked",)
 
 
 class ModelFileError(ValueError):
@@ -75,22 +77,23 @@ def load_model(path):
                     continue
                 if not k.startswith(PARAM_PREFIX):
                     raise ModelFileError(f"{path}: unexpected entry {k!r}")
-                a = f[k]
-                if a.dtype not in (np.float32, np.float64):
-                    raise ModelFileError(f"{path}: parameter {k[len(PARAM_PREFIX):]!r} has dtype {a.dtype}, expected float32 or float64")
-                state[k[len(PARAM_PREFIX):]] = a
+                a, name = f[k], k[len(PARAM_PREFIX):]
+                # counters (BatchNorm's num_batches_tracked) are int64; all else is float
+                allowed = (np.int64,) if name.endswith(INT_BUFFERS) else (np.float32, np.float64)
+                if a.dtype not in allowed:
+                    expected = " or ".join(np.dtype(t).name for t in allowed)
+                    raise ModelFileError(f"{path}: parameter {name!r} has dtype {a.dtype}, expected {expected}")
+                state[name] = a
     except ModelFileError:
         raise
     except (ValueError, OSError, zipfile.BadZipFile, json.JSONDecodeError, EOFError) as e:
         raise ModelFileError(f"{path}: cannot read model file ({e})") from e
     if not isinstance(config, dict) or config.get("model") not in MODELS:
         raise ModelFileError(f"{path}: config must name a model in {sorted(MODELS)}, got {config!r}")
-    kwargs = {k: v for k, v in config.items() if k in ("num_classes", "activation", "pool")}
     try:
-        dtypes = {a.dtype for a in state.values()}
-        model = MODELS[config["model"]](**kwargs, dtype=dtypes.pop() if len(dtypes) == 1 else np.float32)
+        dtypes = {a.dtype for a in state.values() if a.dtype.kind == "f"}
+        model = build_model(config, dtype=dtypes.pop() if len(dtypes) == 1 else np.float32)
         model.load_state_dict(state, strict=True)
     except (KeyError, ValueError, TypeError) as e:
         raise ModelFileError(f"{path}: parameters do not fit {config['model']}: {e}") from e
-    model.config = config
     return model

@@ -6,8 +6,11 @@ import numpy as np
 from ._parallel import blas_single_thread
 
 
-def train_epoch(model, loss_fn, optimizer, batches, progress=None):
+def train_epoch(model, loss_fn, optimizer, batches, progress=None, scheduler=None):
     """One pass over ``batches`` (an iterable of (x, labels)).
+
+    ``progress(n, loss, images_per_second)`` is called after each step; ``scheduler``, if
+    given, is stepped after every optimizer step (a per-step schedule such as OneCycleLR).
 
     Returns
     -------
@@ -27,6 +30,8 @@ def train_epoch(model, loss_fn, optimizer, batches, progress=None):
             optimizer.zero_grad()
             model.backward(loss_fn.backward())
             optimizer.step()
+            if scheduler is not None:
+                scheduler.step()
             n = len(y)
             total_loss += loss * n
             correct += int((logits.argmax(axis=1) == y).sum())
@@ -50,3 +55,61 @@ def confusion_matrix(labels, predictions, num_classes=10):
     m = np.zeros((num_classes, num_classes), np.int64)
     np.add.at(m, (np.asarray(labels, np.intp), np.asarray(predictions, np.intp)), 1)
     return m
+
+
+def freeze(model, prefixes):
+    """Freeze (``requires_grad=False``) every parameter whose dotted name is one of
+    ``prefixes`` or lies under one (``"0"`` freezes ``0.weight`` and ``0.bias``, not ``10.weight``).
+
+    Returns the list of frozen names; raises ValueError naming a prefix that matches nothing.
+    """
+    frozen = []
+    names = [name for name, _ in model.named_parameters()]
+    for prefix in prefixes:
+        base = prefix.rstrip(".")
+        hits = [n for n in names if n == base or n.startswith(base + ".")]
+        if not hits:
+            raise ValueError(f"freeze prefix {prefix!r} matches no parameter; names are {names}")
+        frozen += hits
+    params = dict(model.named_parameters())
+    for name in frozen:
+        params[name].requires_grad = False
+    return sorted(set(frozen), key=names.index)
+
+
+def _cosine(optimizer, epochs, steps_per_epoch):
+    from .optim.lr_scheduler import CosineAnnealingLR
+
+    return CosineAnnealingLR(optimizer, T_max=epochs), False
+
+
+def _step(optimizer, epochs, steps_per_epoch):
+    from .optim.lr_scheduler import MultiStepLR
+
+    return MultiStepLR(optimizer, milestones=sorted({max(1, epochs // 2), max(1, 3 * epochs // 4)}),
+                       gamma=0.1), False
+
+
+def _onecycle(optimizer, epochs, steps_per_epoch):
+    from .optim.lr_scheduler import OneCycleLR
+
+    return OneCycleLR(optimizer, max_lr=optimizer.lr, total_steps=epochs * steps_per_epoch), True
+
+
+def _constant(optimizer, epochs, steps_per_epoch):
+    return None, False
+
+
+#: ``--lr-schedule`` names -> builders ``(optimizer, epochs, steps_per_epoch) -> (scheduler,
+#: per_step)``: cosine decay per epoch (T_max = epochs), step decay by 10 at 1/2 and 3/4 of
+#: the epochs, one-cycle per step (peak = the given lr, PyTorch's defaults otherwise),
+#: constant.
+LR_SCHEDULES = {"cosine": _cosine, "step": _step, "onecycle": _onecycle, "constant": _constant}
+
+
+def make_lr_schedule(name, optimizer, epochs, steps_per_epoch):
+    """The scheduler for ``name`` (see :data:`LR_SCHEDULES`) and whether it steps per batch
+    (True) or per epoch (False); ``(None, False)`` for a constant rate."""
+    if name not in LR_SCHEDULES:
+        raise ValueError(f"lr schedule must be one of {sorted(LR_SCHEDULES)}, got {name!r}")
+    return LR_SCHEDULES[name](optimizer, epochs, steps_per_epoch)

@@ -1,6 +1,47 @@
-"""Ready-made models; ``MODELS`` maps each ``config["model"]`` name to its builder."""
+"""Ready-made models; ``MODELS`` maps each ``config["model"]`` name to its builder.
+
+Every builder returns an :class:`~fastconv.nn.Sequential` with a ``config`` dict naming the
+builder and its arguments, which is what model files store (:func:`build_model` rebuilds
+the model from it).
+"""
+import inspect
+
+import numpy as np
+
 from .lenet import lenet5
+from .resnet import basic_block, cifar_resnet, resnet8, resnet20
+from .vgg import vgg_small
 
-MODELS = {"lenet5": lenet5}
+MODELS = {"lenet5": lenet5, "resnet8": resnet8, "resnet20": resnet20, "vgg_small": vgg_small}
 
-__all__ = ["lenet5", "MODELS"]
+
+def build_model(config, *, rng=None, dtype=np.float32):
+    """Build the model a ``config`` dict describes (as stored in model files).
+
+    Parameters
+    ----------
+    config : dict
+        ``config["model"]`` names a builder in :data:`MODELS`; the builder's other
+        arguments (``num_classes``, ``in_channels``, ``activation``, ...) are taken from
+        the keys of the same names, other keys (``dataset``, ``normalize``) are kept as
+        they are.
+    rng, dtype
+        Passed to the builder.
+
+    Returns
+    -------
+    Sequential
+        With ``config`` set to (a copy of) the given one.
+    """
+    if not isinstance(config, dict) or config.get("model") not in MODELS:
+        raise ValueError(f"config must name a model in {sorted(MODELS)}, got {config!r}")
+    builder = MODELS[config["model"]]
+    accepted = inspect.signature(builder).parameters
+    kwargs = {k: v for k, v in config.items() if k in accepted and k not in ("rng", "dtype")}
+    model = builder(**kwargs, rng=rng, dtype=dtype)
+    model.config = dict(config)
+    return model
+
+
+__all__ = ["lenet5", "resnet8", "resnet20", "cifar_resnet", "basic_block", "vgg_small",
+           "MODELS", "build_model"]

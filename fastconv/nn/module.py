@@ -307,7 +307,7 @@ class Module:
     def summary(self, input_shape, **kwargs):
         """Keras-style table of this model for inputs of ``input_shape``: see
         :func:`fastconv.summary`."""
-        from ..summary import summary
+        from .._summary import summary
 
         return summary(self, input_shape, **kwargs)
 
