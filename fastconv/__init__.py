@@ -27,6 +27,7 @@ __all__ = [
     "get_num_threads",
     "set_num_threads",
     "manual_seed",
+    "summary",
     "nn",
     "optim",
     "models",
@@ -34,3 +35,4 @@ __all__ = [
 ]
 
 from . import datasets, models, nn, optim  # noqa: E402  (after the kernels they build on)
+from ._summary import summary  # noqa: E402  (uses nn)

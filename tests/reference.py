@@ -247,3 +247,26 @@ def synthetic_digits(n, rng, size=28):
         r = 2 + 2 * int(y)
         images[k, r : r + 3, 4:24] = 255
     return images, labels
+
+
+def input_support(f, x, out_index, delta=1.0):
+    """Which input pixels output element ``out_index`` (an index without the batch axis)
+    of ``f`` depends on, by perturbation.
+
+    ``x`` has shape (1, C, *spatial); every spatial position (all channels at once) is
+    perturbed by ``delta`` in one batched forward call of ``f`` (float64). Returns, per
+    spatial axis, the ``(first, last)`` indices of the positions whose perturbation changes
+    the output: the receptive field of that output element, as it lies in the input.
+    """
+    x = np.asarray(x, np.float64)
+    spatial = x.shape[2:]
+    n = int(np.prod(spatial))
+    batch = np.repeat(x, n + 1, axis=0)
+    for k, pos in enumerate(np.ndindex(*spatial)):
+        batch[(k + 1, slice(None)) + pos] += delta
+    y = np.asarray(f(batch), np.float64)
+    changed = np.abs(y[(slice(1, None),) + tuple(out_index)] - y[(0,) + tuple(out_index)]) > 1e-12
+    where = np.argwhere(changed.reshape(spatial))
+    if where.size == 0:
+        return None
+    return tuple((int(lo), int(hi)) for lo, hi in zip(where.min(0), where.max(0)))

@@ -1,15 +1,17 @@
 """Layers with explicit forward/backward, in PyTorch's vocabulary (one module per family,
 as ``torch.nn.modules``)."""
 from .activation import ELU, LeakyReLU, ReLU, Sigmoid, Tanh
-from .container import Sequential
+from .container import Concat, Residual, Sequential
 from .conv import Conv2d
 from .dropout import Dropout
 from .linear import Flatten, Linear
 from .loss import CrossEntropyLoss
 from .module import Module, Parameter
 from .pool import AvgPool2d, MaxPool2d
+from . import init  # noqa: E402  (torch.nn.init's functions)
 
 __all__ = [
     "Parameter", "Module", "Sequential", "Conv2d", "MaxPool2d", "AvgPool2d", "Linear",
     "ReLU", "LeakyReLU", "ELU", "Tanh", "Sigmoid", "Dropout", "Flatten", "CrossEntropyLoss",
+    "Residual", "Concat", "init",
 ]
