@@ -5,6 +5,9 @@ Root resolution for ``load_mnist(root=None)``: the ``root`` argument, then the
 Fashion-MNIST also ``/usr/share/datasets/fashion-mnist``, Debian's
 ``dataset-fashion-mnist``). In each candidate folder the files may sit directly or in a
 ``<dataset>/`` subfolder, gzip-compressed (``.gz``) or raw.
+
+Batch augmentation (random crops, flips, normalisation) is in
+:mod:`fastconv.datasets.transforms`; pass it to :class:`BatchIterator` as ``transform``.
 """
 import gzip
 import hashlib
@@ -18,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ._random import get_rng
+from .._random import get_rng
 
 
 class DatasetError(ValueError):
@@ -296,10 +299,16 @@ class BatchIterator:
     rng : numpy.random.Generator or int, optional
         Shuffling generator (seeded: the same order each run).
     dtype : float32 (default) or float64
+    transform : callable, optional
+        ``transform(x, rng)`` applied to every batch ``x`` (N, 1, H, W) after scaling and
+        normalising, e.g. a :class:`fastconv.datasets.transforms.Compose`. Its ``rng`` is a
+        generator spawned from the iterator's at construction (``rng.spawn(1)``), so the
+        augmentation is fixed by the iterator's seed and the shuffling order is the same
+        with or without a transform.
     """
 
     def __init__(self, images, labels, batch_size=64, shuffle=False, drop_last=False,
-                 normalize=None, rng=None, dtype=np.float32):
+                 normalize=None, rng=None, dtype=np.float32, transform=None):
         images = np.asarray(images)
         labels = np.asarray(labels)
         if images.ndim != 3:
@@ -321,6 +330,10 @@ class BatchIterator:
         else:
             self._scale, self._shift = 1.0 / 255.0, 0.0
         self._rng = get_rng(rng)
+        if transform is not None and not callable(transform):
+            raise TypeError(f"transform must be callable as transform(images, rng), got {type(transform).__name__}")
+        self.transform = transform
+        self._transform_rng = _spawn(self._rng) if transform is not None else None
 
     def __len__(self):
         n = len(self.images)
@@ -339,4 +352,19 @@ class BatchIterator:
         order = self._rng.permutation(n) if self.shuffle else np.arange(n)
         for i in range(len(self)):
             idx = order[i * self.batch_size: (i + 1) * self.batch_size]
-            yield self.to_float(self.images[idx]), self.labels[idx]
+            x = self.to_float(self.images[idx])
+            if self.transform is not None:
+                x = self.transform(x, self._transform_rng)
+            yield x, self.labels[idx]
+
+
+def _spawn(rng):
+    """An independent child of ``rng`` whose draws do not advance ``rng`` (a generator
+    without a seed sequence to spawn from falls back to one seeded from ``rng``)."""
+    try:
+        return rng.spawn(1)[0]
+    except (AttributeError, TypeError, ValueError):
+        return np.random.default_rng(rng.integers(2**63))
+
+
+from . import transforms  # noqa: E402, F401  (the submodule, after the names it may import)
