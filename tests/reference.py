@@ -270,3 +270,43 @@ def input_support(f, x, out_index, delta=1.0):
     if where.size == 0:
         return None
     return tuple((int(lo), int(hi)) for lo, hi in zip(where.min(0), where.max(0)))
+
+
+def sgd_torch_ref(p0, grads, lr, momentum=0.0, dampening=0.0, weight_decay=0.0, nesterov=False):
+    """torch.optim.SGD's rule (with dampening) in float64, once per gradient in ``grads``:
+    d = g + wd*p; buf = d on the first step, else momentum*buf + (1-dampening)*d;
+    step = d + momentum*buf (Nesterov) or buf; p -= lr*step. Returns (p, buf)."""
+    p = np.array(p0, np.float64)
+    buf = None
+    for g in grads:
+        d = np.asarray(g, np.float64) + weight_decay * p
+        if momentum:
+            buf = d.copy() if buf is None else momentum * buf + (1 - dampening) * d
+            d = d + momentum * buf if nesterov else buf
+        p = p - lr * d
+    return p, buf
+
+
+def adam_torch_ref(p0, grads, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0,
+                   amsgrad=False, decoupled=False):
+    """torch.optim.Adam (decoupled=False: L2 term added to the gradient) or torch.optim.AdamW
+    (decoupled=True: p *= 1 - lr*wd first) in float64, once per gradient in ``grads``, with
+    bias correction and optional AMSGrad (running max of v in the denominator).
+    Returns (p, m, v, vmax)."""
+    p = np.array(p0, np.float64)
+    m = np.zeros_like(p)
+    v = np.zeros_like(p)
+    vmax = np.zeros_like(p)
+    b1, b2 = betas
+    for t, g in enumerate(grads, start=1):
+        g = np.asarray(g, np.float64)
+        if decoupled:
+            p = p * (1 - lr * weight_decay)
+        else:
+            g = g + weight_decay * p
+        m = b1 * m + (1 - b1) * g
+        v = b2 * v + (1 - b2) * g * g
+        vmax = np.maximum(vmax, v)
+        vhat = (vmax if amsgrad else v) / (1 - b2**t)
+        p = p - lr * (m / (1 - b1**t)) / (np.sqrt(vhat) + eps)
+    return p, m, v, vmax

@@ -9,6 +9,7 @@ from .loss import CrossEntropyLoss
 from .module import Module, Parameter
 from .pool import AvgPool2d, MaxPool2d
 from . import init  # noqa: E402  (torch.nn.init's functions)
+from . import utils  # noqa: E402  (torch.nn.utils: clip_grad_norm_)
 
 __all__ = [
     "Parameter", "Module", "Sequential", "Conv2d", "MaxPool2d", "AvgPool2d", "Linear",

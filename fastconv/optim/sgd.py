@@ -1,65 +1,85 @@
-"""Stochastic gradient descent (momentum, Nesterov, weight decay), as ``torch.optim.SGD``."""
+"""Stochastic gradient descent (momentum, dampening, Nesterov, weight decay), as
+``torch.optim.SGD``."""
 import numpy as np
 
 from .._kernels import _optim
-from .._parallel import get_num_threads
-from .optimizer import Optimizer, _check_float
+from .optimizer import Optimizer, _check_flag, _check_float, required
 
 
 class SGD(Optimizer):
-    """Stochastic gradient descent with optional momentum, Nesterov momentum and weight decay.
+    """Stochastic gradient descent with optional momentum, dampening, Nesterov momentum and
+    weight decay, as ``torch.optim.SGD``.
 
     Parameters
     ----------
-    params : iterable of Parameter
+    params : iterable of Parameter, or iterable of dict (parameter groups)
+        See :class:`Optimizer`; a group may override any of the hyper-parameters below.
     lr : float
     momentum : float, default 0
+    dampening : float, default 0
     weight_decay : float, default 0
-        L2 penalty added to the gradient: ``g + weight_decay * p``.
+        L2 penalty added to the gradient (coupled): ``g + weight_decay * p``.
     nesterov : bool, default False
+        Needs ``momentum > 0`` and ``dampening == 0`` (as PyTorch).
 
     Notes
     -----
-    ``b = momentum * b + g`` (``b = g`` on the first step), then ``p -= lr * b``, or with
-    Nesterov ``p -= lr * (g + momentum * b)``.
+    ``g = grad + weight_decay * p``; with momentum, ``b = g`` on a parameter's first step
+    and ``b = momentum * b + (1 - dampening) * g`` after; then ``p -= lr * b``, or with
+    Nesterov ``p -= lr * (g + momentum * b)``. State per parameter: ``"momentum_buffer"``
+    (None without momentum), as PyTorch.
     """
 
-    def __init__(self, params, lr, momentum=0.0, weight_decay=0.0, nesterov=False):
-        super().__init__(params)
-        self.lr = _check_float(lr, "lr")
-        self.momentum = _check_float(momentum, "momentum")
-        self.weight_decay = _check_float(weight_decay, "weight_decay")
-        if not isinstance(nesterov, (bool, np.bool_)):
-            raise TypeError(f"nesterov must be a bool, got {type(nesterov).__name__}")
-        if nesterov and self.momentum == 0:
-            raise ValueError("nesterov=True requires momentum > 0")
-        self.nesterov = bool(nesterov)
-        # Momentum buffers; the first step sets them to the gradient (read times 0 before).
-        self._buffers = [np.zeros_like(p.data) for p in self.params] if self.momentum else None
-        self._first_step = True
+    _state_keys = ("momentum_buffer",)
 
-    def step(self):
-        """Apply one update to every parameter from its gradient."""
-        first, self._first_step = self._first_step, False
-        if self.momentum:
-            plan = self._compiled_plan([(b,) for b in self._buffers])
-        else:
-            plan = self._compiled_plan([()] * len(self.params))
-        n_threads = get_num_threads()
-        for is_double, addresses, offsets in plan.groups:
-            _optim.sgd_update(addresses, offsets, is_double, self.lr, self.momentum,
-                              self.weight_decay, self.nesterov, first, n_threads)
-        for i in plan.numpy_indices:
-            p = self.params[i]
-            g = p.grad
-            if self.weight_decay:
-                g = g + self.weight_decay * p.data
-            if self.momentum:
-                buf = self._buffers[i]
-                if first:
-                    buf[...] = g
-                else:
-                    buf *= self.momentum
-                    buf += g
-                g = g + self.momentum * buf if self.nesterov else buf
-            p.data -= p.data.dtype.type(self.lr) * g
+    def __init__(self, params, lr=required, momentum=0.0, dampening=0.0, weight_decay=0.0,
+                 nesterov=False):
+        defaults = dict(lr=lr, momentum=momentum, dampening=dampening, weight_decay=weight_decay,
+                        nesterov=nesterov)
+        super().__init__(params, defaults)
+
+    def _validate(self, hyper, name_of):
+        out = dict(hyper)
+        for key in ("lr", "momentum", "dampening", "weight_decay"):
+            if key in out and out[key] is not required:
+                out[key] = _check_float(out[key], name_of(key))
+        if "nesterov" in out:
+            out["nesterov"] = _check_flag(out["nesterov"], name_of("nesterov"))
+            if out["nesterov"] and (out.get("momentum", 0.0) == 0 or out.get("dampening", 0.0) != 0):
+                raise ValueError(f"{name_of('nesterov')}=True requires momentum > 0 and dampening = 0 "
+                                 f"(got momentum={out.get('momentum')}, dampening={out.get('dampening')})")
+        return out
+
+    def _layout(self, group):
+        return group["momentum"] != 0
+
+    def _prepare_state(self, p, state, group):
+        state.setdefault("momentum_buffer", None)
+        if group["momentum"] != 0 and state["momentum_buffer"] is None:
+            # read times 0 on the first step, which sets it to the gradient
+            state["momentum_buffer"] = np.zeros(p.data.shape, p.data.dtype)
+            return 0
+        return 1
+
+    def _state_arrays(self, state, group):
+        return (state["momentum_buffer"],) if group["momentum"] != 0 else ()
+
+    def _compiled_step(self, group, is_double, addresses, offsets, phase, n_threads):
+        _optim.sgd_update(addresses, offsets, is_double, group["lr"], group["momentum"],
+                          group["dampening"], group["weight_decay"], group["nesterov"],
+                          phase == 0, n_threads)
+
+    def _numpy_step(self, group, p, state, phase):
+        momentum, wd = group["momentum"], group["weight_decay"]
+        g = p.grad
+        if wd:
+            g = g + wd * p.data
+        if momentum:
+            buf = state["momentum_buffer"]
+            if phase == 0:
+                buf[...] = g
+            else:
+                buf *= momentum
+                buf += (1 - group["dampening"]) * g
+            g = g + momentum * buf if group["nesterov"] else buf
+        p.data -= p.data.dtype.type(group["lr"]) * g
