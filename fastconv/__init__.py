@@ -12,6 +12,7 @@ from .functional import (
     max_pool2d,
     max_pool2d_backward,
 )
+from .functional import pad, pad_backward
 
 __all__ = [
     "__version__",
@@ -23,6 +24,8 @@ __all__ = [
     "avg_pool2d_backward",
     "im2col",
     "col2im",
+    "pad",
+    "pad_backward",
     "openmp_enabled",
     "get_num_threads",
     "set_num_threads",

@@ -90,9 +90,31 @@ def main(examples):
         shape = getattr(x, "shape", x)
         call(fastconv.avg_pool2d_backward, gy, shape, kernel, stride, padding, ceil, flag)
 
+    _pads = st.one_of(st.tuples(small, small), st.tuples(small, small, small, small),
+                      st.lists(small, max_size=5), _invalid_sizes,
+                      st.tuples(st.sampled_from([2**62, -(2**62)]), small))
+
+    @cfg
+    @given(arrays(), arrays(), _pads, st.sampled_from(["constant", "reflect", "replicate", "circular",
+                                                      "zeros", None]),
+           st.sampled_from([0.0, 2.5, np.nan, None, "1"]), pads,
+           st.sampled_from(["zeros", "reflect", "replicate", "circular", "wrap"]))
+    def padding(x, gy, pad, mode, value, conv_padding, padding_mode):
+        y = call(fastconv.pad, x, pad, mode, value)
+        if isinstance(y, np.ndarray) and isinstance(gy, np.ndarray) and gy.ndim == 4:
+            gy = np.ones_like(y)  # a gradient that fits, so the backward kernel runs too
+        call(fastconv.pad_backward, gy, getattr(x, "shape", x), pad, mode)
+        w = np.ones((2, x.shape[1], 2, 2), x.dtype) if getattr(x, "ndim", 0) == 4 else gy
+        y = call(fastconv.conv2d, x, w, padding=conv_padding, padding_mode=padding_mode)
+        call(fastconv.conv2d_backward, gy if y is None else np.ones_like(y), x, w,
+             padding=conv_padding, padding_mode=padding_mode)
+
     conv()
     pool()
     print("outcomes:", dict(outcomes), "calls:", sum(outcomes.values()))
+    outcomes.clear()
+    padding()
+    print("pad outcomes:", dict(outcomes), "calls:", sum(outcomes.values()))
 
 
 if __name__ == "__main__":

@@ -20,6 +20,17 @@ from .conv import (
     im2col_workspace_bytes,
 )
 from .linear import _linear_backward_partial, _linear_backward_unchecked, _linear_forward_unchecked
+from .pad import (
+    CONV_PADDING_MODES,
+    PadGeometry,
+    check_padding_mode,
+    conv_padding,
+    pad,
+    pad_backward,
+    pad_backward_unchecked,
+    pad_geometry,
+    pad_unchecked,
+)
 from .pool import (
     _max_pool2d_backward_unchecked,
     _max_pool2d_unchecked,
@@ -38,6 +49,10 @@ __all__ = [
     "avg_pool2d_backward",
     "im2col",
     "col2im",
+    "pad",
+    "pad_backward",
+    "pad_geometry",
+    "PadGeometry",
     "conv_output_size",
     "conv_geometry",
     "pool_geometry",

@@ -13,6 +13,7 @@ from .._kernels import _direct, _im2col
 from .._parallel import blas_single_thread, get_num_threads
 from .._validation import check_allocation, check_array, check_bool, check_pair, check_same_dtype
 from ._geometry import ConvGeometry, _check_shape4, conv_geometry
+from .pad import conv_padding, pad_backward_unchecked, pad_unchecked
 
 ALGORITHMS = ("auto", "direct", "im2col")
 
@@ -132,7 +133,8 @@ def _check_conv_inputs(x, weight):
     return x, weight
 
 
-def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, *, algorithm="auto"):
+def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, *,
+           padding_mode="zeros", algorithm="auto"):
     """2-D cross-correlation (the CNN "convolution"), as ``torch.nn.functional.conv2d``.
 
     Parameters
@@ -142,10 +144,13 @@ def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, *, a
     bias : ndarray, shape (C_out,), optional
     stride, dilation : int or (int, int)
     padding : int, (int, int), "valid" or "same"
-        Zero padding. "same" (stride 1 only) keeps H and W; an odd total puts the extra
-        row/column at the bottom/right.
+        "same" (stride 1 only) keeps H and W; an odd total puts the extra row/column at
+        the bottom/right.
     groups : int
         Input and output channels are split into this many independent groups.
+    padding_mode : {"zeros", "reflect", "replicate", "circular"}
+        What the padding holds, as ``torch.nn.Conv2d``'s argument: the other modes pad x
+        with :func:`fastconv.pad` first (its limits apply: reflect needs padding < H, W).
     algorithm : {"auto", "direct", "im2col"}
         "auto" uses :func:`choose_algorithm`.
 
@@ -162,6 +167,10 @@ def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, *, a
     if bias is not None and bias.shape != (g.C_out,):
         raise ValueError(f"bias must have shape ({g.C_out},) to match weight, got {bias.shape}")
     algo = _resolve_algorithm(algorithm, g, dtype)
+    padded = conv_padding(padding_mode, g, dtype)
+    if padded is not None:  # pad in that mode, then a convolution without padding
+        pg, g = padded
+        x = pad_unchecked(x, pg)
     check_allocation(g.output_shape, dtype, "conv2d output")
     return conv2d_forward_unchecked(x, weight, bias, g, algo)
 
@@ -371,14 +380,14 @@ def _direct_grad_weight_pixels(grad_output, x, g, n_threads):
 
 
 def conv2d_backward(grad_output, x, weight, stride=1, padding=0, dilation=1, groups=1, *,
-                    algorithm="auto", needs_input_grad=True):
+                    padding_mode="zeros", algorithm="auto", needs_input_grad=True):
     """Gradients of :func:`conv2d` with respect to its input, weight and bias.
 
     Parameters
     ----------
     grad_output : ndarray, shape (N, C_out, OH, OW)
         Gradient of the loss with respect to ``conv2d(x, weight, ...)``.
-    x, weight, stride, padding, dilation, groups, algorithm
+    x, weight, stride, padding, dilation, groups, padding_mode, algorithm
         As given to :func:`conv2d`.
     needs_input_grad : bool
         If False, ``grad_input`` is not computed (returned as None); a network's first
@@ -403,7 +412,14 @@ def conv2d_backward(grad_output, x, weight, stride=1, padding=0, dilation=1, gro
     needs_input_grad = check_bool(needs_input_grad, "needs_input_grad")
     algo = _resolve_algorithm(algorithm, g, dtype)
     check_allocation(x.shape, dtype, "grad_input")
-    return conv2d_backward_unchecked(grad_output, x, weight, g, algo, needs_input_grad)
+    padded = conv_padding(padding_mode, g, dtype)
+    if padded is None:
+        return conv2d_backward_unchecked(grad_output, x, weight, g, algo, needs_input_grad)
+    # the gradient of the padded input, then the adjoint of the padding
+    pg, g = padded
+    gi, gw, gb = conv2d_backward_unchecked(grad_output, pad_unchecked(x, pg), weight, g, algo,
+                                           needs_input_grad)
+    return (None if gi is None else pad_backward_unchecked(gi, pg)), gw, gb
 
 
 def conv2d_backward_unchecked(grad_output, x, weight, g, algorithm, needs_input_grad=True,

@@ -20,6 +20,9 @@ class Conv2d(Module):
     padding : int, (int, int), "valid" or "same"
     groups : int
     bias : bool
+    padding_mode : {"zeros", "reflect", "replicate", "circular"}
+        What the padding holds (as ``torch.nn.Conv2d``): other modes than "zeros" pad the
+        input with :func:`fastconv.pad` and convolve it without padding.
     algorithm : {"auto", "direct", "im2col"}
     needs_input_grad : bool
         False skips grad_input in backward (returns None): a network's first layer. Inside
@@ -36,8 +39,8 @@ class Conv2d(Module):
     """
 
     def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, dilation=1,
-                 groups=1, bias=True, algorithm="auto", *, needs_input_grad=True, rng=None,
-                 dtype=np.float32):
+                 groups=1, bias=True, padding_mode="zeros", algorithm="auto", *,
+                 needs_input_grad=True, rng=None, dtype=np.float32):
         super().__init__()
         self.in_channels = check_int(in_channels, "in_channels")
         self.out_channels = check_int(out_channels, "out_channels")
@@ -61,6 +64,8 @@ class Conv2d(Module):
         if algorithm not in F.ALGORITHMS:
             raise ValueError(f"algorithm must be one of {F.ALGORITHMS}, got {algorithm!r}")
         self.algorithm = algorithm
+        F.check_padding_mode(padding_mode)
+        self.padding_mode = padding_mode
         self.needs_input_grad = check_bool(needs_input_grad, "needs_input_grad")
         dtype = _check_dtype(dtype)
         rng = get_rng(rng)
@@ -72,6 +77,7 @@ class Conv2d(Module):
         self._x = None
         self._geometry_key = None
         self._geometry = None
+        self._pad_geometry = None  # padding_mode other than "zeros": how x is padded
 
     def _geometry_for(self, x):
         # Validation of the geometry runs once per input shape, not on every batch.
@@ -82,8 +88,11 @@ class Conv2d(Module):
                     f"{type(self).__name__} expects x with {self.in_channels} channels "
                     f"(N, {self.in_channels}, H, W), got shape {x.shape}"
                 )
-            self._geometry = F.conv_geometry(x.shape, self.weight.data.shape, self.stride,
-                                             self.padding, self.dilation, self.groups)
+            g = F.conv_geometry(x.shape, self.weight.data.shape, self.stride, self.padding,
+                                self.dilation, self.groups)
+            padded = F.conv_padding(self.padding_mode, g, x.dtype)
+            # other padding modes: pad x, then a convolution of the padded x without padding
+            self._pad_geometry, self._geometry = (None, g) if padded is None else padded
             self._geometry_key = key
         return self._geometry
 
@@ -93,6 +102,10 @@ class Conv2d(Module):
         if x.dtype != w.dtype:
             raise TypeError(f"x has dtype {x.dtype} but the layer's weight is {w.dtype}")
         g = self._geometry_for(x)
+        pg = self._pad_geometry
+        if pg is not None:
+            xp = self._workspace.empty("x_padded", pg.output_shape, x.dtype)
+            x = F.pad_unchecked(x, pg, out=xp)
         self._x = x
         b = self.bias.data if self.bias is not None else None
         out = self._workspace.empty("out", g.output_shape, x.dtype)
@@ -112,9 +125,14 @@ class Conv2d(Module):
         needs_input = self._input_grad_needed()
         bias = self.bias if self.bias is not None and self.bias.requires_grad else None
         needs_weight = self.weight.requires_grad or bias is not None
-        gi = self._workspace.empty("grad_input", x.shape, x.dtype) if needs_input else None
+        pg = self._pad_geometry
+        key = "grad_input" if pg is None else "grad_input_padded"
+        gi = self._workspace.empty(key, x.shape, x.dtype) if needs_input else None
         gi, gw, gb = F.conv2d_backward_unchecked(grad_output, x, self.weight.data, g,
                                                  self.algorithm, needs_input, gi, needs_weight)
+        if pg is not None and gi is not None:  # the padding's adjoint
+            out = self._workspace.empty("grad_input", pg.input_shape, x.dtype)
+            gi = F.pad_backward_unchecked(gi, pg, out)
         if needs_weight and self.weight.requires_grad:
             self.weight.grad += gw
         if bias is not None:
@@ -131,4 +149,6 @@ class Conv2d(Module):
             s += f", groups={self.groups}"
         if self.bias is None:
             s += ", bias=False"
+        if self.padding_mode != "zeros":
+            s += f", padding_mode={self.padding_mode}"
         return s
