@@ -101,7 +101,6 @@ class Adam(Optimizer):
         denom = np.sqrt(v) * (1 / math.sqrt(1 - b2**t)) + eps
         p.data -= (lr / (1 - b1**t)) * m / denom
 
-    def _after_step(self, group, plan):
-        for p, phase in zip(group["params"], plan.phases):
-            if phase is not None:
-                self.state[p]["step"] = phase
+    def _after_step(self, plan):
+        for state in plan.states:
+            state["step"] += 1

@@ -177,28 +177,32 @@ class Optimizer:
             plan = self._plans[gi]
             if plan is None or not plan.matches(params, layout):
                 plan = self._plans[gi] = self._build_plan(group, layout)
-            phases = plan.phases
             for batch in plan.batches:
                 self._compiled_step(group, batch.is_double, batch.addresses, batch.offsets,
-                                    phases[batch.first], n_threads)
-            for i in plan.numpy_indices:
-                self._numpy_step(group, params[i], self.state[params[i]], phases[i])
-            plan.phases = [None if ph is None else ph + 1 for ph in phases]
-            self._after_step(group, plan)
+                                    batch.phase, n_threads)
+                batch.phase += 1
+            for entry in plan.numpy_entries:
+                i, phase = entry
+                self._numpy_step(group, params[i], self.state[params[i]], phase)
+                entry[1] = phase + 1
+            self._after_step(plan)
 
     def _build_plan(self, group, layout):
-        states, phases = [], []
+        arrays, phases, states = [], [], []
         for p in group["params"]:
             if not p.requires_grad:
-                states.append(())
+                arrays.append(())
                 phases.append(None)
                 continue
             st = self.state.get(p)
             if st is None:
                 st = self.state[p] = {}
             phases.append(self._prepare_state(p, st, group))
-            states.append(self._state_arrays(st, group))
-        return _UpdatePlan(group["params"], states, phases, layout)
+            arrays.append(self._state_arrays(st, group))
+            states.append(st)
+        plan = _UpdatePlan(group["params"], arrays, phases, layout)
+        plan.states = states
+        return plan
 
     # hooks for the subclasses
     def _layout(self, group):
@@ -219,8 +223,8 @@ class Optimizer:
     def _numpy_step(self, group, p, state, phase):
         raise NotImplementedError
 
-    def _after_step(self, group, plan):
-        pass
+    def _after_step(self, plan):
+        """After a step: ``plan.states`` are the state dicts of the parameters it updated."""
 
     # ----------------------------------------------------------------- state
     def state_dict(self):
@@ -346,10 +350,10 @@ def _iterable(obj):
 class _Batch:
     """The parameters of one group that one compiled call updates: one dtype, one phase."""
 
-    __slots__ = ("is_double", "addresses", "offsets", "first")
+    __slots__ = ("is_double", "addresses", "offsets", "phase")
 
-    def __init__(self, is_double, addresses, offsets, first):
-        self.is_double, self.addresses, self.offsets, self.first = is_double, addresses, offsets, first
+    def __init__(self, is_double, addresses, offsets, phase):
+        self.is_double, self.addresses, self.offsets, self.phase = is_double, addresses, offsets, phase
 
 
 class _UpdatePlan:
@@ -359,33 +363,32 @@ class _UpdatePlan:
     It holds references to those arrays, so the addresses stay valid while it exists;
     :meth:`matches` tells whether the parameters still use the same (writeable) arrays.
     Parameters the compiled loop cannot take (not C-contiguous, mixed dtypes, read-only)
-    are listed in ``numpy_indices`` for the NumPy rule. ``phases[i]`` counts parameter i's
-    steps (None: frozen); the optimizer advances it after each step. Parameters of a batch
+    are listed in ``numpy_entries`` ([index, phase]) for the NumPy rule. A phase counts a
+    parameter's steps; the optimizer advances it after each step. The parameters of a batch
     start with one phase and always step together, so they keep sharing it.
     """
 
     def __init__(self, params, states, phases, layout):
         self.arrays = [(p.data, p.grad) + tuple(st) for p, st in zip(params, states)]
         self.trainable = [p.requires_grad for p in params]
-        self.phases = list(phases)
         self.layout = layout
         by_key = {}
-        self.numpy_indices = []
+        self.numpy_entries = []
         for i, arrays in enumerate(self.arrays):
             if not self.trainable[i]:
                 continue
             if _fusable(*arrays):
                 by_key.setdefault((arrays[0].dtype, phases[i]), []).append(i)
             else:
-                self.numpy_indices.append(i)
+                self.numpy_entries.append([i, phases[i]])
         self.batches = []
-        for (dtype, _), members in by_key.items():
+        for (dtype, phase), members in by_key.items():
             # addresses[k, j]: array k (data, grad, state...) of the batch's parameter j
             addresses = np.array([[a.ctypes.data for a in self.arrays[i]] for i in members],
                                  np.intp).T.copy()
             offsets = np.zeros(len(members) + 1, np.intp)
             offsets[1:] = np.cumsum([self.arrays[i][0].size for i in members])
-            self.batches.append(_Batch(dtype == np.float64, addresses, offsets, members[0]))
+            self.batches.append(_Batch(dtype == np.float64, addresses, offsets, phase))
 
     def matches(self, params, layout):
         return layout == self.layout and len(params) == len(self.arrays) and all(
