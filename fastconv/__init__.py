@@ -13,6 +13,7 @@ from .functional import (
     max_pool2d_backward,
 )
 from .functional import pad, pad_backward
+from .functional import batch_norm, batch_norm_backward
 
 __all__ = [
     "__version__",
@@ -26,6 +27,8 @@ __all__ = [
     "col2im",
     "pad",
     "pad_backward",
+    "batch_norm",
+    "batch_norm_backward",
     "openmp_enabled",
     "get_num_threads",
     "set_num_threads",

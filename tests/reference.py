@@ -368,3 +368,65 @@ def conv2d_padding_mode_ref(x, w, b=None, stride=1, padding=0, dilation=1, group
     t, bo, l, r = pad_amounts(padding, w.shape[2:], pair(dilation))
     xp = pad_ref(np.asarray(x, np.float64), (l, r, t, bo), padding_mode)
     return conv2d_ref(xp, w, b, stride, 0, dilation, groups)
+
+
+def _channel_axes(x):
+    """The axes batch normalisation reduces over (all but the channel axis 1)."""
+    return (0,) + tuple(range(2, x.ndim))
+
+
+def _per_channel(v, ndim):
+    return np.asarray(v, np.float64).reshape((1, -1) + (1,) * (ndim - 2))
+
+
+def batch_norm_ref(x, running_mean=None, running_var=None, weight=None, bias=None,
+                   training=False, momentum=0.1, eps=1e-5):
+    """Batch normalisation from its definition in float64 (np.mean/np.var over N and the
+    spatial axes): returns (y, new_running_mean, new_running_var), the running statistics
+    updated with the unbiased batch variance in training mode (None where not given)."""
+    x = np.asarray(x, np.float64)
+    axes = _channel_axes(x)
+    if training:
+        mean, var = x.mean(axes), x.var(axes)
+        if running_mean is not None:
+            running_mean = (1 - momentum) * np.asarray(running_mean, np.float64) + momentum * mean
+            running_var = ((1 - momentum) * np.asarray(running_var, np.float64)
+                           + momentum * x.var(axes, ddof=1))  # unbiased: sum / (M - 1)
+    else:
+        mean, var = np.asarray(running_mean, np.float64), np.asarray(running_var, np.float64)
+    y = (x - _per_channel(mean, x.ndim)) / np.sqrt(_per_channel(var, x.ndim) + eps)
+    if weight is not None:
+        y = y * _per_channel(weight, x.ndim)
+    if bias is not None:
+        y = y + _per_channel(bias, x.ndim)
+    return y, running_mean, running_var
+
+
+def batch_norm_grads_ref(gy, x, weight=None, training=True, running_mean=None,
+                         running_var=None, eps=1e-5):
+    """(grad_input, grad_weight, grad_bias) of batch_norm_ref in float64, from the chain
+    rule written out: through the batch mean and variance in training mode, with fixed
+    running statistics otherwise."""
+    gy, x = np.asarray(gy, np.float64), np.asarray(x, np.float64)
+    axes = _channel_axes(x)
+    M = x.size // x.shape[1]
+    if training:
+        mean, var = x.mean(axes, keepdims=True), x.var(axes, keepdims=True)
+    else:
+        mean, var = _per_channel(running_mean, x.ndim), _per_channel(running_var, x.ndim)
+    w = np.ones_like(mean) if weight is None else _per_channel(weight, x.ndim)
+    xc = x - mean
+    std = np.sqrt(var + eps)
+    xhat = xc / std
+    grad_weight, grad_bias = (gy * xhat).sum(axes), gy.sum(axes)
+    gxhat = gy * w
+    if not training:
+        return gxhat / std, grad_weight, grad_bias
+    # y depends on x directly and through mean and var = mean(xc^2)
+    gvar = (gxhat * xc).sum(axes, keepdims=True) * -0.5 * std ** -3
+    gmean = -(gxhat / std).sum(axes, keepdims=True) + gvar * (-2.0 * xc).mean(axes, keepdims=True)
+    return gxhat / std + gvar * 2.0 * xc / M + gmean / M, grad_weight, grad_bias
+
+
+# np.pad's names for the padding modes of torch.nn.functional.pad
+NP_PAD_MODES = {"constant": "constant", "reflect": "reflect", "replicate": "edge", "circular": "wrap"}

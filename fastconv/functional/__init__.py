@@ -20,6 +20,7 @@ from .conv import (
     im2col_workspace_bytes,
 )
 from .linear import _linear_backward_partial, _linear_backward_unchecked, _linear_forward_unchecked
+from .norm import batch_norm, batch_norm_backward, batch_norm_backward_unchecked, batch_norm_unchecked
 from .pad import (
     CONV_PADDING_MODES,
     PadGeometry,
@@ -47,6 +48,8 @@ __all__ = [
     "max_pool2d_backward",
     "avg_pool2d",
     "avg_pool2d_backward",
+    "batch_norm",
+    "batch_norm_backward",
     "im2col",
     "col2im",
     "pad",

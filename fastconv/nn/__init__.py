@@ -7,6 +7,7 @@ from .dropout import Dropout
 from .linear import Flatten, Linear
 from .loss import CrossEntropyLoss
 from .module import Module, Parameter
+from .norm import BatchNorm1d, BatchNorm2d
 from .pool import AvgPool2d, MaxPool2d
 from . import init  # noqa: E402  (torch.nn.init's functions)
 from . import utils  # noqa: E402  (torch.nn.utils: clip_grad_norm_)
@@ -14,5 +15,5 @@ from . import utils  # noqa: E402  (torch.nn.utils: clip_grad_norm_)
 __all__ = [
     "Parameter", "Module", "Sequential", "Conv2d", "MaxPool2d", "AvgPool2d", "Linear",
     "ReLU", "LeakyReLU", "ELU", "Tanh", "Sigmoid", "Dropout", "Flatten", "CrossEntropyLoss",
-    "Residual", "Concat", "init",
+    "Residual", "Concat", "init", "BatchNorm1d", "BatchNorm2d",
 ]
