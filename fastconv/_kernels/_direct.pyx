@@ -15,7 +15,7 @@ from cython cimport floating
 from cython.parallel cimport parallel, prange, threadid
 from libc.string cimport memcpy, memset
 
-from ._common cimport valid_lo, valid_hi
+from ._common cimport gemm_rm, valid_lo, valid_hi
 
 cdef extern from "_conv_blocked.h":
     int fc_blocked_owb(Py_ssize_t cb, int is_double) noexcept nogil
@@ -401,3 +401,105 @@ def conv2d_direct_grad_weight_pixels(const float[:, :, :, ::1] grad_output,
                               &vpart[threadid(), g * per_group], OH, OW, kh, kw, sh, dh, dw)
             fc_channel_sums_f(&grad_output[n, g * cog, 0, 0], cog, OH * OW,
                               &bias_partial[threadid(), g * cog])
+
+
+cdef extern from "_winograd.h":
+    void fc_wino_input_f(const float* xp, Py_ssize_t C, Py_ssize_t Hp, Py_ssize_t Wp,
+                         Py_ssize_t th, Py_ssize_t tw, float* V, Py_ssize_t ld, Py_ssize_t xis,
+                         Py_ssize_t t0, float* e) noexcept nogil
+    void fc_wino_input_d(const double* xp, Py_ssize_t C, Py_ssize_t Hp, Py_ssize_t Wp,
+                         Py_ssize_t th, Py_ssize_t tw, double* V, Py_ssize_t ld, Py_ssize_t xis,
+                         Py_ssize_t t0, double* e) noexcept nogil
+    void fc_wino_output_f(const float* M, Py_ssize_t xis, Py_ssize_t nt, float bias,
+                          float* y) noexcept nogil
+    void fc_wino_output_d(const double* M, Py_ssize_t xis, Py_ssize_t nt, double bias,
+                          double* y) noexcept nogil
+    void fc_wino_scatter_f(const float* y, Py_ssize_t nt, Py_ssize_t t0, Py_ssize_t th,
+                           Py_ssize_t tw, float* o, Py_ssize_t OH, Py_ssize_t OW,
+                           Py_ssize_t ors) noexcept nogil
+    void fc_wino_input_avx512_f(const float* x, Py_ssize_t C, Py_ssize_t H, Py_ssize_t W,
+                                Py_ssize_t pt, Py_ssize_t pl, Py_ssize_t th, Py_ssize_t tw,
+                                float* V, Py_ssize_t ld, Py_ssize_t xis, Py_ssize_t t0,
+                                float* q) noexcept nogil
+    void fc_wino_scatter_avx512_f(const float* y, Py_ssize_t nt, Py_ssize_t t0, Py_ssize_t th,
+                                  Py_ssize_t tw, float* o, Py_ssize_t OH, Py_ssize_t OW,
+                                  Py_ssize_t ors) noexcept nogil
+    void fc_wino_scatter_d(const double* y, Py_ssize_t nt, Py_ssize_t t0, Py_ssize_t th,
+                           Py_ssize_t tw, double* o, Py_ssize_t OH, Py_ssize_t OW,
+                           Py_ssize_t ors) noexcept nogil
+
+
+def winograd_scratch_len(Py_ssize_t C, Py_ssize_t C_out, Py_ssize_t OH, Py_ssize_t OW,
+                         Py_ssize_t chunk):
+    """Elements of per-thread scratch :func:`conv2d_winograd_forward` needs."""
+    cdef Py_ssize_t th = (OH + 1) // 2, tw = (OW + 1) // 2
+    cdef Py_ssize_t hp = 2 * th + 2, wp = 2 * tw + 2, tc = chunk * th * tw
+    return C * hp * wp + 8 * (th + 1) * tw + 16 * C * tc + 16 * C_out * tc + 4 * tc
+
+
+def conv2d_winograd_forward(const floating[:, :, :, ::1] x, const floating[:, :, ::1] u,
+                            const floating[::1] bias, floating[:, :, :, ::1] out,
+                            floating[:, ::1] scratch, Py_ssize_t pt, Py_ssize_t pl,
+                            Py_ssize_t chunk, int n_threads):
+    """out (N, C_out, OH, OW) = 3x3 stride-1 correlation of x (padding pt, pl) + bias, by
+    Winograd F(2x2, 3x3) (``_winograd.h``).
+
+    u: (16, C_out, C_in) transformed weights G g G^T. Images go in chunks of ``chunk``
+    (a fixed number, whatever the thread count: every output is computed by one thread,
+    the same way, so results do not depend on the thread count); scratch: (n_threads,
+    >= :func:`winograd_scratch_len`). BLAS must be pinned to one thread by the caller.
+    """
+    cdef Py_ssize_t N = x.shape[0], C = x.shape[1], H = x.shape[2], W = x.shape[3]
+    cdef Py_ssize_t Co = out.shape[1], OH = out.shape[2], OW = out.shape[3]
+    cdef Py_ssize_t th = (OH + 1) // 2, tw = (OW + 1) // 2, ti = th * tw
+    cdef Py_ssize_t hp = 2 * th + 2, wp = 2 * tw + 2, tc = chunk * ti
+    cdef Py_ssize_t n_chunks = (N + chunk - 1) // chunk
+    cdef Py_ssize_t k, n0, nc, nt, i, xi, co
+    cdef floating* xp
+    cdef floating* e
+    cdef floating* V
+    cdef floating* M
+    cdef floating* y
+    # float32 with AVX-512: the input transform reads x itself (no padded copy) while a
+    # padded row fits two vectors, and the scatter is vectorised while a row fits one
+    cdef bint avx_in = _use_avx512 and floating is float and tw <= 15
+    cdef bint avx_out = _use_avx512 and floating is float and tw <= 8
+    with nogil, parallel(num_threads=n_threads):
+        xp = &scratch[threadid(), 0]
+        e = xp + C * hp * wp
+        V = e + 8 * (th + 1) * tw
+        M = V + 16 * C * tc
+        y = M + 16 * Co * tc
+        for k in prange(n_chunks, schedule="static"):
+            n0 = k * chunk
+            nc = min(chunk, N - n0)
+            nt = nc * ti
+            for i in range(nc):
+                if floating is float:
+                    if avx_in:
+                        fc_wino_input_avx512_f(&x[n0 + i, 0, 0, 0], C, H, W, pt, pl, th, tw, V,
+                                               nt, C * nt, i * ti, e)
+                        continue
+                pad_image(&x[n0 + i, 0, 0, 0], C, H, W, xp, hp, wp, pt, pl)
+                if floating is float:
+                    fc_wino_input_f(xp, C, hp, wp, th, tw, V, nt, C * nt, i * ti, e)
+                else:
+                    fc_wino_input_d(xp, C, hp, wp, th, tw, V, nt, C * nt, i * ti, e)
+            for xi in range(16):
+                gemm_rm(78, 78, <int>Co, <int>nt, <int>C, <floating>1, &u[xi, 0, 0], <int>C,
+                        V + xi * C * nt, <int>nt, <floating>0, M + xi * Co * nt, <int>nt)
+            for co in range(Co):
+                if floating is float:
+                    fc_wino_output_f(M + co * nt, Co * nt, nt, bias[co], y)
+                    for i in range(nc):
+                        if avx_out:
+                            fc_wino_scatter_avx512_f(y, nt, i * ti, th, tw, &out[n0 + i, co, 0, 0],
+                                                     OH, OW, OW)
+                        else:
+                            fc_wino_scatter_f(y, nt, i * ti, th, tw, &out[n0 + i, co, 0, 0], OH,
+                                              OW, OW)
+                else:
+                    fc_wino_output_d(M + co * nt, Co * nt, nt, bias[co], y)
+                    for i in range(nc):
+                        fc_wino_scatter_d(y, nt, i * ti, th, tw, &out[n0 + i, co, 0, 0], OH,
+                                          OW, OW)
