@@ -1,5 +1,5 @@
-"""Winograd F(2x2, 3x3) (``algorithm="winograd"``: forward and grad_input) against the
-tap-by-tap references of tests/reference.py.
+"""Winograd F(2x2, 3x3) (``algorithm="winograd"``: forward, grad_input and grad_weight)
+against the tap-by-tap references of tests/reference.py.
 
 Both input-transform paths run: the AVX-512 one (float32, images up to 30 columns after
 padding, the padded copy skipped, masked loads) and the portable one (float64, wider
@@ -88,11 +88,12 @@ def test_bitwise_reproducible(threads, rng):
     w = rng.standard_normal((32, 32, 3, 3)).astype(np.float32)
     gy = rng.standard_normal((37, 32, 14, 14)).astype(np.float32)
     y1 = fastconv.conv2d(x, w, padding=1, algorithm="winograd")
-    gi1 = fastconv.conv2d_backward(gy, x, w, padding=1, algorithm="winograd")[0]
+    gi1, gw1, _ = fastconv.conv2d_backward(gy, x, w, padding=1, algorithm="winograd")
     for _ in range(2):
         assert np.array_equal(fastconv.conv2d(x, w, padding=1, algorithm="winograd"), y1)
-        gi = fastconv.conv2d_backward(gy, x, w, padding=1, algorithm="winograd")[0]
+        gi, gw, _ = fastconv.conv2d_backward(gy, x, w, padding=1, algorithm="winograd")
         assert np.array_equal(gi, gi1)
+        assert np.array_equal(gw, gw1)  # per-thread partials summed in thread order
     fastconv.set_num_threads(3 - threads)
     try:
         assert np.array_equal(fastconv.conv2d(x, w, padding=1, algorithm="winograd"), y1)

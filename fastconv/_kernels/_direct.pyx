@@ -424,6 +424,12 @@ cdef extern from "_winograd.h":
     void fc_wino_scatter_avx512_f(const float* y, Py_ssize_t nt, Py_ssize_t t0, Py_ssize_t th,
                                   Py_ssize_t tw, float* o, Py_ssize_t OH, Py_ssize_t OW,
                                   Py_ssize_t ors) noexcept nogil
+    void fc_wino_gather_f(const float* g, Py_ssize_t OH, Py_ssize_t OW, Py_ssize_t th,
+                          Py_ssize_t tw, float* y, Py_ssize_t nt, Py_ssize_t t0) noexcept nogil
+    void fc_wino_gather_d(const double* g, Py_ssize_t OH, Py_ssize_t OW, Py_ssize_t th,
+                          Py_ssize_t tw, double* y, Py_ssize_t nt, Py_ssize_t t0) noexcept nogil
+    void fc_wino_gy_f(const float* y, Py_ssize_t nt, float* GY, Py_ssize_t xis) noexcept nogil
+    void fc_wino_gy_d(const double* y, Py_ssize_t nt, double* GY, Py_ssize_t xis) noexcept nogil
     void fc_wino_scatter_d(const double* y, Py_ssize_t nt, Py_ssize_t t0, Py_ssize_t th,
                            Py_ssize_t tw, double* o, Py_ssize_t OH, Py_ssize_t OW,
                            Py_ssize_t ors) noexcept nogil
@@ -503,3 +509,67 @@ def conv2d_winograd_forward(const floating[:, :, :, ::1] x, const floating[:, :,
                     for i in range(nc):
                         fc_wino_scatter_d(y, nt, i * ti, th, tw, &out[n0 + i, co, 0, 0], OH,
                                           OW, OW)
+
+
+def conv2d_winograd_grad_weight(const floating[:, :, :, ::1] grad_output,
+                                const floating[:, :, :, ::1] x, floating[:, ::1] partial,
+                                floating[:, ::1] scratch, Py_ssize_t pt, Py_ssize_t pl,
+                                Py_ssize_t chunk, int n_threads):
+    """Per-thread partial dU (16, C_out, C_in) of Winograd F(2x2, 3x3) grad_weight (3x3,
+    stride 1, padding pt, pl); the caller sums the rows of ``partial`` (zeroed,
+    (n_threads, 16*C_out*C_in)) in thread order and maps dU back by G^T dU G. Chunks of
+    ``chunk`` images, static schedule: the same chunks go to the same thread each run.
+    scratch as for :func:`conv2d_winograd_forward`; BLAS pinned to one thread.
+    """
+    cdef Py_ssize_t N = x.shape[0], C = x.shape[1], H = x.shape[2], W = x.shape[3]
+    cdef Py_ssize_t Co = grad_output.shape[1], OH = grad_output.shape[2]
+    cdef Py_ssize_t OW = grad_output.shape[3]
+    cdef Py_ssize_t th = (OH + 1) // 2, tw = (OW + 1) // 2, ti = th * tw
+    cdef Py_ssize_t hp = 2 * th + 2, wp = 2 * tw + 2, tc = chunk * ti
+    cdef Py_ssize_t n_chunks = (N + chunk - 1) // chunk
+    cdef Py_ssize_t k, n0, nc, nt, i, xi, co
+    cdef floating* xp
+    cdef floating* e
+    cdef floating* V
+    cdef floating* GY
+    cdef floating* y
+    cdef floating* part
+    cdef bint avx_in = _use_avx512 and floating is float and tw <= 15
+    with nogil, parallel(num_threads=n_threads):
+        xp = &scratch[threadid(), 0]
+        e = xp + C * hp * wp
+        V = e + 8 * (th + 1) * tw
+        GY = V + 16 * C * tc
+        y = GY + 16 * Co * tc
+        part = &partial[threadid(), 0]
+        for k in prange(n_chunks, schedule="static"):
+            n0 = k * chunk
+            nc = min(chunk, N - n0)
+            nt = nc * ti
+            for i in range(nc):
+                if floating is float:
+                    if avx_in:
+                        fc_wino_input_avx512_f(&x[n0 + i, 0, 0, 0], C, H, W, pt, pl, th, tw, V,
+                                               nt, C * nt, i * ti, e)
+                        continue
+                pad_image(&x[n0 + i, 0, 0, 0], C, H, W, xp, hp, wp, pt, pl)
+                if floating is float:
+                    fc_wino_input_f(xp, C, hp, wp, th, tw, V, nt, C * nt, i * ti, e)
+                else:
+                    fc_wino_input_d(xp, C, hp, wp, th, tw, V, nt, C * nt, i * ti, e)
+            for co in range(Co):
+                for i in range(nc):
+                    if floating is float:
+                        fc_wino_gather_f(&grad_output[n0 + i, co, 0, 0], OH, OW, th, tw, y, nt,
+                                         i * ti)
+                    else:
+                        fc_wino_gather_d(&grad_output[n0 + i, co, 0, 0], OH, OW, th, tw, y, nt,
+                                         i * ti)
+                if floating is float:
+                    fc_wino_gy_f(y, nt, GY + co * nt, Co * nt)
+                else:
+                    fc_wino_gy_d(y, nt, GY + co * nt, Co * nt)
+            for xi in range(16):
+                gemm_rm(78, 84, <int>Co, <int>C, <int>nt, <floating>1, GY + xi * Co * nt,
+                        <int>nt, V + xi * C * nt, <int>nt, <floating>1, part + xi * Co * C,
+                        <int>C)

@@ -136,6 +136,61 @@ FC_DEFINE_WINO_OUTPUT(fc_wino_output_d, double)
 FC_DEFINE_WINO_SCATTER(fc_wino_scatter_f, float)
 FC_DEFINE_WINO_SCATTER(fc_wino_scatter_d, double)
 
+/* grad_weight (the adjoint of the forward pass): dU[xi] = sum over tiles of
+ * (A dY A^T)[xi] * V[xi], i.e. 16 GEMMs GY[xi] (Co x T) @ V[xi]^T (T x C), then
+ * grad_weight = G^T dU G (the caller). V is the forward input transform; the gradient
+ * tiles (2x2, zero where a tile is half outside the output) are gathered into y (4 x nt)
+ * and transformed along t: A dY A^T, A = [1 0; 1 1; 1 -1; 0 -1]. */
+#define FC_DEFINE_WINO_GATHER(NAME, T)                                                         \
+    FC_MULTIVERSION static void NAME(const T* g, ptrdiff_t OH, ptrdiff_t OW, ptrdiff_t th,     \
+                                     ptrdiff_t tw, T* y, ptrdiff_t nt, ptrdiff_t t0)           \
+    {                                                                                          \
+        T* y0 = y + t0; T* y1 = y0 + nt; T* y2 = y1 + nt; T* y3 = y2 + nt;                     \
+        const ptrdiff_t full = OW / 2;                                                         \
+        for (ptrdiff_t ty = 0; ty < th; ++ty) {                                                \
+            const T* g0 = g + 2 * ty * OW;                                                     \
+            const T* g1 = g0 + OW;                                                             \
+            const int row1 = 2 * ty + 1 < OH;                                                  \
+            const ptrdiff_t b = ty * tw;                                                       \
+            for (ptrdiff_t tx = 0; tx < full; ++tx) {                                          \
+                y0[b + tx] = g0[2 * tx]; y1[b + tx] = g0[2 * tx + 1];                          \
+            }                                                                                  \
+            if (row1)                                                                          \
+                for (ptrdiff_t tx = 0; tx < full; ++tx) {                                      \
+                    y2[b + tx] = g1[2 * tx]; y3[b + tx] = g1[2 * tx + 1];                      \
+                }                                                                              \
+            else                                                                               \
+                for (ptrdiff_t tx = 0; tx < full; ++tx) y2[b + tx] = y3[b + tx] = 0;           \
+            if (OW & 1) {                                                                      \
+                y0[b + full] = g0[OW - 1]; y1[b + full] = 0;                                   \
+                y2[b + full] = row1 ? g1[OW - 1] : 0; y3[b + full] = 0;                        \
+            }                                                                                  \
+        }                                                                                      \
+    }
+FC_DEFINE_WINO_GATHER(fc_wino_gather_f, float)
+FC_DEFINE_WINO_GATHER(fc_wino_gather_d, double)
+
+#define FC_DEFINE_WINO_GY(NAME, T)                                                             \
+    FC_MULTIVERSION static void NAME(const T* y, ptrdiff_t nt, T* GY, ptrdiff_t xis)           \
+    {                                                                                          \
+        const T *y0 = y, *y1 = y + nt, *y2 = y + 2 * nt, *y3 = y + 3 * nt;                     \
+        FC_PRAGMA(GCC ivdep) /* GY never overlaps y */                                         \
+        for (ptrdiff_t t = 0; t < nt; ++t) {                                                   \
+            /* rows of A dY: (a, b), (a + c, b + d), (a - c, b - d), (-c, -d); each row  */    \
+            /* (p, q) times A^T: p, p + q, p - q, -q */                                        \
+            const T a = y0[t], b = y1[t], c = y2[t], d = y3[t];                                \
+            const T p[4] = {a, a + c, a - c, -c}, q[4] = {b, b + d, b - d, -d};                \
+            for (int k = 0; k < 4; ++k) {                                                      \
+                GY[(4 * k + 0) * xis + t] = p[k];                                              \
+                GY[(4 * k + 1) * xis + t] = p[k] + q[k];                                       \
+                GY[(4 * k + 2) * xis + t] = p[k] - q[k];                                       \
+                GY[(4 * k + 3) * xis + t] = -q[k];                                             \
+            }                                                                                  \
+        }                                                                                      \
+    }
+FC_DEFINE_WINO_GY(fc_wino_gy_f, float)
+FC_DEFINE_WINO_GY(fc_wino_gy_d, double)
+
 #if FC_HAVE_AVX512
 /* float32, AVX-512, tw <= 15 (padded rows of <= 32): the same transform straight from the
  * unpadded image x (C x H x W, padding pt, pl; rows and columns outside are zeros). Each

@@ -175,8 +175,7 @@ def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, *, a
         Input and output channels are split into this many independent groups.
     algorithm : {"auto", "direct", "im2col", "winograd"}
         "auto" uses :func:`choose_algorithm`. "winograd" (F(2x2, 3x3): 3x3 kernels, stride
-        1, no dilation, one group) is the forward pass and grad_input only; grad_weight
-        then runs what "auto" picks.
+        1, no dilation, one group).
 
     Returns
     -------
@@ -296,6 +295,28 @@ def _winograd_forward(x, weight, bias, pt, pl, out, n_threads):
         _direct.conv2d_winograd_forward(x, _winograd_weight(weight), bias, out, scratch, pt, pl,
                                         chunk, n_threads)
     return out
+
+
+def _winograd_grad_weight(grad_output, x, g, n_threads):
+    """(grad_weight, grad_bias) of a 3x3 stride-1 convolution by Winograd F(2x2, 3x3): the
+    per-thread dU partials summed in thread order, then grad_weight = G^T dU G."""
+    N, C, Co = g.N, g.C_in, g.C_out
+    tiles = ((g.OH + 1) // 2) * ((g.OW + 1) // 2)
+    chunk = max(1, min(N, round(WINOGRAD_CHUNK_TILES / tiles)))
+    n_threads = max(1, min(n_threads, -(-N // chunk)))
+    scratch = np.empty((n_threads, _direct.winograd_scratch_len(C, Co, g.OH, g.OW, chunk)),
+                       x.dtype)
+    partial = np.zeros((n_threads, 16 * Co * C), x.dtype)
+    G = np.array([[1, 0, 0], [0.5, 0.5, 0.5], [0.5, -0.5, 0.5], [0, 0, 1]], x.dtype)
+    with blas_single_thread():
+        _direct.conv2d_winograd_grad_weight(grad_output, x, partial, scratch, g.pad_top,
+                                            g.pad_left, chunk, n_threads)
+        du = _sum_in_thread_order(partial).reshape(4, 4, Co, C)
+        t = np.tensordot(G, du, axes=([0], [0]))  # (3, 4, Co, C): rows
+        t = np.tensordot(t, G, axes=([1], [0]))  # (3, Co, C, 3): columns
+    grad_weight = np.ascontiguousarray(t.transpose(1, 2, 0, 3))
+    grad_bias = grad_output.reshape(N, Co, g.OH * g.OW).sum(axis=2).sum(axis=0)
+    return grad_weight, grad_bias
 
 
 def _phase_taps(phase, stride, pad, dilation, k, size_in, size_out):
@@ -483,9 +504,8 @@ def conv2d_backward_unchecked(grad_output, x, weight, g, algorithm, needs_input_
     if algorithm == "auto":
         weight_algo = choose_algorithm(g, dtype, "grad_weight")
         input_algo = choose_algorithm(g, dtype, "grad_input")
-    elif algorithm == "winograd":  # Winograd takes grad_input; grad_weight as "auto" picks
-        weight_algo = choose_algorithm(g, dtype, "grad_weight")
-        input_algo = "winograd"
+    elif algorithm == "winograd":
+        weight_algo = input_algo = "winograd"
     else:
         weight_algo = input_algo = algorithm
     n_threads = get_num_threads()
@@ -497,7 +517,9 @@ def conv2d_backward_unchecked(grad_output, x, weight, g, algorithm, needs_input_
     elif input_algo == "im2col":
         grad_input.fill(0)
     grad_weight = None
-    if weight_algo == "direct":
+    if weight_algo == "winograd":
+        grad_weight, grad_bias = _winograd_grad_weight(grad_output, x, g, n_threads)
+    elif weight_algo == "direct":
         grad_weight, grad_bias = _direct_grad_weight(grad_output, x, g, n_threads)
     else:
         # Contiguous last-axis reductions first: NumPy's sum over axes (0, 2, 3) at once is
