@@ -80,9 +80,16 @@ def choose_algorithm(g, dtype=np.float32, op="forward"):
       per channel, the GEMMs per channel pair, so few channels stay direct. Minimum of 40,
       ms, 1 thread, batch 128 (ResNet-8 stages): 32->32 at 14x14 direct 4.9 / Winograd
       3.3, 64->64 at 7x7 5.5 / 4.3, 16->16 at 28x28 5.0 / 5.0.
+    * forward, 1x1 kernels with >= 16 input channels (one group): im2col, a GEMM over
+      pixels (ResNet-8's stride-2 projections, min of 40, ms, 1 thread, batch 128:
+      16->32 at 28x28 direct 1.48 / im2col 0.96; 32->64 at 14x14 1.44 / 0.90).
     * forward otherwise: the register-blocked direct kernel wins everywhere (no column
       matrix, no GEMM packing).
-    * grad_weight: direct when an AVX-512 whole-kernel tile fits (3x3, 5x5) or while a
+    * grad_weight: im2col for 1x1 kernels (the projections above: direct 3.03 / im2col
+      1.25, 2.21 / 1.32) and for reductions C_in/g*kh*kw < 16 that the pixel kernel does
+      not take (ResNet-8's 1->16 first layer, 3x3: 2.26 / 1.45; the per-image
+      channel-minor copy of grad_output dominates the direct kernel there). Otherwise
+      direct when an AVX-512 whole-kernel tile fits (3x3, 5x5) or while a
       group's reduction length C_in/g*kh*kw is short (< 256); otherwise GEMM's cache
       blocking wins.
     * grad_input: direct (stride phases through the forward kernel) when each group has
@@ -93,12 +100,16 @@ def choose_algorithm(g, dtype=np.float32, op="forward"):
     cig = g.C_in // g.groups
     if op in ("forward", "grad_input") and winograd_fits(g) and g.C_in * g.C_out >= WINOGRAD_MIN_CHANNEL_PAIRS:
         return "winograd"
+    one_by_one = g.kh == g.kw == 1 and g.groups == 1 and _im2col_fits_blas(g)
     if op == "forward":
-        return "direct"
+        return "im2col" if one_by_one and g.C_in >= 16 else "direct"
     if not _im2col_fits_blas(g):
         return "direct"
     if op == "grad_weight":
         cog = g.C_out // g.groups
+        if one_by_one or (cig * g.kh * g.kw < 16
+                          and not _direct.pixel_tiles_fit(dtype == np.float64, cog, g.sw)):
+            return "im2col"
         wide_tile = _direct.grad_weight_tile(dtype == np.float64, cog, g.kh, g.kw)[0] >= 0
         return "direct" if wide_tile or cig * g.kh * g.kw < 256 else "im2col"
     if op == "grad_input":
