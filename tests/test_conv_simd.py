@@ -1,7 +1,7 @@
 """Both register-tile families of the direct kernels against the references.
 
 On a CPU with AVX-512 the direct algorithm runs the tiles of ``_conv_avx512.h`` (16 or 32
-output channels x 7-14 pixels, row-reuse tiles for 3- and 5-wide kernels, and for float32
+output channels x 7-14 pixels, two rows of 7 for narrow images, row-reuse tiles for 3- and 5-wide kernels, and for float32
 with up to 8 channels at stride 1 the pixel tile, 8 channels x 16 pixels); elsewhere, and with
 ``_direct.use_avx512(False)``, the portable tiles of ``_conv_blocked.h``. The other test
 modules use few channels; these sweeps use enough channels to fill (and partly fill)
@@ -77,6 +77,8 @@ def test_backward_wide_channels(simd, data, dtype):
         (2, 6, 11, 14, 16, 5, 1, 0),  # lenet_c3-like, odd rows: grad_input by the pixel tile
         (1, 6, 11, 21, 8, 3, 2, 1),  # stride-2 grad_input phases through the pixel tile
         (2, 9, 7, 40, 3, 3, 1, 1),  # 3 channels, 40 = 16 + 16 + 8 pixels
+        (2, 32, 14, 14, 64, 3, 2, 1),  # ResNet-8 32->64 stride 2 to 7x7: the two-row tile
+        (3, 24, 7, 5, 40, 3, 1, 1),  # two-row tile: odd last row, 5 of 7 pixels, 40 = 32 + 8
     ],
 )
 def test_benchmark_like_shapes(simd, shape, rng):

@@ -343,6 +343,73 @@ FC_DEFINE_CONV_AVX512_ROWS_D(fc_conv_avx512_d17, 10, 5)
 FC_DEFINE_CONV_AVX512_ROWS_D(fc_conv_avx512_d18, 8, 5)
 FC_DEFINE_CONV_AVX512_ROWS_D(fc_conv_avx512_d19, 7, 5)
 
+/* Two output rows of 7 pixels x 2 vectors of channels (28 accumulators): for images 7
+ * pixels wide (ResNet-8's last stage, 32->64 stride 2, and the stride-2 grad_input
+ * phases landing there) the one-row 7-pixel tile keeps only 14 accumulators, too few
+ * to cover the FMA latency with the loads in between. An odd last row is computed twice
+ * and stored once. */
+#define FC_DEFINE_CONV_AVX512_R2(NAME, T, VT, LANES, LOAD, STORE, SET1, FMA, STORE_TILE)       \
+    FC_TARGET_AVX512 static void NAME(FC_CONV_PARAMS(T))                                       \
+    {                                                                                          \
+        enum { NV = 2, OWB = 7, CB = NV * LANES };                                             \
+        const ptrdiff_t K = C * kh * kw;                                                       \
+        T tmp[2][OWB][CB] __attribute__((aligned(64)));                                        \
+        for (ptrdiff_t cb = 0; cb * CB < cout; ++cb) {                                         \
+            const T* wp = wpack + cb * K * CB;                                                 \
+            const ptrdiff_t nco = (cout - cb * CB) < CB ? (cout - cb * CB) : CB;               \
+            T bv[CB] __attribute__((aligned(64)));                                             \
+            for (int l = 0; l < CB; ++l) bv[l] = l < nco ? bias[cb * CB + l] : (T)0;           \
+            for (ptrdiff_t oh = 0; oh < OH; oh += 2) {                                         \
+                const ptrdiff_t oh1 = oh + 1 < OH ? oh + 1 : oh;                               \
+                for (ptrdiff_t ow0 = 0; ow0 < OW; ow0 += OWB) {                                \
+                    VT acc[2][OWB][NV];                                                        \
+                    FC_PRAGMA(GCC unroll 2)                                                    \
+                    for (int r = 0; r < 2; ++r)                                                \
+                        FC_PRAGMA(GCC unroll 8)                                                \
+                        for (int q = 0; q < OWB; ++q)                                          \
+                            FC_PRAGMA(GCC unroll 2)                                            \
+                            for (int v = 0; v < NV; ++v) acc[r][q][v] = LOAD(bv + v * LANES);  \
+                    for (ptrdiff_t c = 0; c < C; ++c) {                                        \
+                        for (ptrdiff_t i = 0; i < kh; ++i) {                                   \
+                            const T* x0 = xpad + (c * Hp + oh * sh + i * dh) * Wp + ow0 * sw;  \
+                            const T* x1 = xpad + (c * Hp + oh1 * sh + i * dh) * Wp + ow0 * sw; \
+                            const T* wr = wp + (c * kh + i) * kw * CB;                         \
+                            for (ptrdiff_t j = 0; j < kw; ++j) {                               \
+                                const VT w0 = LOAD(wr + j * CB), w1 = LOAD(wr + j * CB + LANES); \
+                                FC_PRAGMA(GCC unroll 8)                                        \
+                                for (int q = 0; q < OWB; ++q) {                                \
+                                    const VT b0 = SET1(x0[j * dw + q * sw]);                   \
+                                    acc[0][q][0] = FMA(b0, w0, acc[0][q][0]);                  \
+                                    acc[0][q][1] = FMA(b0, w1, acc[0][q][1]);                  \
+                                    const VT b1 = SET1(x1[j * dw + q * sw]);                   \
+                                    acc[1][q][0] = FMA(b1, w0, acc[1][q][0]);                  \
+                                    acc[1][q][1] = FMA(b1, w1, acc[1][q][1]);                  \
+                                }                                                              \
+                            }                                                                  \
+                        }                                                                      \
+                    }                                                                          \
+                    FC_PRAGMA(GCC unroll 2)                                                    \
+                    for (int r = 0; r < 2; ++r)                                                \
+                        FC_PRAGMA(GCC unroll 8)                                                \
+                        for (int q = 0; q < OWB; ++q)                                          \
+                            FC_PRAGMA(GCC unroll 2)                                            \
+                            for (int v = 0; v < NV; ++v) STORE(&tmp[r][q][v * LANES], acc[r][q][v]); \
+                    const ptrdiff_t nq = (OW - ow0) < OWB ? (OW - ow0) : OWB;                  \
+                    T* o = out + cb * CB * ocs + ow0 * ops;                                    \
+                    STORE_TILE(&tmp[0][0][0], OWB, NV, nco, nq, o + oh * ors, ocs, ops);       \
+                    if (oh1 != oh)                                                             \
+                        STORE_TILE(&tmp[1][0][0], OWB, NV, nco, nq, o + oh1 * ors, ocs, ops);  \
+                }                                                                              \
+            }                                                                                  \
+        }                                                                                      \
+    }
+FC_DEFINE_CONV_AVX512_R2(fc_conv_avx512_f21, float, __m512, 16, _mm512_loadu_ps, _mm512_store_ps,
+                         _mm512_set1_ps, _mm512_fmadd_ps, fc_store_tile_f)
+FC_DEFINE_CONV_AVX512_R2(fc_conv_avx512_d21, double, __m512d, 8, _mm512_loadu_pd, _mm512_store_pd,
+                         _mm512_set1_pd, _mm512_fmadd_pd, fc_store_tile_d)
+/* Its index (outside the table: forward_tile picks it by width, see _direct.pyx). */
+#define FC_AVX512_ROWS2_TILE 21
+
 #define FC_DEFINE_CONV_AVX512_DISPATCH(FN, T, P, PIXELS)                                       \
     static void FN(int tile, FC_CONV_PARAMS(T))                                                \
     {                                                                                          \
@@ -367,6 +434,7 @@ FC_DEFINE_CONV_AVX512_ROWS_D(fc_conv_avx512_d19, 7, 5)
         case 17: P##17(FC_CONV_ARGS); break;                                                   \
         case 18: P##18(FC_CONV_ARGS); break;                                                   \
         case 19: P##19(FC_CONV_ARGS); break;                                                   \
+        case 21: P##21(FC_CONV_ARGS); break;                                                   \
         default: PIXELS(FC_CONV_ARGS); break;                                                  \
         }                                                                                      \
     }
@@ -554,6 +622,7 @@ FC_TARGET_AVX512 static void fc_wgrad_pixels_f(const float* xpad, ptrdiff_t Cin,
 #else /* no AVX-512 kernels in this build: the callers never select a tile */
 #define FC_AVX512_N_TILES 1
 #define FC_AVX512_PIXEL_TILE 0
+#define FC_AVX512_ROWS2_TILE 0
 #define FC_AVX512_N_WGRAD_TILES 1
 static const int fc_avx512_tiles[1][3] = {{1, 1, 0}};
 static const int fc_avx512_wgrad_tiles[1][3] = {{1, 1, 1}};

@@ -15,7 +15,7 @@ from cython cimport floating
 from cython.parallel cimport parallel, prange, threadid
 from libc.string cimport memcpy, memset
 
-from ._common cimport valid_lo, valid_hi
+from ._common cimport gemm_rm, valid_lo, valid_hi
 
 cdef extern from "_conv_blocked.h":
     int fc_blocked_owb(Py_ssize_t cb, int is_double) noexcept nogil
@@ -27,6 +27,7 @@ cdef extern from "_conv_avx512.h":
     int fc_have_avx512() noexcept nogil
     int FC_AVX512_N_TILES
     int FC_AVX512_PIXEL_TILE
+    int FC_AVX512_ROWS2_TILE
     int FC_AVX512_N_WGRAD_TILES
     const int fc_avx512_tiles[][3]
     const int fc_avx512_wgrad_tiles[][3]
@@ -67,6 +68,8 @@ WGRAD_MAX_JB = FC_WGRAD_MAX_JB
 AVX512_AVAILABLE = bool(fc_have_avx512())
 #: The tile index of the pixel tile (see forward_tile).
 PIXEL_TILE = FC_AVX512_PIXEL_TILE
+#: The tile index of the two-row tile (2 vectors of channels x 2 rows of 7 pixels).
+ROWS2_TILE = FC_AVX512_ROWS2_TILE
 cdef bint _use_avx512 = AVX512_AVAILABLE
 
 
@@ -114,6 +117,12 @@ def forward_tile(bint is_double, Py_ssize_t cout_per_group, Py_ssize_t out_width
         # two vectors of channels when there are more than one vector's worth; among the
         # pixel widths, the least padding waste (ties: the first, widest, tile)
         nv = 2 if cout_per_group > lanes else 1
+        # images at most 7 pixels wide, kernels at least 3 wide: two rows of 7 (28
+        # accumulators, not 14; 32->64 3x3 stride 2 to 7x7, batch 128, 1 thread: 3.11 ->
+        # 3.04 ms). Not for the 1- and 2-tap stride phases of grad_input: there the
+        # second row's stores outweighed it (5.9 -> 6.5 ms).
+        if nv == 2 and out_width <= 7 and kw >= 3:
+            return (FC_AVX512_ROWS2_TILE, 2 * lanes, 7)
         want_kw = rows_kw if nv == 1 else 0
         for t in range(FC_AVX512_N_TILES):
             if fc_avx512_tiles[t][0] != nv or fc_avx512_tiles[t][2] != want_kw:
@@ -401,3 +410,175 @@ def conv2d_direct_grad_weight_pixels(const float[:, :, :, ::1] grad_output,
                               &vpart[threadid(), g * per_group], OH, OW, kh, kw, sh, dh, dw)
             fc_channel_sums_f(&grad_output[n, g * cog, 0, 0], cog, OH * OW,
                               &bias_partial[threadid(), g * cog])
+
+
+cdef extern from "_winograd.h":
+    void fc_wino_input_f(const float* xp, Py_ssize_t C, Py_ssize_t Hp, Py_ssize_t Wp,
+                         Py_ssize_t th, Py_ssize_t tw, float* V, Py_ssize_t ld, Py_ssize_t xis,
+                         Py_ssize_t t0, float* e) noexcept nogil
+    void fc_wino_input_d(const double* xp, Py_ssize_t C, Py_ssize_t Hp, Py_ssize_t Wp,
+                         Py_ssize_t th, Py_ssize_t tw, double* V, Py_ssize_t ld, Py_ssize_t xis,
+                         Py_ssize_t t0, double* e) noexcept nogil
+    void fc_wino_output_f(const float* M, Py_ssize_t xis, Py_ssize_t nt, float bias,
+                          float* y) noexcept nogil
+    void fc_wino_output_d(const double* M, Py_ssize_t xis, Py_ssize_t nt, double bias,
+                          double* y) noexcept nogil
+    void fc_wino_scatter_f(const float* y, Py_ssize_t nt, Py_ssize_t t0, Py_ssize_t th,
+                           Py_ssize_t tw, float* o, Py_ssize_t OH, Py_ssize_t OW,
+                           Py_ssize_t ors) noexcept nogil
+    void fc_wino_input_avx512_f(const float* x, Py_ssize_t C, Py_ssize_t H, Py_ssize_t W,
+                                Py_ssize_t pt, Py_ssize_t pl, Py_ssize_t th, Py_ssize_t tw,
+                                float* V, Py_ssize_t ld, Py_ssize_t xis, Py_ssize_t t0,
+                                float* q) noexcept nogil
+    void fc_wino_scatter_avx512_f(const float* y, Py_ssize_t nt, Py_ssize_t t0, Py_ssize_t th,
+                                  Py_ssize_t tw, float* o, Py_ssize_t OH, Py_ssize_t OW,
+                                  Py_ssize_t ors) noexcept nogil
+    void fc_wino_gather_f(const float* g, Py_ssize_t OH, Py_ssize_t OW, Py_ssize_t th,
+                          Py_ssize_t tw, float* y, Py_ssize_t nt, Py_ssize_t t0) noexcept nogil
+    void fc_wino_gather_d(const double* g, Py_ssize_t OH, Py_ssize_t OW, Py_ssize_t th,
+                          Py_ssize_t tw, double* y, Py_ssize_t nt, Py_ssize_t t0) noexcept nogil
+    void fc_wino_gy_f(const float* y, Py_ssize_t nt, float* GY, Py_ssize_t xis) noexcept nogil
+    void fc_wino_gy_d(const double* y, Py_ssize_t nt, double* GY, Py_ssize_t xis) noexcept nogil
+    void fc_wino_scatter_d(const double* y, Py_ssize_t nt, Py_ssize_t t0, Py_ssize_t th,
+                           Py_ssize_t tw, double* o, Py_ssize_t OH, Py_ssize_t OW,
+                           Py_ssize_t ors) noexcept nogil
+
+
+def winograd_scratch_len(Py_ssize_t C, Py_ssize_t C_out, Py_ssize_t OH, Py_ssize_t OW,
+                         Py_ssize_t chunk):
+    """Elements of per-thread scratch :func:`conv2d_winograd_forward` needs."""
+    cdef Py_ssize_t th = (OH + 1) // 2, tw = (OW + 1) // 2
+    cdef Py_ssize_t hp = 2 * th + 2, wp = 2 * tw + 2, tc = chunk * th * tw
+    return C * hp * wp + 8 * (th + 1) * tw + 16 * C * tc + 16 * C_out * tc + 4 * tc
+
+
+def conv2d_winograd_forward(const floating[:, :, :, ::1] x, const floating[:, :, ::1] u,
+                            const floating[::1] bias, floating[:, :, :, ::1] out,
+                            floating[:, ::1] scratch, Py_ssize_t pt, Py_ssize_t pl,
+                            Py_ssize_t chunk, int n_threads):
+    """out (N, C_out, OH, OW) = 3x3 stride-1 correlation of x (padding pt, pl) + bias, by
+    Winograd F(2x2, 3x3) (``_winograd.h``).
+
+    u: (16, C_out, C_in) transformed weights G g G^T. Images go in chunks of ``chunk``
+    (a fixed number, whatever the thread count: every output is computed by one thread,
+    the same way, so results do not depend on the thread count); scratch: (n_threads,
+    >= :func:`winograd_scratch_len`). BLAS must be pinned to one thread by the caller.
+    """
+    cdef Py_ssize_t N = x.shape[0], C = x.shape[1], H = x.shape[2], W = x.shape[3]
+    cdef Py_ssize_t Co = out.shape[1], OH = out.shape[2], OW = out.shape[3]
+    cdef Py_ssize_t th = (OH + 1) // 2, tw = (OW + 1) // 2, ti = th * tw
+    cdef Py_ssize_t hp = 2 * th + 2, wp = 2 * tw + 2, tc = chunk * ti
+    cdef Py_ssize_t n_chunks = (N + chunk - 1) // chunk
+    cdef Py_ssize_t k, n0, nc, nt, i, xi, co
+    cdef floating* xp
+    cdef floating* e
+    cdef floating* V
+    cdef floating* M
+    cdef floating* y
+    # float32 with AVX-512: the input transform reads x itself (no padded copy) while a
+    # padded row fits two vectors, and the scatter is vectorised while a row fits one
+    cdef bint avx_in = _use_avx512 and floating is float and tw <= 15
+    cdef bint avx_out = _use_avx512 and floating is float and tw <= 8
+    with nogil, parallel(num_threads=n_threads):
+        xp = &scratch[threadid(), 0]
+        e = xp + C * hp * wp
+        V = e + 8 * (th + 1) * tw
+        M = V + 16 * C * tc
+        y = M + 16 * Co * tc
+        for k in prange(n_chunks, schedule="static"):
+            n0 = k * chunk
+            nc = min(chunk, N - n0)
+            nt = nc * ti
+            for i in range(nc):
+                if floating is float:
+                    if avx_in:
+                        fc_wino_input_avx512_f(&x[n0 + i, 0, 0, 0], C, H, W, pt, pl, th, tw, V,
+                                               nt, C * nt, i * ti, e)
+                        continue
+                pad_image(&x[n0 + i, 0, 0, 0], C, H, W, xp, hp, wp, pt, pl)
+                if floating is float:
+                    fc_wino_input_f(xp, C, hp, wp, th, tw, V, nt, C * nt, i * ti, e)
+                else:
+                    fc_wino_input_d(xp, C, hp, wp, th, tw, V, nt, C * nt, i * ti, e)
+            for xi in range(16):
+                gemm_rm(78, 78, <int>Co, <int>nt, <int>C, <floating>1, &u[xi, 0, 0], <int>C,
+                        V + xi * C * nt, <int>nt, <floating>0, M + xi * Co * nt, <int>nt)
+            for co in range(Co):
+                if floating is float:
+                    fc_wino_output_f(M + co * nt, Co * nt, nt, bias[co], y)
+                    for i in range(nc):
+                        if avx_out:
+                            fc_wino_scatter_avx512_f(y, nt, i * ti, th, tw, &out[n0 + i, co, 0, 0],
+                                                     OH, OW, OW)
+                        else:
+                            fc_wino_scatter_f(y, nt, i * ti, th, tw, &out[n0 + i, co, 0, 0], OH,
+                                              OW, OW)
+                else:
+                    fc_wino_output_d(M + co * nt, Co * nt, nt, bias[co], y)
+                    for i in range(nc):
+                        fc_wino_scatter_d(y, nt, i * ti, th, tw, &out[n0 + i, co, 0, 0], OH,
+                                          OW, OW)
+
+
+def conv2d_winograd_grad_weight(const floating[:, :, :, ::1] grad_output,
+                                const floating[:, :, :, ::1] x, floating[:, ::1] partial,
+                                floating[:, ::1] scratch, Py_ssize_t pt, Py_ssize_t pl,
+                                Py_ssize_t chunk, int n_threads):
+    """Per-thread partial dU (16, C_out, C_in) of Winograd F(2x2, 3x3) grad_weight (3x3,
+    stride 1, padding pt, pl); the caller sums the rows of ``partial`` (zeroed,
+    (n_threads, 16*C_out*C_in)) in thread order and maps dU back by G^T dU G. Chunks of
+    ``chunk`` images, static schedule: the same chunks go to the same thread each run.
+    scratch as for :func:`conv2d_winograd_forward`; BLAS pinned to one thread.
+    """
+    cdef Py_ssize_t N = x.shape[0], C = x.shape[1], H = x.shape[2], W = x.shape[3]
+    cdef Py_ssize_t Co = grad_output.shape[1], OH = grad_output.shape[2]
+    cdef Py_ssize_t OW = grad_output.shape[3]
+    cdef Py_ssize_t th = (OH + 1) // 2, tw = (OW + 1) // 2, ti = th * tw
+    cdef Py_ssize_t hp = 2 * th + 2, wp = 2 * tw + 2, tc = chunk * ti
+    cdef Py_ssize_t n_chunks = (N + chunk - 1) // chunk
+    cdef Py_ssize_t k, n0, nc, nt, i, xi, co
+    cdef floating* xp
+    cdef floating* e
+    cdef floating* V
+    cdef floating* GY
+    cdef floating* y
+    cdef floating* part
+    cdef bint avx_in = _use_avx512 and floating is float and tw <= 15
+    with nogil, parallel(num_threads=n_threads):
+        xp = &scratch[threadid(), 0]
+        e = xp + C * hp * wp
+        V = e + 8 * (th + 1) * tw
+        GY = V + 16 * C * tc
+        y = GY + 16 * Co * tc
+        part = &partial[threadid(), 0]
+        for k in prange(n_chunks, schedule="static"):
+            n0 = k * chunk
+            nc = min(chunk, N - n0)
+            nt = nc * ti
+            for i in range(nc):
+                if floating is float:
+                    if avx_in:
+                        fc_wino_input_avx512_f(&x[n0 + i, 0, 0, 0], C, H, W, pt, pl, th, tw, V,
+                                               nt, C * nt, i * ti, e)
+                        continue
+                pad_image(&x[n0 + i, 0, 0, 0], C, H, W, xp, hp, wp, pt, pl)
+                if floating is float:
+                    fc_wino_input_f(xp, C, hp, wp, th, tw, V, nt, C * nt, i * ti, e)
+                else:
+                    fc_wino_input_d(xp, C, hp, wp, th, tw, V, nt, C * nt, i * ti, e)
+            for co in range(Co):
+                for i in range(nc):
+                    if floating is float:
+                        fc_wino_gather_f(&grad_output[n0 + i, co, 0, 0], OH, OW, th, tw, y, nt,
+                                         i * ti)
+                    else:
+                        fc_wino_gather_d(&grad_output[n0 + i, co, 0, 0], OH, OW, th, tw, y, nt,
+                                         i * ti)
+                if floating is float:
+                    fc_wino_gy_f(y, nt, GY + co * nt, Co * nt)
+                else:
+                    fc_wino_gy_d(y, nt, GY + co * nt, Co * nt)
+            for xi in range(16):
+                gemm_rm(78, 84, <int>Co, <int>C, <int>nt, <floating>1, GY + xi * Co * nt,
+                        <int>nt, V + xi * C * nt, <int>nt, <floating>1, part + xi * Co * C,
+                        <int>C)

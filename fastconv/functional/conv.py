@@ -15,7 +15,7 @@ from .._validation import check_allocation, check_array, check_bool, check_pair,
 from ._geometry import ConvGeometry, _check_shape4, conv_geometry
 from .pad import conv_padding, pad_backward_unchecked, pad_unchecked
 
-ALGORITHMS = ("auto", "direct", "im2col")
+ALGORITHMS = ("auto", "direct", "im2col", "winograd")
 
 #: Per-thread budget for the im2col column buffer. The batch (and, for large images, the
 #: output rows) is processed in chunks so that extra memory never exceeds
@@ -25,6 +25,13 @@ IM2COL_CHUNK_BYTES = 4 * 2**20
 
 _INT32_MAX = 2**31 - 1  # BLAS dimensions are 32-bit ints
 
+#: choose_algorithm takes Winograd from this many (input, output) channel pairs on.
+WINOGRAD_MIN_CHANNEL_PAIRS = 1024
+
+#: Winograd tiles (2x2 outputs each) per chunk of images: the GEMMs' width. The chunk is
+#: a whole number of images, fixed by the shape alone (not the thread count).
+WINOGRAD_CHUNK_TILES = 192
+
 X_DOC = "(N, C_in, H, W)"
 W_DOC = "(C_out, C_in/groups, kH, kW)"
 
@@ -32,6 +39,14 @@ W_DOC = "(C_out, C_in/groups, kH, kW)"
 # --------------------------------------------------------------------------------------
 # Algorithm choice
 # --------------------------------------------------------------------------------------
+def winograd_fits(g):
+    """Whether Winograd F(2x2, 3x3) takes the forward pass of ``g`` (and, the same test,
+    its grad_input, a 3x3 stride-1 correlation of grad_output): 3x3 kernels, stride 1, no
+    dilation, one group, BLAS-sized products."""
+    return (g.kh == g.kw == 3 and g.sh == g.sw == 1 and g.dh == g.dw == 1 and g.groups == 1
+            and 16 * max(g.C_in, g.C_out) * (g.OH + 1) * (g.OW + 1) <= _INT32_MAX)
+
+
 def _im2col_fits_blas(g):
     """BLAS takes 32-bit dimensions; the im2col path needs every GEMM size below 2**31."""
     k = (g.C_in // g.groups) * g.kh * g.kw
@@ -61,9 +76,21 @@ def choose_algorithm(g, dtype=np.float32, op="forward"):
     resnet_s2     3.9 (8.6) / 8.5    4.8 (14.8) / 8.6     6.5 (~10) / 8.7
     ============  =================  ===================  ===================
 
-    * forward: the register-blocked direct kernel wins everywhere (no column matrix, no
-      GEMM packing).
-    * grad_weight: direct when an AVX-512 whole-kernel tile fits (3x3, 5x5) or while a
+    * forward and grad_input, 3x3 stride 1 (one group) with C_in * C_out >= 1024:
+      Winograd F(2x2, 3x3), 2.25x fewer multiplies in 16 GEMMs; the transforms cost
+      per channel, the GEMMs per channel pair, so few channels stay direct. Minimum of 40,
+      ms, 1 thread, batch 128 (ResNet-8 stages): 32->32 at 14x14 direct 4.9 / Winograd
+      3.3, 64->64 at 7x7 5.5 / 4.3, 16->16 at 28x28 5.0 / 5.0.
+    * forward, 1x1 kernels with >= 16 input channels (one group): im2col, a GEMM over
+      pixels (ResNet-8's stride-2 projections, min of 40, ms, 1 thread, batch 128:
+      16->32 at 28x28 direct 1.48 / im2col 0.96; 32->64 at 14x14 1.44 / 0.90).
+    * forward otherwise: the register-blocked direct kernel wins everywhere (no column
+      matrix, no GEMM packing).
+    * grad_weight: im2col for 1x1 kernels (the projections above: direct 3.03 / im2col
+      1.25, 2.21 / 1.32) and for reductions C_in/g*kh*kw < 16 that the pixel kernel does
+      not take (ResNet-8's 1->16 first layer, 3x3: 2.26 / 1.45; the per-image
+      channel-minor copy of grad_output dominates the direct kernel there). Otherwise
+      direct when an AVX-512 whole-kernel tile fits (3x3, 5x5) or while a
       group's reduction length C_in/g*kh*kw is short (< 256); otherwise GEMM's cache
       blocking wins.
     * grad_input: direct (stride phases through the forward kernel) when each group has
@@ -72,12 +99,18 @@ def choose_algorithm(g, dtype=np.float32, op="forward"):
       lenet_c1's one channel fills too little of it); otherwise im2col + col2im.
     """
     cig = g.C_in // g.groups
+    if op in ("forward", "grad_input") and winograd_fits(g) and g.C_in * g.C_out >= WINOGRAD_MIN_CHANNEL_PAIRS:
+        return "winograd"
+    one_by_one = g.kh == g.kw == 1 and g.groups == 1 and _im2col_fits_blas(g)
     if op == "forward":
-        return "direct"
+        return "im2col" if one_by_one and g.C_in >= 16 else "direct"
     if not _im2col_fits_blas(g):
         return "direct"
     if op == "grad_weight":
         cog = g.C_out // g.groups
+        if one_by_one or (cig * g.kh * g.kw < 16
+                          and not _direct.pixel_tiles_fit(dtype == np.float64, cog, g.sw)):
+            return "im2col"
         wide_tile = _direct.grad_weight_tile(dtype == np.float64, cog, g.kh, g.kw)[0] >= 0
         return "direct" if wide_tile or cig * g.kh * g.kw < 256 else "im2col"
     if op == "grad_input":
@@ -93,6 +126,11 @@ def _resolve_algorithm(algorithm, g, dtype):
     """Validate ``algorithm``; "auto" stays "auto" (resolved per operation)."""
     if not isinstance(algorithm, str) or algorithm not in ALGORITHMS:
         raise ValueError(f"algorithm must be one of {ALGORITHMS}, got {algorithm!r}")
+    if algorithm == "winograd" and not winograd_fits(g):
+        raise ValueError(
+            "algorithm='winograd' needs a 3x3 kernel, stride 1, dilation 1 and groups=1; "
+            "use 'direct', 'im2col' or 'auto'"
+        )
     if algorithm == "im2col" and not _im2col_fits_blas(g):
         raise ValueError(
             "algorithm='im2col' needs GEMM sizes below 2**31 for this shape; use 'direct' or 'auto'"
@@ -151,8 +189,9 @@ def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, *,
     padding_mode : {"zeros", "reflect", "replicate", "circular"}
         What the padding holds, as ``torch.nn.Conv2d``'s argument: the other modes pad x
         with :func:`fastconv.pad` first (its limits apply: reflect needs padding < H, W).
-    algorithm : {"auto", "direct", "im2col"}
-        "auto" uses :func:`choose_algorithm`.
+    algorithm : {"auto", "direct", "im2col", "winograd"}
+        "auto" uses :func:`choose_algorithm`. "winograd" (F(2x2, 3x3): 3x3 kernels, stride
+        1, no dilation, one group).
 
     Returns
     -------
@@ -192,6 +231,8 @@ def conv2d_forward_unchecked(x, weight, bias, g, algorithm, out=None):
         algorithm = choose_algorithm(g, dtype, "forward")
     if algorithm == "direct":
         return _direct_forward(x, weight, bias, g, out, n_threads)
+    if algorithm == "winograd":
+        return _winograd_forward(x, weight, bias, g.pad_top, g.pad_left, out, n_threads)
     rows = _im2col_rows_per_chunk(g, dtype.itemsize, n_threads, parallel_rows=True)
     n_threads = max(1, min(n_threads, g.N * -(-g.OH // rows)))
     scratch = np.empty((n_threads, g.C_in * g.kh * g.kw * rows * g.OW), dtype)
@@ -251,6 +292,53 @@ def _direct_forward_jobs(x, jobs, bias, out, n_threads):
                                   jobs[0][1].groups, n_threads)
 
 
+def _winograd_weight(weight):
+    """(C_out, C_in, 3, 3) -> U (16, C_out, C_in), U[4k + l] = (G g G^T)[k, l]."""
+    G = np.array([[1, 0, 0], [0.5, 0.5, 0.5], [0.5, -0.5, 0.5], [0, 0, 1]], weight.dtype)
+    t = np.tensordot(weight, G, axes=([3], [1]))  # (C_out, C_in, 3, 4): columns
+    t = np.tensordot(G, t, axes=([1], [2]))  # (4, C_out, C_in, 4): rows
+    return np.ascontiguousarray(t.transpose(0, 3, 1, 2)).reshape(16, *weight.shape[:2])
+
+
+def _winograd_forward(x, weight, bias, pt, pl, out, n_threads):
+    """out (N, C_out, OH, OW) = 3x3 stride-1 correlation of x, zero-padded by pt rows
+    above and pl columns left (rows/columns past x's end are zeros; negative pads crop),
+    plus bias, by Winograd F(2x2, 3x3). weight: (C_out, C_in, 3, 3), any strides."""
+    N, C = x.shape[:2]
+    C_out, OH, OW = out.shape[1:]
+    tiles = ((OH + 1) // 2) * ((OW + 1) // 2)
+    chunk = max(1, min(N, round(WINOGRAD_CHUNK_TILES / tiles)))
+    n_threads = max(1, min(n_threads, -(-N // chunk)))
+    scratch = np.empty((n_threads, _direct.winograd_scratch_len(C, C_out, OH, OW, chunk)),
+                       x.dtype)
+    with blas_single_thread():  # (the weight transform's tensordot included)
+        _direct.conv2d_winograd_forward(x, _winograd_weight(weight), bias, out, scratch, pt, pl,
+                                        chunk, n_threads)
+    return out
+
+
+def _winograd_grad_weight(grad_output, x, g, n_threads):
+    """(grad_weight, grad_bias) of a 3x3 stride-1 convolution by Winograd F(2x2, 3x3): the
+    per-thread dU partials summed in thread order, then grad_weight = G^T dU G."""
+    N, C, Co = g.N, g.C_in, g.C_out
+    tiles = ((g.OH + 1) // 2) * ((g.OW + 1) // 2)
+    chunk = max(1, min(N, round(WINOGRAD_CHUNK_TILES / tiles)))
+    n_threads = max(1, min(n_threads, -(-N // chunk)))
+    scratch = np.empty((n_threads, _direct.winograd_scratch_len(C, Co, g.OH, g.OW, chunk)),
+                       x.dtype)
+    partial = np.zeros((n_threads, 16 * Co * C), x.dtype)
+    G = np.array([[1, 0, 0], [0.5, 0.5, 0.5], [0.5, -0.5, 0.5], [0, 0, 1]], x.dtype)
+    with blas_single_thread():
+        _direct.conv2d_winograd_grad_weight(grad_output, x, partial, scratch, g.pad_top,
+                                            g.pad_left, chunk, n_threads)
+        du = _sum_in_thread_order(partial).reshape(4, 4, Co, C)
+        t = np.tensordot(G, du, axes=([0], [0]))  # (3, 4, Co, C): rows
+        t = np.tensordot(t, G, axes=([1], [0]))  # (3, Co, C, 3): columns
+    grad_weight = np.ascontiguousarray(t.transpose(1, 2, 0, 3))
+    grad_bias = grad_output.reshape(N, Co, g.OH * g.OW).sum(axis=2).sum(axis=0)
+    return grad_weight, grad_bias
+
+
 def _phase_taps(phase, stride, pad, dilation, k, size_in, size_out):
     """One axis of one stride phase of grad_input, as a stride-1 forward convolution.
 
@@ -277,8 +365,9 @@ def _taps_slice(taps, step):
     return slice(taps[0], stop if stop >= 0 else None, -step)
 
 
-def _direct_grad_input(grad_output, weight, g, grad_input, n_threads):
-    """grad_input (N x C_in x H x W, any contents: every element is written) of the direct algorithm.
+def _direct_grad_input(grad_output, weight, g, grad_input, n_threads, algorithm="direct"):
+    """grad_input (N x C_in x H x W, any contents: every element is written) of the direct
+    algorithm, or with ``algorithm="winograd"`` (stride 1) of Winograd F(2x2, 3x3).
 
     Each of the sh x sw stride phases of grad_input (``grad_input[:, :, a::sh, b::sw]``) is a
     stride-1 forward convolution of grad_output with a flipped sub-kernel and the in/out
@@ -287,6 +376,12 @@ def _direct_grad_input(grad_output, weight, g, grad_input, n_threads):
     in cache between them): no zero-inserted gradient, no column matrix.
     """
     cig, cog = g.C_in // g.groups, g.C_out // g.groups
+    if algorithm == "winograd":
+        # stride 1: one phase, the correlation of grad_output with the flipped kernel,
+        # channels swapped, padded by (k - 1 - pad)
+        w_t = weight.transpose(1, 0, 2, 3)[:, :, ::-1, ::-1]
+        return _winograd_forward(grad_output, w_t, np.zeros(g.C_in, grad_output.dtype),
+                                 2 - g.pad_top, 2 - g.pad_left, grad_input, n_threads)
     # With < 4 input channels per group the transposed convolution would fill at most 4
     # of a channel block's >= 4 lanes: the row-wise kernel (vectorised along rows) wins.
     # ... unless the pixel tile (float32, AVX-512) takes the phases: 0.53 -> 0.33 ms on
@@ -436,41 +531,34 @@ def conv2d_backward_unchecked(grad_output, x, weight, g, algorithm, needs_input_
         if not needs_weight_grad:
             return grad_input, None, None
         return grad_input, np.zeros(weight.shape, dtype), np.zeros(g.C_out, dtype)
-    if not needs_weight_grad:
-        if not needs_input_grad:
-            return None, None, None
-        input_algo = algorithm if algorithm != "auto" else choose_algorithm(g, dtype, "grad_input")
-        n_threads = get_num_threads()
-        if grad_input is None:
-            grad_input = np.empty(x.shape, dtype) if input_algo == "direct" else np.zeros(x.shape, dtype)
-        elif input_algo != "direct":
-            grad_input.fill(0)
-        if input_algo == "direct":
-            return _direct_grad_input(grad_output, weight, g, grad_input, n_threads), None, None
-        _im2col_backward(grad_output, x, weight, g, grad_input, False, n_threads)
-        return grad_input, None, None
+    if not (needs_weight_grad or needs_input_grad):
+        return None, None, None
     if algorithm == "auto":
         weight_algo = choose_algorithm(g, dtype, "grad_weight")
         input_algo = choose_algorithm(g, dtype, "grad_input")
     else:
         weight_algo = input_algo = algorithm
+    if not needs_weight_grad:
+        weight_algo = None  # frozen weights: nothing to compute
     n_threads = get_num_threads()
     if not needs_input_grad:
         grad_input = None
     elif grad_input is None:
         # the direct path writes (or zeroes) every element itself
-        grad_input = np.empty(x.shape, dtype) if input_algo == "direct" else np.zeros(x.shape, dtype)
-    elif input_algo != "direct":
+        grad_input = np.zeros(x.shape, dtype) if input_algo == "im2col" else np.empty(x.shape, dtype)
+    elif input_algo == "im2col":
         grad_input.fill(0)
-    grad_weight = None
-    if weight_algo == "direct":
+    grad_weight = grad_bias = None
+    if weight_algo == "winograd":
+        grad_weight, grad_bias = _winograd_grad_weight(grad_output, x, g, n_threads)
+    elif weight_algo == "direct":
         grad_weight, grad_bias = _direct_grad_weight(grad_output, x, g, n_threads)
-    else:
+    elif weight_algo == "im2col":
         # Contiguous last-axis reductions first: NumPy's sum over axes (0, 2, 3) at once is
         # several times slower on a (64, 6, 28, 28) gradient.
         grad_bias = grad_output.reshape(g.N, g.C_out, g.OH * g.OW).sum(axis=2).sum(axis=0)
-    if needs_input_grad and input_algo == "direct":
-        grad_input = _direct_grad_input(grad_output, weight, g, grad_input, n_threads)
+    if needs_input_grad and input_algo != "im2col":
+        grad_input = _direct_grad_input(grad_output, weight, g, grad_input, n_threads, input_algo)
     need_im2col_input = needs_input_grad and input_algo == "im2col"
     if weight_algo == "im2col" or need_im2col_input:
         gw = _im2col_backward(grad_output, x, weight, g, grad_input if need_im2col_input else None,
