@@ -14,6 +14,18 @@ from .functional import (
 )
 from .functional import pad, pad_backward
 from .functional import batch_norm, batch_norm_backward
+from .functional import (
+    adaptive_avg_pool2d,
+    adaptive_avg_pool2d_backward,
+    adaptive_max_pool2d,
+    adaptive_max_pool2d_backward,
+    log_softmax,
+    log_softmax_backward,
+    maxout,
+    maxout_backward,
+    softmax,
+    softmax_backward,
+)
 
 __all__ = [
     "__version__",
@@ -29,6 +41,16 @@ __all__ = [
     "pad_backward",
     "batch_norm",
     "batch_norm_backward",
+    "adaptive_avg_pool2d",
+    "adaptive_avg_pool2d_backward",
+    "adaptive_max_pool2d",
+    "adaptive_max_pool2d_backward",
+    "maxout",
+    "maxout_backward",
+    "softmax",
+    "softmax_backward",
+    "log_softmax",
+    "log_softmax_backward",
     "openmp_enabled",
     "get_num_threads",
     "set_num_threads",

@@ -1,9 +1,12 @@
 """Throw random, mostly invalid arguments at the functional API (run in a subprocess).
 
 ``python fuzz_api.py EXAMPLES`` runs hypothesis over conv2d, conv2d_backward and the four
-pooling functions. Documented outcomes are a result, TypeError, ValueError or MemoryError;
-anything else is printed with its traceback and the script exits 1. A segfault or a hang
-kills the process, which the calling test sees as a non-zero exit or a timeout.
+pooling functions (six calls an example, counted on the first line it prints), then the
+adaptive pools, maxout and softmax (counted on a second line), then pad, pad_backward and
+conv2d's padding modes (a third line). Documented outcomes are a
+result, TypeError, ValueError or MemoryError; anything else is printed with its traceback
+and the script exits 1. A segfault or a hang kills the process, which the calling test
+sees as a non-zero exit or a timeout.
 """
 import sys
 import traceback
@@ -90,6 +93,24 @@ def main(examples):
         shape = getattr(x, "shape", x)
         call(fastconv.avg_pool2d_backward, gy, shape, kernel, stride, padding, ceil, flag)
 
+    @cfg
+    @given(arrays(), arrays(), st.one_of(sizes, st.tuples(st.one_of(st.none(), sizes), sizes)),
+           flags, st.one_of(st.none(), arrays()), st.one_of(small, sizes))
+    def adaptive(x, gy, output_size, flag, indices, dim):
+        y = call(fastconv.adaptive_max_pool2d, x, output_size, return_indices=flag)
+        if isinstance(y, np.ndarray) and isinstance(gy, np.ndarray) and gy.ndim == 4:
+            gy = np.ones_like(y)  # a gradient that fits, so the backward kernels run too
+        call(fastconv.adaptive_max_pool2d_backward, gy, x, output_size, indices=indices)
+        call(fastconv.adaptive_avg_pool2d, x, output_size)
+        call(fastconv.adaptive_avg_pool2d_backward, gy, getattr(x, "shape", x), output_size)
+        y = call(fastconv.maxout, x, dim, return_indices=flag)
+        call(fastconv.maxout_backward, np.ones_like(y) if isinstance(y, np.ndarray) else gy, x,
+             dim, indices=indices)
+        for fwd, bwd in ((fastconv.softmax, fastconv.softmax_backward),
+                         (fastconv.log_softmax, fastconv.log_softmax_backward)):
+            y = call(fwd, x, dim)
+            call(bwd, gy if y is None else np.ones_like(y), x if y is None else y, dim)
+
     _pads = st.one_of(st.tuples(small, small), st.tuples(small, small, small, small),
                       st.lists(small, max_size=5), _invalid_sizes,
                       st.tuples(st.sampled_from([2**62, -(2**62)]), small))
@@ -112,6 +133,9 @@ def main(examples):
     conv()
     pool()
     print("outcomes:", dict(outcomes), "calls:", sum(outcomes.values()))
+    outcomes.clear()
+    adaptive()
+    print("adaptive/maxout/softmax outcomes:", dict(outcomes), "calls:", sum(outcomes.values()))
     outcomes.clear()
     padding()
     print("pad outcomes:", dict(outcomes), "calls:", sum(outcomes.values()))

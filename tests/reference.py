@@ -430,3 +430,66 @@ def batch_norm_grads_ref(gy, x, weight=None, training=True, running_mean=None,
 
 # np.pad's names for the padding modes of torch.nn.functional.pad
 NP_PAD_MODES = {"constant": "constant", "reflect": "reflect", "replicate": "edge", "circular": "wrap"}
+
+
+def adaptive_bins(size, out_size):
+    """PyTorch's adaptive pooling bins along one axis: [floor(i*size/out), ceil((i+1)*size/out))."""
+    return [(i * size // out_size, -(-(i + 1) * size // out_size)) for i in range(out_size)]
+
+
+def _adaptive_sizes(x_shape, output_size):
+    H, W = x_shape[2:]
+    OH, OW = (output_size, output_size) if np.isscalar(output_size) else output_size
+    return (H if OH is None else OH), (W if OW is None else OW)
+
+
+def adaptive_avg_pool2d_ref(x, output_size):
+    """Adaptive average pooling by explicit loops over the bins, in float64."""
+    x = np.asarray(x, np.float64)
+    N, C, H, W = x.shape
+    OH, OW = _adaptive_sizes(x.shape, output_size)
+    out = np.empty((N, C, OH, OW))
+    for i, (h0, h1) in enumerate(adaptive_bins(H, OH)):
+        for j, (w0, w1) in enumerate(adaptive_bins(W, OW)):
+            out[:, :, i, j] = x[:, :, h0:h1, w0:w1].mean(axis=(2, 3))
+    return out
+
+
+def adaptive_max_pool2d_ref(x, output_size):
+    """(output, flat h*W + w argmax) of adaptive max pooling by loops over bins: the first
+    NaN of a bin wins, else its first maximum in row-major order."""
+    x = np.asarray(x)
+    N, C, H, W = x.shape
+    OH, OW = _adaptive_sizes(x.shape, output_size)
+    out = np.empty((N, C, OH, OW), x.dtype)
+    idx = np.empty((N, C, OH, OW), np.int64)
+    for i, (h0, h1) in enumerate(adaptive_bins(H, OH)):
+        for j, (w0, w1) in enumerate(adaptive_bins(W, OW)):
+            win = x[:, :, h0:h1, w0:w1].reshape(N, C, -1)
+            nan = np.isnan(win)
+            # argmax returns the first True / the first maximum
+            k = np.where(nan.any(-1), nan.argmax(-1), np.where(nan, 0, win).argmax(-1))
+            out[:, :, i, j] = np.take_along_axis(win, k[..., None], -1)[..., 0]
+            dh, dw = np.divmod(k, w1 - w0)
+            idx[:, :, i, j] = (h0 + dh) * W + (w0 + dw)
+    return out, idx
+
+
+def softmax_ref(x, dim, log=False):
+    """softmax / log_softmax along dim in float64 by the max-shifted formula."""
+    x = np.asarray(x, np.float64)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        z = x - x.max(axis=dim, keepdims=True)
+        s = np.exp(z).sum(axis=dim, keepdims=True)
+        return z - np.log(s) if log else np.exp(z) / s
+
+
+def maxout_ref(x, k):
+    """(output, winning piece) of maxout by reshaping (N, C*k, ...) to (N, C, k, ...): the
+    first NaN of a run wins, else its first maximum."""
+    x = np.asarray(x)
+    N, Ck = x.shape[:2]
+    r = x.reshape((N, Ck // k, k) + x.shape[2:])
+    nan = np.isnan(r)
+    arg = np.where(nan.any(axis=2), nan.argmax(axis=2), np.where(nan, -np.inf, r).argmax(axis=2))
+    return np.take_along_axis(r, arg[:, :, None], axis=2)[:, :, 0], arg.astype(np.int64)

@@ -40,6 +40,29 @@ from .pool import (
     max_pool2d,
     max_pool2d_backward,
 )
+from .activation import (
+    _softmax_backward_unchecked,
+    _softmax_unchecked,
+    log_softmax,
+    log_softmax_backward,
+    softmax,
+    softmax_backward,
+)
+from .pool import (
+    AdaptivePoolGeometry,
+    _adaptive_avg_pool2d_backward_unchecked,
+    _adaptive_avg_pool2d_unchecked,
+    _adaptive_max_pool2d_unchecked,
+    _maxout_backward_unchecked,
+    _maxout_unchecked,
+    adaptive_avg_pool2d,
+    adaptive_avg_pool2d_backward,
+    adaptive_max_pool2d,
+    adaptive_max_pool2d_backward,
+    adaptive_pool_geometry,
+    maxout,
+    maxout_backward,
+)
 
 __all__ = [
     "conv2d",
@@ -48,6 +71,18 @@ __all__ = [
     "max_pool2d_backward",
     "avg_pool2d",
     "avg_pool2d_backward",
+    "adaptive_avg_pool2d",
+    "adaptive_avg_pool2d_backward",
+    "adaptive_max_pool2d",
+    "adaptive_max_pool2d_backward",
+    "adaptive_pool_geometry",
+    "AdaptivePoolGeometry",
+    "maxout",
+    "maxout_backward",
+    "softmax",
+    "softmax_backward",
+    "log_softmax",
+    "log_softmax_backward",
     "batch_norm",
     "batch_norm_backward",
     "im2col",

@@ -9,6 +9,8 @@ from .loss import CrossEntropyLoss
 from .module import Module, Parameter
 from .norm import BatchNorm1d, BatchNorm2d
 from .pool import AvgPool2d, MaxPool2d
+from .activation import Identity, LogSoftmax, Softmax
+from .pool import AdaptiveAvgPool2d, AdaptiveMaxPool2d, Maxout
 from . import init  # noqa: E402  (torch.nn.init's functions)
 from . import utils  # noqa: E402  (torch.nn.utils: clip_grad_norm_)
 
@@ -16,4 +18,5 @@ __all__ = [
     "Parameter", "Module", "Sequential", "Conv2d", "MaxPool2d", "AvgPool2d", "Linear",
     "ReLU", "LeakyReLU", "ELU", "Tanh", "Sigmoid", "Dropout", "Flatten", "CrossEntropyLoss",
     "Residual", "Concat", "init", "BatchNorm1d", "BatchNorm2d",
+    "AdaptiveAvgPool2d", "AdaptiveMaxPool2d", "Maxout", "Softmax", "LogSoftmax", "Identity",
 ]

@@ -1,6 +1,9 @@
-"""Element-wise activations with explicit backward."""
+"""Element-wise activations with explicit backward; softmax, log-softmax and identity."""
+import numbers
+
 import numpy as np
 
+from .. import functional as F
 from .._kernels import _elementwise
 from .._parallel import get_num_threads
 from .._validation import FLOAT_DTYPES
@@ -115,3 +118,66 @@ class Sigmoid(Module):
 
     def backward(self, grad_output):
         return grad_output * self._y * (1 - self._y)
+
+
+class _Softmax(Module):
+    _log = False
+
+    def __init__(self, dim=1):
+        super().__init__()
+        if isinstance(dim, (bool, np.bool_)) or not isinstance(dim, numbers.Integral):
+            raise TypeError(f"dim must be an int, got {type(dim).__name__} {dim!r}")
+        self.dim = int(dim)
+        self._key = None
+        self._y = None
+
+    def forward(self, x):
+        x = F.activation._check_float_nd(x, "x")
+        if x.ndim != self._key:
+            self._axis = F.activation._check_dim(self.dim, x.ndim)
+            self._key = x.ndim
+        self._y = None  # our own reference would keep the workspace from reusing it
+        self._y = y = self._workspace.empty("out", x.shape, x.dtype)
+        return F._softmax_unchecked(x, self._axis, self._log, y)
+
+    def backward(self, grad_output):
+        g = _check_grad(grad_output, self._y, self)
+        grad_input = self._workspace.empty("grad_input", g.shape, g.dtype)
+        return F._softmax_backward_unchecked(g, self._y, self._axis, self._log, grad_input)
+
+    def extra_repr(self):
+        return f"dim={self.dim}"
+
+
+class Softmax(_Softmax):
+    """Softmax along ``dim``, as ``torch.nn.Softmax`` (see :func:`fastconv.functional.softmax`).
+
+    Unlike PyTorch, ``dim`` defaults to 1 (the channel axis) instead of an implicit choice.
+    """
+
+
+class LogSoftmax(_Softmax):
+    """Log-softmax along ``dim``, as ``torch.nn.LogSoftmax``
+    (see :func:`fastconv.functional.log_softmax`); ``dim`` defaults to 1."""
+
+    _log = True
+
+
+class Identity(Module):
+    """Returns its input unchanged, and the gradient likewise (``torch.nn.Identity``).
+
+    Any constructor arguments are accepted and ignored, as in PyTorch.
+    """
+
+    def __init__(self, *args, **kwargs):
+        super().__init__()
+        self._forwarded = False
+
+    def forward(self, x):
+        self._forwarded = True
+        return x
+
+    def backward(self, grad_output):
+        if not self._forwarded:
+            raise RuntimeError("Identity.backward called before forward")
+        return grad_output
