@@ -124,15 +124,31 @@ FC_DEFINE_PAD_PLANES(portable_d, double, FC_MULTIVERSION FC_INLINE_COPIES, FC_PO
             STORE((d) + j_, m_, OP(LOAD(m_, (s) + j_), (d) + j_, m_));                        \
         }                                                                                      \
     } while (0)
-#define FC_KEEP(v, d, m) (v)
+/* A copy of n >= LANES elements: whole vectors, then one more ending at n that overlaps
+ * the previous (rewriting a few elements with the same values): no masked store. */
+#define FC_AVX512_COPY_ROWS(d, s, n, LANES, MASK_T, LOADU, STOREU, MLOAD, MSTORE)              \
+    do {                                                                                       \
+        if ((n) >= LANES) {                                                                    \
+            ptrdiff_t j_ = 0;                                                                  \
+            for (; j_ + LANES <= (n); j_ += LANES)                                             \
+                STOREU((d) + j_, LOADU((s) + j_));                                             \
+            if (j_ < (n))                                                                      \
+                STOREU((d) + (n) - LANES, LOADU((s) + (n) - LANES));                           \
+        } else if ((n) > 0) {                                                                  \
+            const MASK_T m_ = (MASK_T)((1u << (n)) - 1u);                                      \
+            MSTORE((d), m_, MLOAD(m_, (s)));                                                   \
+        }                                                                                      \
+    } while (0)
 #define FC_PLUS_PS(v, d, m) _mm512_add_ps((v), _mm512_maskz_loadu_ps((m), (d)))
 #define FC_PLUS_PD(v, d, m) _mm512_add_pd((v), _mm512_maskz_loadu_pd((m), (d)))
 #define FC_AVX512_COPY_F(T, d, s, n)                                                           \
-    FC_AVX512_ROWS(T, d, s, n, 16, __mmask16, _mm512_maskz_loadu_ps, _mm512_mask_storeu_ps, FC_KEEP)
+    FC_AVX512_COPY_ROWS(d, s, n, 16, __mmask16, _mm512_loadu_ps, _mm512_storeu_ps,             \
+                        _mm512_maskz_loadu_ps, _mm512_mask_storeu_ps)
 #define FC_AVX512_ADD_F(T, d, s, n)                                                            \
     FC_AVX512_ROWS(T, d, s, n, 16, __mmask16, _mm512_maskz_loadu_ps, _mm512_mask_storeu_ps, FC_PLUS_PS)
 #define FC_AVX512_COPY_D(T, d, s, n)                                                           \
-    FC_AVX512_ROWS(T, d, s, n, 8, __mmask8, _mm512_maskz_loadu_pd, _mm512_mask_storeu_pd, FC_KEEP)
+    FC_AVX512_COPY_ROWS(d, s, n, 8, __mmask8, _mm512_loadu_pd, _mm512_storeu_pd,               \
+                        _mm512_maskz_loadu_pd, _mm512_mask_storeu_pd)
 #define FC_AVX512_ADD_D(T, d, s, n)                                                            \
     FC_AVX512_ROWS(T, d, s, n, 8, __mmask8, _mm512_maskz_loadu_pd, _mm512_mask_storeu_pd, FC_PLUS_PD)
 

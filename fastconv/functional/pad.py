@@ -106,13 +106,14 @@ def _axis_map(n, before, after, mode):
     kept = n + min(before, 0) + min(after, 0)  # inputs the output keeps
     o0 = min(max(before, 0), m)
     length = max(kept, 0)
+    s0 = min(c0, n)  # an empty interior (a crop past the size) stays inside the input
     if mode == "circular":
         src = c0 + (o - max(before, 0)) % kept if kept > 0 else np.full(m, 0, np.intp)
     else:
         src = MODES[mode][1](o - before, n)
     src = np.ascontiguousarray(src, dtype=np.intp)
     src.flags.writeable = False
-    return src, o0, c0, length
+    return src, o0, s0, length
 
 
 # --------------------------------------------------------------------------------------
