@@ -660,3 +660,10 @@ def test_layer_call_errors(rng):
     bn.running_mean = np.zeros(6, np.float32)[::2]
     with pytest.raises(ValueError, match="running_mean must be a writeable C-contiguous array"):
         bn(x)
+    frozen = np.zeros(3, np.float32)
+    frozen.flags.writeable = False
+    bn.running_mean = frozen  # read-only: fine for evaluation, not for training
+    with pytest.raises(ValueError, match="running_mean must be a writeable C-contiguous array"):
+        bn(x)
+    bn.eval()
+    np.testing.assert_allclose(bn(x), batch_norm_ref(x, frozen, bn.running_var)[0], **tol(np.float32))

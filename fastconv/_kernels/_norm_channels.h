@@ -8,6 +8,13 @@
  * elements innermost; S == 1 ((N, C) input) runs row by row with the channels innermost,
  * so that both stream contiguous memory and vectorise.
  *
+ * The normalising passes (apply) run over the rows last to first: they follow a sums pass
+ * over the same channel, whose last rows are the ones still in cache. In first-to-last
+ * order each output line written evicted the oldest input line, the one read next, and a
+ * 28x28 channel (400 KB per array) missed the 1 MB L2 all the way through (backward of
+ * (128, 16, 28, 28): 1.4 ms on one thread, against 0.3 ms for the same element count at
+ * 14x14).
+ *
  * Sums are float64 for either input type, in a fixed order for a given binary (the
  * `omp simd` reductions combine their lanes in an order fixed at compile time), so the
  * result of a block never depends on the thread that computes it. Compiled for AVX-512 /
@@ -106,7 +113,7 @@
                                      const double* restrict shift)                             \
     {                                                                                          \
         if (S == 1) {                                                                          \
-            for (ptrdiff_t n = 0; n < nn; ++n) {                                               \
+            for (ptrdiff_t n = nn - 1; n >= 0; --n) {                                          \
                 const T* restrict p = x + n * row;                                             \
                 T* restrict o = y + n * row;                                                   \
                 FC_PRAGMA(omp simd)                                                            \
@@ -117,7 +124,7 @@
         }                                                                                      \
         for (ptrdiff_t c = 0; c < nc; ++c) {                                                   \
             const T k = (T)center[c], a = (T)scale[c], b = (T)shift[c];                        \
-            for (ptrdiff_t n = 0; n < nn; ++n) {                                               \
+            for (ptrdiff_t n = nn - 1; n >= 0; --n) {                                          \
                 const T* restrict p = x + n * row + c * S;                                     \
                 T* restrict o = y + n * row + c * S;                                           \
                 FC_PRAGMA(omp simd)                                                            \
@@ -137,7 +144,7 @@
                                      const double* restrict B, const double* restrict Cc)      \
     {                                                                                          \
         if (S == 1) {                                                                          \
-            for (ptrdiff_t n = 0; n < nn; ++n) {                                               \
+            for (ptrdiff_t n = nn - 1; n >= 0; --n) {                                          \
                 const T* restrict pg = g + n * row;                                            \
                 const T* restrict px = x + n * row;                                            \
                 T* restrict o = gi + n * row;                                                  \
@@ -149,7 +156,7 @@
         }                                                                                      \
         for (ptrdiff_t c = 0; c < nc; ++c) {                                                   \
             const T a = (T)A[c], k = (T)center[c], b = (T)B[c], cc = (T)Cc[c];                 \
-            for (ptrdiff_t n = 0; n < nn; ++n) {                                               \
+            for (ptrdiff_t n = nn - 1; n >= 0; --n) {                                          \
                 const T* restrict pg = g + n * row + c * S;                                    \
                 const T* restrict px = x + n * row + c * S;                                    \
                 T* restrict o = gi + n * row + c * S;                                          \
@@ -264,7 +271,7 @@ FC_TARGET_AVX512 static void fc_bn_apply_avx512_f(const float* x, float* y, ptrd
     for (ptrdiff_t c = 0; c < nc; ++c) {
         const __m512 k = _mm512_set1_ps((float)center[c]), a = _mm512_set1_ps((float)scale[c]);
         const __m512 b = _mm512_set1_ps((float)shift[c]);
-        for (ptrdiff_t n = 0; n < nn; ++n) {
+        for (ptrdiff_t n = nn - 1; n >= 0; --n) {
             const float* p = x + n * row + c * S;
             float* o = y + n * row + c * S;
             ptrdiff_t i = 0;
@@ -287,7 +294,7 @@ FC_TARGET_AVX512 static void fc_bn_grad_apply_avx512_f(const float* g, const flo
     for (ptrdiff_t c = 0; c < nc; ++c) {
         const __m512 a = _mm512_set1_ps((float)A[c]), k = _mm512_set1_ps((float)center[c]);
         const __m512 b = _mm512_set1_ps((float)B[c]), cc = _mm512_set1_ps((float)Cc[c]);
-        for (ptrdiff_t n = 0; n < nn; ++n) {
+        for (ptrdiff_t n = nn - 1; n >= 0; --n) {
             const float* pg = g + n * row + c * S;
             const float* px = x + n * row + c * S;
             float* o = gi + n * row + c * S;

@@ -89,13 +89,14 @@ class _BatchNorm(Module):
                 raise TypeError(f"x has dtype {x.dtype} but the layer's {name} is {a.dtype}")
         return x
 
-    def _buffer(self, name, dtype):
+    def _buffer(self, name, dtype, write):
         """A running statistic as the kernels take it (replaced buffers are checked)."""
         a = getattr(self, name)
         if (not isinstance(a, np.ndarray) or a.shape != (self.num_features,) or a.dtype != dtype
-                or not a.flags.c_contiguous or not a.flags.writeable):
+                or not a.flags.c_contiguous or (write and not a.flags.writeable)):
+            kind = "a writeable" if write else "a"
             raise ValueError(
-                f"{name} must be a writeable C-contiguous array of shape ({self.num_features},) "
+                f"{name} must be {kind} C-contiguous array of shape ({self.num_features},) "
                 f"and dtype {dtype}, got {getattr(a, 'shape', type(a).__name__)} "
                 f"{getattr(a, 'dtype', '')}"
             )
@@ -107,8 +108,8 @@ class _BatchNorm(Module):
         batch_stats = self.training or not tracking
         if batch_stats:
             F.check_training_size(x.shape)
-        rm = self._buffer("running_mean", x.dtype) if tracking else None
-        rv = self._buffer("running_var", x.dtype) if tracking else None
+        rm = self._buffer("running_mean", x.dtype, self.training) if tracking else None
+        rv = self._buffer("running_var", x.dtype, self.training) if tracking else None
         factor = 0.0
         if self.training and tracking:
             count = self.num_batches_tracked
