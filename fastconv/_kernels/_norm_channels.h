@@ -9,11 +9,11 @@
  * so that both stream contiguous memory and vectorise.
  *
  * The normalising passes (apply) run over the rows last to first: they follow a sums pass
- * over the same channel, whose last rows are the ones still in cache. In first-to-last
- * order each output line written evicted the oldest input line, the one read next, and a
- * 28x28 channel (400 KB per array) missed the 1 MB L2 all the way through (backward of
- * (128, 16, 28, 28): 1.4 ms on one thread, against 0.3 ms for the same element count at
- * 14x14).
+ * over the same channel, and the rows it read last are the likeliest to be still cached
+ * when a channel (g, x and the output: 1.2 MB at 128 x 28 x 28 float32) outgrows the L2;
+ * in first-to-last order every line written would evict the oldest input line, the one
+ * read next. (A cache argument; on the shared 2-core machine the measured difference was
+ * within the noise.)
  *
  * Sums are float64 for either input type, in a fixed order for a given binary (the
  * `omp simd` reductions combine their lanes in an order fixed at compile time), so the
