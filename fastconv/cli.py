@@ -8,7 +8,6 @@ anything else is a bug and keeps its traceback.
 import argparse
 import json
 import sys
-import time
 
 from ._version import __version__
 
@@ -42,6 +41,13 @@ _nonneg_int = _number(int, 0, False, "a non-negative integer")
 _nonneg_float = _number(float, 0.0, False, "a non-negative number")
 
 
+def _unit_float(text):
+    v = _nonneg_float(text)
+    if v > 1:
+        raise argparse.ArgumentTypeError(f"expected a number in [0, 1], got {text!r}")
+    return v
+
+
 def _load_split(dataset, data, split, download):
     from .datasets import DatasetError, load_dataset
 
@@ -57,23 +63,84 @@ def _progress_bar(total, desc, disable):
     return tqdm(total=total, desc=desc, unit="img", leave=False, disable=disable, dynamic_ncols=True)
 
 
+#: Per-model training defaults (what ``fastconv train --model M`` uses for flags left
+#: unset): the recipes behind the README's accuracy table.
+TRAIN_DEFAULTS = {
+    "lenet5": dict(epochs=10, batch_size=64, lr_schedule="cosine", weight_decay=0.0,
+                   augment=False, label_smoothing=0.0, lr={"sgd": 0.03, "adam": 1e-3, "adamw": 1e-3}),
+    "resnet8": dict(epochs=15, batch_size=128, lr_schedule="onecycle", weight_decay=5e-4,
+                    augment=True, label_smoothing=0.0, lr={"sgd": 0.1, "adam": 2e-3, "adamw": 2e-3}),
+    "resnet20": dict(epochs=15, batch_size=128, lr_schedule="onecycle", weight_decay=5e-4,
+                    augment=True, label_smoothing=0.0, lr={"sgd": 0.1, "adam": 2e-3, "adamw": 2e-3}),
+    "vgg_small": dict(epochs=15, batch_size=128, lr_schedule="onecycle", weight_decay=5e-4,
+                      augment=True, label_smoothing=0.0, lr={"sgd": 0.05, "adam": 2e-3, "adamw": 2e-3}),
+}
+
+
+def _make_optimizer(name, params, lr, args):
+    from .optim import SGD, Adam, AdamW
+
+    if name == "sgd":
+        if args.nesterov and args.momentum == 0:
+            raise UserError("--nesterov needs --momentum > 0")
+        return SGD(params, lr=lr, momentum=args.momentum, weight_decay=args.weight_decay,
+                   nesterov=args.nesterov)
+    return (Adam if name == "adam" else AdamW)(params, lr=lr, weight_decay=args.weight_decay)
+
+
+def _augmentation(augment, size):
+    """Training-batch augmentation: random crops of the image padded by 2 (edge pixels
+    repeated) and horizontal flips, as is usual for Fashion-MNIST / CIFAR."""
+    if not augment:
+        return None
+    from .datasets.transforms import Compose, RandomCrop, RandomHorizontalFlip
+
+    return Compose([RandomCrop(size, padding=2, padding_mode="edge"), RandomHorizontalFlip(0.5)])
+
+
+def _init_from(model, path, freeze_prefixes):
+    """Load ``path``'s weights into ``model`` (same architecture) and freeze prefixes."""
+    from .serialization import ModelFileError, load_model
+    from .training import freeze
+
+    if path is not None:
+        try:
+            source = load_model(path)
+            model.load_state_dict(source.state_dict(), strict=True)
+        except (ModelFileError, KeyError, ValueError, TypeError) as e:
+            raise UserError(f"--init-from {path}: {e}") from e
+    frozen = []
+    if freeze_prefixes:
+        try:
+            frozen = freeze(model, [p for p in freeze_prefixes.split(",") if p])
+        except ValueError as e:
+            raise UserError(f"--freeze: {e}") from e
+    return frozen
+
+
 def cmd_train(args):
     import numpy as np
 
     from . import manual_seed, set_num_threads
     from .datasets import DATASETS, BatchIterator
-    from .models import lenet5
+    from .models import MODELS
     from .nn import CrossEntropyLoss
-    from .optim import SGD, Adam
     from .serialization import save_model
-    from .training import predict, train_epoch
+    from .training import make_lr_schedule, predict, train_epoch
 
+    defaults = TRAIN_DEFAULTS[args.model]
+    for key in ("epochs", "batch_size", "lr_schedule", "weight_decay", "augment", "label_smoothing"):
+        if getattr(args, key) is None:
+            setattr(args, key, defaults[key])
+    lr = defaults["lr"][args.optimizer] if args.lr is None else args.lr
     if args.save is not None and not args.force:
         from pathlib import Path
 
         target = Path(args.save) if str(args.save).endswith(".npz") else Path(str(args.save) + ".npz")
         if target.exists():
             raise UserError(f"{target} already exists; pass --force to overwrite it")
+    if args.model != "lenet5" and (args.activation != "relu" or args.pool != "max"):
+        raise UserError("--activation and --pool apply to --model lenet5 only")
     if args.threads is not None:
         set_num_threads(args.threads)
     info = DATASETS[args.dataset]
@@ -83,38 +150,44 @@ def cmd_train(args):
         train_x, train_y = train_x[: args.train_limit], train_y[: args.train_limit]
 
     manual_seed(args.seed)
-    model = lenet5(10, activation=args.activation, pool=args.pool, rng=np.random.default_rng(args.seed))
-    model.config.update(dataset=args.dataset, normalize=[info.mean, info.std])
-    if args.optimizer == "sgd":
-        lr = 0.03 if args.lr is None else args.lr
-        if args.nesterov and args.momentum == 0:
-            raise UserError("--nesterov needs --momentum > 0")
-        optimizer = SGD(model.parameters(), lr=lr, momentum=args.momentum, weight_decay=args.weight_decay,
-                        nesterov=args.nesterov)
+    build = MODELS[args.model]
+    model_rng = np.random.default_rng(args.seed)
+    if args.model == "lenet5":
+        model = build(10, activation=args.activation, pool=args.pool, rng=model_rng)
     else:
-        lr = 1e-3 if args.lr is None else args.lr
-        optimizer = Adam(model.parameters(), lr=lr, weight_decay=args.weight_decay)
+        model = build(1, 10, rng=model_rng)
+    model.config.update(dataset=args.dataset, normalize=[info.mean, info.std])
+    frozen = _init_from(model, args.init_from, args.freeze)
+    optimizer = _make_optimizer(args.optimizer, model.parameters(), lr, args)
     norm = (info.mean, info.std)
     train_batches = BatchIterator(train_x, train_y, args.batch_size, shuffle=True, normalize=norm,
-                                  rng=np.random.default_rng(args.seed + 1))
+                                  rng=np.random.default_rng(args.seed + 1),
+                                  transform=_augmentation(args.augment, train_x.shape[1:]))
     test_batches = BatchIterator(test_x, test_y, 1000, normalize=norm)
-    loss_fn = CrossEntropyLoss()
+    scheduler, per_step = make_lr_schedule(args.lr_schedule, optimizer, args.epochs, len(train_batches))
+    loss_fn = CrossEntropyLoss(label_smoothing=args.label_smoothing)
     hide_bar = args.quiet or not sys.stderr.isatty()
-    print(f"fastconv {__version__}: training lenet5 ({args.activation}, {args.pool} pool) on "
-          f"{args.dataset}: {len(train_x)} train / {len(test_x)} test images, {args.optimizer} lr={lr}, "
-          f"batch {args.batch_size}, {args.epochs} epochs, {__import__('fastconv').get_num_threads()} threads",
+    what = f"{args.model} ({args.activation}, {args.pool} pool)" if args.model == "lenet5" else args.model
+    n_params = sum(p.data.size for p in model.parameters())
+    print(f"fastconv {__version__}: training {what} on {args.dataset}: {len(train_x)} train / "
+          f"{len(test_x)} test images, {n_params} parameters, {args.optimizer} lr={lr} "
+          f"({args.lr_schedule}), batch {args.batch_size}, {args.epochs} epochs"
+          f"{', augmented' if args.augment else ''}, {__import__('fastconv').get_num_threads()} threads",
           flush=True)
+    if frozen:
+        print(f"frozen: {len(frozen)} parameters ({', '.join(frozen)})", flush=True)
     status = 0
     try:
         for epoch in range(1, args.epochs + 1):
-            if args.lr_schedule == "cosine":
-                optimizer.lr = lr * 0.5 * (1 + np.cos(np.pi * (epoch - 1) / args.epochs))
             with _progress_bar(len(train_x), f"epoch {epoch}/{args.epochs}", hide_bar) as bar:
                 def progress(n, loss, rate, bar=bar):
                     bar.update(n)
                     bar.set_postfix(loss=f"{loss:.4f}", img_s=f"{rate:.0f}", refresh=False)
 
-                stats = train_epoch(model, loss_fn, optimizer, train_batches, progress)
+                stats = train_epoch(model, loss_fn, optimizer, train_batches, progress,
+                                    scheduler if per_step else None)
+            if scheduler is not None and not per_step:
+                scheduler.step()
             test_acc = float(np.mean(predict(model, test_batches) == test_y))
             record = {
                 "epoch": epoch,
@@ -168,6 +241,133 @@ def cmd_evaluate(args):
     return 0
 
 
+def _pyplot():
+    """matplotlib's pyplot on the file-only Agg backend, or a UserError saying how to get it."""
+    try:
+        import matplotlib
+    except ImportError as e:
+        raise UserError('this command draws with matplotlib, which is not installed: '
+                        'pip install "fastconv[plot]"') from e
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _write_figure(fig, path):
+    """Save ``fig`` to ``path`` atomically (temporary file in the same folder, then rename)."""
+    import os
+    import tempfile
+    from pathlib import Path
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=path.suffix, dir=path.parent)
+    os.close(fd)
+    try:
+        fig.savefig(tmp, dpi=110, bbox_inches="tight", format=path.suffix.lstrip(".") or "png")
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return path
+
+
+def read_metrics(path):
+    """The records of a ``--metrics`` JSONL file, as a list of dicts (UserError if unreadable)."""
+    try:
+        lines = open(path).read().splitlines()
+    except OSError as e:
+        raise UserError(f"cannot read {path}: {e.strerror}") from e
+    records = []
+    for i, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            rec = json.loads(line)
+        except json.JSONDecodeError as e:
+            raise UserError(f"{path}:{i}: not a JSON object ({e.msg})") from e
+        if not isinstance(rec, dict) or not {"epoch", "loss"} <= set(rec):
+            raise UserError(f"{path}:{i}: expected a metrics record with 'epoch' and 'loss'")
+        records.append(rec)
+    if not records:
+        raise UserError(f"{path}: no metrics records")
+    return records
+
+
+def cmd_plot(args):
+    records = read_metrics(args.metrics)
+    plt = _pyplot()
+    epochs = [r["epoch"] for r in records]
+    fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(10, 3.8))
+    ax_loss.plot(epochs, [r["loss"] for r in records], "o-", label="train loss")
+    ax_loss.set_xlabel("epoch")
+    ax_loss.set_ylabel("cross-entropy")
+    ax_loss.set_yscale("log")
+    ax_loss.legend()
+    for key, label in (("train_acc", "train"), ("test_acc", "test")):
+        if all(key in r for r in records):
+            ax_acc.plot(epochs, [100 * r[key] for r in records], "o-", label=label)
+    ax_acc.set_xlabel("epoch")
+    ax_acc.set_ylabel("accuracy (%)")
+    ax_acc.legend()
+    ax_acc.grid(alpha=0.3)
+    fig.suptitle(args.title or str(args.metrics))
+    path = _write_figure(fig, args.output)
+    print(f"wrote {path}")
+    return 0
+
+
+def cmd_show(args):
+    import numpy as np
+
+    from . import functional as F
+    from .datasets import DATASETS, BatchIterator
+    from .nn import Conv2d
+    from .serialization import ModelFileError, load_model
+
+    try:
+        model = load_model(args.model)
+    except ModelFileError as e:
+        raise UserError(str(e)) from e
+    conv = next((m for m in model.modules() if isinstance(m, Conv2d)), None)
+    if conv is None:
+        raise UserError(f"{args.model} has no convolution layer")
+    dataset = args.dataset or model.config.get("dataset", "mnist")
+    if dataset not in DATASETS:
+        raise UserError(f"unknown dataset {dataset!r}")
+    x, y = _load_split(dataset, args.data, "test", args.download)
+    if not 0 <= args.index < len(x):
+        raise UserError(f"--index must be in [0, {len(x)}), got {args.index}")
+    norm = model.config.get("normalize", [DATASETS[dataset].mean, DATASETS[dataset].std])
+    w = conv.weight.data
+    batch = BatchIterator(x[args.index:args.index + 1], y[args.index:args.index + 1], 1,
+                          normalize=tuple(norm), dtype=w.dtype)
+    image = next(iter(batch))[0]
+    maps = F.conv2d(image, w, None if conv.bias is None else conv.bias.data, conv.stride,
+                    conv.padding, conv.dilation, conv.groups)[0]
+    plt = _pyplot()
+    n = w.shape[0]
+    cols = max(n, 1) + 1
+    fig, axes = plt.subplots(2, cols, figsize=(1.6 * cols, 3.6), squeeze=False)
+    axes[0, 0].imshow(x[args.index], cmap="gray")
+    axes[0, 0].set_title(f"#{args.index} (class {int(y[args.index])})", fontsize=8)
+    axes[1, 0].axis("off")
+    for i in range(n):
+        axes[0, i + 1].imshow(w[i, 0], cmap="RdBu_r", vmin=-np.abs(w[i, 0]).max(), vmax=np.abs(w[i, 0]).max())
+        axes[0, i + 1].set_title(f"filter {i}", fontsize=8)
+        axes[1, i + 1].imshow(maps[i], cmap="viridis")
+        axes[1, i + 1].set_title(f"map {i}", fontsize=8)
+    for ax in axes.flat:
+        ax.set_xticks([])
+        ax.set_yticks([])
+    fig.suptitle(f"{model.config.get('model', 'model')}: first convolution's filters (input channel 0) "
+                 f"and feature maps", fontsize=9)
+    path = _write_figure(fig, args.output)
+    print(f"wrote {path}")
+    return 0
+
+
 def cmd_info(args):
     from ._info import format_info
 
@@ -180,27 +380,40 @@ def build_parser():
     parser.add_argument("--version", action="version", version=f"fastconv {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
 
-    t = sub.add_parser("train", help="train LeNet-5 on MNIST or Fashion-MNIST",
-                       description="Train LeNet-5; prints one summary line per epoch.")
-    t.add_argument("--model", choices=["lenet5"], default="lenet5")
+    t = sub.add_parser("train", help="train a model on MNIST or Fashion-MNIST",
+                       description="Train a model; prints one summary line per epoch. Flags left "
+                                   "unset take the model's defaults (fastconv.cli.TRAIN_DEFAULTS).")
+    t.add_argument("--model", choices=sorted(TRAIN_DEFAULTS), default="lenet5")
     t.add_argument("--dataset", choices=["mnist", "fashion-mnist"], default="mnist")
     t.add_argument("--data", metavar="DIR", help="folder with the IDX files (default: $FASTCONV_DATA, then the cache)")
     t.add_argument("--download", action="store_true", help="download missing files (checksum-verified)")
-    t.add_argument("--epochs", type=_positive_int, default=10)
-    t.add_argument("--batch-size", type=_positive_int, default=64)
-    t.add_argument("--optimizer", choices=["sgd", "adam"], default="sgd")
-    t.add_argument("--lr", type=_nonneg_float, help="learning rate (default 0.03 for sgd, 0.001 for adam)")
-    t.add_argument("--lr-schedule", choices=["cosine", "constant"], default="cosine",
-                   help="per-epoch learning-rate schedule (default cosine decay)")
+    t.add_argument("--epochs", type=_positive_int, help="default: 10 for lenet5, 15 for the others")
+    t.add_argument("--batch-size", type=_positive_int, help="default: 64 for lenet5, 128 for the others")
+    t.add_argument("--optimizer", choices=["sgd", "adam", "adamw"], default="sgd")
+    t.add_argument("--lr", type=_nonneg_float,
+                   help="learning rate (peak rate for onecycle; default per model and optimizer)")
+    t.add_argument("--lr-schedule", choices=["cosine", "step", "onecycle", "constant"],
+                   help="cosine (per epoch), step (x0.1 at 1/2 and 3/4), onecycle (per step) or "
+                        "constant; default cosine for lenet5, onecycle for the others")
+    t.add_argument("--augment", action=argparse.BooleanOptionalAction,
+                   help="random crops (padding 2) and horizontal flips of training batches "
+                        "(default on for the resnets and vgg_small)")
     t.add_argument("--momentum", type=_nonneg_float, default=0.9, help="SGD momentum (default 0.9)")
     t.add_argument("--nesterov", action=argparse.BooleanOptionalAction, default=True,
                    help="Nesterov momentum for SGD (default on)")
-    t.add_argument("--weight-decay", type=_nonneg_float, default=0.0)
+    t.add_argument("--weight-decay", type=_nonneg_float, help="default 0 for lenet5, 5e-4 for the others")
+    t.add_argument("--label-smoothing", type=_unit_float, metavar="E",
+                   help="cross-entropy against (1-E) one-hot + E/classes (default per model)")
     t.add_argument("--activation", choices=["relu", "tanh"], default="relu")
     t.add_argument("--pool", choices=["max", "avg"], default="max")
     t.add_argument("--threads", type=_positive_int, help="kernel threads (default: OMP_NUM_THREADS or all CPUs)")
     t.add_argument("--seed", type=_nonneg_int, default=0)
     t.add_argument("--train-limit", type=_positive_int, metavar="N", help="train on the first N images only")
+    t.add_argument("--init-from", metavar="MODEL.npz",
+                   help="start from this saved model's weights (same --model), e.g. to fine-tune")
+    t.add_argument("--freeze", metavar="PREFIX[,PREFIX]",
+                   help="freeze the parameters under these dotted names (e.g. 0,3 for lenet5's "
+                        "convolutions): transfer learning")
     t.add_argument("--save", metavar="PATH.npz", help="save the trained model here")
     t.add_argument("--force", action="store_true", help="overwrite an existing --save file")
     t.add_argument("--metrics", metavar="PATH.jsonl", help="append one JSON object per epoch here")
@@ -213,6 +426,21 @@ def build_parser():
     e.add_argument("--data", metavar="DIR")
     e.add_argument("--download", action="store_true")
     e.set_defaults(func=cmd_evaluate)
+
+    p = sub.add_parser("plot", help="draw loss and accuracy curves of a --metrics file (matplotlib)")
+    p.add_argument("metrics", metavar="METRICS.jsonl")
+    p.add_argument("-o", "--output", required=True, metavar="CURVES.png")
+    p.add_argument("--title")
+    p.set_defaults(func=cmd_plot)
+
+    s = sub.add_parser("show", help="draw a model's first-layer filters and the feature maps of one image")
+    s.add_argument("model", metavar="MODEL.npz")
+    s.add_argument("--dataset", choices=["mnist", "fashion-mnist"], help="default: the one it was trained on")
+    s.add_argument("--data", metavar="DIR")
+    s.add_argument("--download", action="store_true")
+    s.add_argument("--index", type=_nonneg_int, default=0, help="test image index (default 0)")
+    s.add_argument("-o", "--output", required=True, metavar="MAPS.png")
+    s.set_defaults(func=cmd_show)
 
     i = sub.add_parser("info", help="print version, OpenMP, threads and BLAS facts")
     i.set_defaults(func=cmd_info)

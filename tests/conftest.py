@@ -19,12 +19,12 @@ def rng():
     return np.random.default_rng(12345)
 
 
-def _find_mnist():
+def _find_mnist(name="mnist", variable="FASTCONV_TEST_MNIST"):
     import os
     from pathlib import Path
 
-    candidates = [os.environ.get("FASTCONV_TEST_MNIST"), os.environ.get("FASTCONV_DATA"),
-                  Path(__file__).resolve().parents[1].parent / "shared" / "mnist"]
+    candidates = [os.environ.get(variable), os.environ.get("FASTCONV_DATA") if name == "mnist" else None,
+                  Path(__file__).resolve().parents[1].parent / "shared" / name]
     for c in candidates:
         if c and (Path(c) / "t10k-images-idx3-ubyte.gz").is_file():
             return Path(c).resolve()  # absolute: CLI tests run in another folder
@@ -37,6 +37,15 @@ def mnist_dir():
     d = _find_mnist()
     if d is None:
         pytest.skip("MNIST not found: set FASTCONV_TEST_MNIST to the folder with the IDX files")
+    return d
+
+
+@pytest.fixture
+def fashion_dir():
+    """The Fashion-MNIST folder (../shared/fashion-mnist or $FASTCONV_TEST_FASHION_MNIST)."""
+    d = _find_mnist("fashion-mnist", "FASTCONV_TEST_FASHION_MNIST")
+    if d is None:
+        pytest.skip("Fashion-MNIST not found: set FASTCONV_TEST_FASHION_MNIST to its folder")
     return d
 
 

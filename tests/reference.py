@@ -272,104 +272,6 @@ def input_support(f, x, out_index, delta=1.0):
     return tuple((int(lo), int(hi)) for lo, hi in zip(where.min(0), where.max(0)))
 
 
-def sgd_torch_ref(p0, grads, lr, momentum=0.0, dampening=0.0, weight_decay=0.0, nesterov=False):
-    """torch.optim.SGD's rule (with dampening) in float64, once per gradient in ``grads``:
-    d = g + wd*p; buf = d on the first step, else momentum*buf + (1-dampening)*d;
-    step = d + momentum*buf (Nesterov) or buf; p -= lr*step. Returns (p, buf)."""
-    p = np.array(p0, np.float64)
-    buf = None
-    for g in grads:
-        d = np.asarray(g, np.float64) + weight_decay * p
-        if momentum:
-            buf = d.copy() if buf is None else momentum * buf + (1 - dampening) * d
-            d = d + momentum * buf if nesterov else buf
-        p = p - lr * d
-    return p, buf
-
-
-def adam_torch_ref(p0, grads, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0,
-                   amsgrad=False, decoupled=False):
-    """torch.optim.Adam (decoupled=False: L2 term added to the gradient) or torch.optim.AdamW
-    (decoupled=True: p *= 1 - lr*wd first) in float64, once per gradient in ``grads``, with
-    bias correction and optional AMSGrad (running max of v in the denominator).
-    Returns (p, m, v, vmax)."""
-    p = np.array(p0, np.float64)
-    m = np.zeros_like(p)
-    v = np.zeros_like(p)
-    vmax = np.zeros_like(p)
-    b1, b2 = betas
-    for t, g in enumerate(grads, start=1):
-        g = np.asarray(g, np.float64)
-        if decoupled:
-            p = p * (1 - lr * weight_decay)
-        else:
-            g = g + weight_decay * p
-        m = b1 * m + (1 - b1) * g
-        v = b2 * v + (1 - b2) * g * g
-        vmax = np.maximum(vmax, v)
-        vhat = (vmax if amsgrad else v) / (1 - b2**t)
-        p = p - lr * (m / (1 - b1**t)) / (np.sqrt(vhat) + eps)
-    return p, m, v, vmax
-
-
-# np.pad's names for the padding modes of torch.nn.functional.pad
-NP_PAD_MODES = {"constant": "constant", "reflect": "reflect", "replicate": "edge", "circular": "wrap"}
-
-
-def pad_ref(x, pad, mode="constant", value=0.0):
-    """torch.nn.functional.pad of an (N, C, H, W) array from np.pad and slicing.
-
-    ``pad`` is (left, right[, top, bottom]). Negative pads crop, as PyTorch 2.x: modes
-    constant/reflect/replicate pad by the positive amounts, then crop; circular crops
-    first and wraps around what is left.
-    """
-    left, right, top, bottom = tuple(pad) + (0, 0) * (len(pad) == 2)
-    positive = ((0, 0), (0, 0), (max(top, 0), max(bottom, 0)), (max(left, 0), max(right, 0)))
-
-    def crop(a):
-        H, W = a.shape[2:]
-        return a[:, :, max(-top, 0):H - max(-bottom, 0), max(-left, 0):W - max(-right, 0)]
-
-    if mode == "circular":
-        return np.pad(crop(x), positive, "wrap")
-    kw = {"constant_values": value} if mode == "constant" else {}
-    return crop(np.pad(x, positive, NP_PAD_MODES[mode], **kw))
-
-
-def pad_matrix_ref(hw, pad, mode):
-    """The padding of one (H, W) plane as a 0/1 matrix P (OH*OW, H*W): pad(x) = P @ x.ravel()
-    and the adjoint (pad's backward) is P.T @ g.ravel(). Built by padding the plane's flat
-    indices with :func:`pad_ref` (-1 marks the constant)."""
-    H, W = hw
-    idx = pad_ref(np.arange(H * W, dtype=np.float64).reshape(1, 1, H, W), pad, mode, value=-1.0)
-    src = idx.reshape(-1).astype(np.int64)
-    P = np.zeros((src.size, H * W))
-    rows = np.flatnonzero(src >= 0)
-    P[rows, src[rows]] = 1.0
-    return P, idx.shape[2:]
-
-
-def pad_backward_ref(g, input_shape, pad, mode):
-    """Gradient of pad_ref with respect to x (float64): each output's gradient added to the
-    input element it copies, through :func:`pad_matrix_ref`."""
-    N, C, H, W = input_shape
-    P, _ = pad_matrix_ref((H, W), pad, mode)
-    g = np.asarray(g, np.float64).reshape(N, C, -1)
-    return (g @ P).reshape(N, C, H, W)
-
-
-def conv2d_padding_mode_ref(x, w, b=None, stride=1, padding=0, dilation=1, groups=1,
-                            padding_mode="zeros"):
-    """conv2d with torch.nn.Conv2d's padding_mode: x padded by np.pad in that mode
-    (:func:`pad_ref`; "same" puts the extra row/column at the bottom/right), then
-    :func:`conv2d_ref` without padding."""
-    if padding_mode == "zeros":
-        return conv2d_ref(x, w, b, stride, padding, dilation, groups)
-    t, bo, l, r = pad_amounts(padding, w.shape[2:], pair(dilation))
-    xp = pad_ref(np.asarray(x, np.float64), (l, r, t, bo), padding_mode)
-    return conv2d_ref(xp, w, b, stride, 0, dilation, groups)
-
-
 def _channel_axes(x):
     """The axes batch normalisation reduces over (all but the channel axis 1)."""
     return (0,) + tuple(range(2, x.ndim))
@@ -430,6 +332,60 @@ def batch_norm_grads_ref(gy, x, weight=None, training=True, running_mean=None,
 
 # np.pad's names for the padding modes of torch.nn.functional.pad
 NP_PAD_MODES = {"constant": "constant", "reflect": "reflect", "replicate": "edge", "circular": "wrap"}
+
+
+def pad_ref(x, pad, mode="constant", value=0.0):
+    """torch.nn.functional.pad of an (N, C, H, W) array from np.pad and slicing.
+
+    ``pad`` is (left, right[, top, bottom]). Negative pads crop, as PyTorch 2.x: modes
+    constant/reflect/replicate pad by the positive amounts, then crop; circular crops
+    first and wraps around what is left.
+    """
+    left, right, top, bottom = tuple(pad) + (0, 0) * (len(pad) == 2)
+    positive = ((0, 0), (0, 0), (max(top, 0), max(bottom, 0)), (max(left, 0), max(right, 0)))
+
+    def crop(a):
+        H, W = a.shape[2:]
+        return a[:, :, max(-top, 0):H - max(-bottom, 0), max(-left, 0):W - max(-right, 0)]
+
+    if mode == "circular":
+        return np.pad(crop(x), positive, "wrap")
+    kw = {"constant_values": value} if mode == "constant" else {}
+    return crop(np.pad(x, positive, NP_PAD_MODES[mode], **kw))
+
+
+def pad_matrix_ref(hw, pad, mode):
+    """The padding of one (H, W) plane as a 0/1 matrix P (OH*OW, H*W): pad(x) = P @ x.ravel()
+    and the adjoint (pad's backward) is P.T @ g.ravel(). Built by padding the plane's flat
+    indices with :func:`pad_ref` (-1 marks the constant)."""
+    H, W = hw
+    idx = pad_ref(np.arange(H * W, dtype=np.float64).reshape(1, 1, H, W), pad, mode, value=-1.0)
+    src = idx.reshape(-1).astype(np.int64)
+    P = np.zeros((src.size, H * W))
+    rows = np.flatnonzero(src >= 0)
+    P[rows, src[rows]] = 1.0
+    return P, idx.shape[2:]
+
+
+def pad_backward_ref(g, input_shape, pad, mode):
+    """Gradient of pad_ref with respect to x (float64): each output's gradient added to the
+    input element it copies, through :func:`pad_matrix_ref`."""
+    N, C, H, W = input_shape
+    P, _ = pad_matrix_ref((H, W), pad, mode)
+    g = np.asarray(g, np.float64).reshape(N, C, -1)
+    return (g @ P).reshape(N, C, H, W)
+
+
+def conv2d_padding_mode_ref(x, w, b=None, stride=1, padding=0, dilation=1, groups=1,
+                            padding_mode="zeros"):
+    """conv2d with torch.nn.Conv2d's padding_mode: x padded by np.pad in that mode
+    (:func:`pad_ref`; "same" puts the extra row/column at the bottom/right), then
+    :func:`conv2d_ref` without padding."""
+    if padding_mode == "zeros":
+        return conv2d_ref(x, w, b, stride, padding, dilation, groups)
+    t, bo, l, r = pad_amounts(padding, w.shape[2:], pair(dilation))
+    xp = pad_ref(np.asarray(x, np.float64), (l, r, t, bo), padding_mode)
+    return conv2d_ref(xp, w, b, stride, 0, dilation, groups)
 
 
 def adaptive_bins(size, out_size):
@@ -493,3 +449,43 @@ def maxout_ref(x, k):
     nan = np.isnan(r)
     arg = np.where(nan.any(axis=2), nan.argmax(axis=2), np.where(nan, -np.inf, r).argmax(axis=2))
     return np.take_along_axis(r, arg[:, :, None], axis=2)[:, :, 0], arg.astype(np.int64)
+
+
+def sgd_torch_ref(p0, grads, lr, momentum=0.0, dampening=0.0, weight_decay=0.0, nesterov=False):
+    """torch.optim.SGD's rule (with dampening) in float64, once per gradient in ``grads``:
+    d = g + wd*p; buf = d on the first step, else momentum*buf + (1-dampening)*d;
+    step = d + momentum*buf (Nesterov) or buf; p -= lr*step. Returns (p, buf)."""
+    p = np.array(p0, np.float64)
+    buf = None
+    for g in grads:
+        d = np.asarray(g, np.float64) + weight_decay * p
+        if momentum:
+            buf = d.copy() if buf is None else momentum * buf + (1 - dampening) * d
+            d = d + momentum * buf if nesterov else buf
+        p = p - lr * d
+    return p, buf
+
+
+def adam_torch_ref(p0, grads, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0,
+                   amsgrad=False, decoupled=False):
+    """torch.optim.Adam (decoupled=False: L2 term added to the gradient) or torch.optim.AdamW
+    (decoupled=True: p *= 1 - lr*wd first) in float64, once per gradient in ``grads``, with
+    bias correction and optional AMSGrad (running max of v in the denominator).
+    Returns (p, m, v, vmax)."""
+    p = np.array(p0, np.float64)
+    m = np.zeros_like(p)
+    v = np.zeros_like(p)
+    vmax = np.zeros_like(p)
+    b1, b2 = betas
+    for t, g in enumerate(grads, start=1):
+        g = np.asarray(g, np.float64)
+        if decoupled:
+            p = p * (1 - lr * weight_decay)
+        else:
+            g = g + weight_decay * p
+        m = b1 * m + (1 - b1) * g
+        v = b2 * v + (1 - b2) * g * g
+        vmax = np.maximum(vmax, v)
+        vhat = (vmax if amsgrad else v) / (1 - b2**t)
+        p = p - lr * (m / (1 - b1**t)) / (np.sqrt(vhat) + eps)
+    return p, m, v, vmax

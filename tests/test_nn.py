@@ -482,3 +482,25 @@ def test_linear_is_deterministic(simd, rng):
     for other in results[1:]:
         for a, b in zip(results[0], other):
             np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("eps", [0.0, 0.1, 0.35, 1.0])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_cross_entropy_label_smoothing_against_formula(rng, eps, dtype):
+    logits = (3 * rng.standard_normal((7, 6))).astype(dtype)
+    labels = rng.integers(0, 6, 7)
+    z = logits.astype(np.float64)
+    logp = z - z.max(1, keepdims=True)
+    logp -= np.log(np.exp(logp).sum(1, keepdims=True))
+    target = (1 - eps) * np.eye(6)[labels] + eps / 6
+    want = -(target * logp).sum(1).mean()
+    loss = nn.CrossEntropyLoss(label_smoothing=eps)
+    rtol = 1e-5 if dtype == np.float32 else 1e-12
+    np.testing.assert_allclose(loss(logits, labels), want, rtol=rtol)
+    np.testing.assert_allclose(loss.backward(), (np.exp(logp) - target) / 7, rtol=rtol, atol=rtol / 7)
+
+
+@pytest.mark.parametrize("bad,err", [(-0.1, ValueError), (1.5, ValueError), ("0.1", TypeError), (True, TypeError)])
+def test_cross_entropy_label_smoothing_checked(bad, err):
+    with pytest.raises(err, match="label_smoothing"):
+        nn.CrossEntropyLoss(label_smoothing=bad)

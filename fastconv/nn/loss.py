@@ -11,13 +11,23 @@ class CrossEntropyLoss:
     ``loss = CrossEntropyLoss(); value = loss(logits, labels)`` returns a Python float;
     ``loss.backward()`` then returns the gradient with respect to ``logits``.
 
+    Parameters
+    ----------
+    label_smoothing : float in [0, 1], default 0
+        As ``torch.nn.CrossEntropyLoss``: the target is ``(1 - e) * onehot + e / C``.
+
     Parameters of ``__call__``
     --------------------------
     logits : ndarray, shape (N, C), float32 or float64
     labels : ndarray of integers in [0, C), shape (N,)
     """
 
-    def __init__(self):
+    def __init__(self, label_smoothing=0.0):
+        if isinstance(label_smoothing, bool) or not isinstance(label_smoothing, (int, float, np.floating, np.integer)):
+            raise TypeError(f"label_smoothing must be a float in [0, 1], got {type(label_smoothing).__name__}")
+        if not 0.0 <= float(label_smoothing) <= 1.0:
+            raise ValueError(f"label_smoothing must be in [0, 1], got {label_smoothing}")
+        self.label_smoothing = float(label_smoothing)
         self._grad = None
 
     def __call__(self, logits, labels):
@@ -43,7 +53,8 @@ class CrossEntropyLoss:
         work_dtype = logits.dtype if logits.dtype in FLOAT_DTYPES else np.float64
         work = np.ascontiguousarray(logits, dtype=work_dtype)
         grad = np.empty_like(work)
-        value = _loss.softmax_cross_entropy(work, np.ascontiguousarray(labels, dtype=np.int64), grad)
+        value = _loss.softmax_cross_entropy(work, np.ascontiguousarray(labels, dtype=np.int64), grad,
+                                             self.label_smoothing)
         self._grad = grad if grad.dtype == logits.dtype else grad.astype(logits.dtype)
         return value
 
@@ -55,4 +66,4 @@ class CrossEntropyLoss:
         return self._grad
 
     def __repr__(self):
-        return "CrossEntropyLoss()"
+        return f"CrossEntropyLoss(label_smoothing={self.label_smoothing})" if self.label_smoothing else "CrossEntropyLoss()"
