@@ -131,13 +131,13 @@ def test_adjoint_identity(case, threads, row_loops):
 
 @HYP
 @given(case=st.one_of(pad_cases(), pad_cases(negative=True)),
-       dtype=st.sampled_from([np.float32, np.float64]))
-@example(case=((2, 1, 3, 2), (-4, 7), "replicate"), dtype=np.float64)  # crops past the size
-@example(case=((1, 2, 2, 6), (-7, 5, 1, 0), "reflect"), dtype=np.float32)
-def test_kernels_write_only_their_output(case, dtype, row_loops):
-    """The kernels fill arrays lying between guard zones of the same buffer: every element
-    written, nothing outside (a stray write past the last plane corrupts the heap
-    without changing any result)."""
+       dtype=st.sampled_from([np.float32, np.float64]), offset=st.integers(0, 15))
+@example(case=((2, 1, 3, 2), (-4, 7), "replicate"), dtype=np.float64, offset=0)  # crops past the size
+@example(case=((1, 2, 2, 6), (-7, 5, 1, 0), "reflect"), dtype=np.float32, offset=0)
+def test_kernels_write_only_their_output(case, dtype, offset, row_loops):
+    """The kernels fill arrays lying between guard zones of the same buffer (at any
+    alignment): every element written, nothing outside (a stray write past the last
+    plane corrupts the heap without changing any result)."""
     shape, p, mode = case
     x = np.random.default_rng(6).standard_normal(shape).astype(dtype)
     g = F.pad_geometry(shape, p, mode)
@@ -147,10 +147,11 @@ def test_kernels_write_only_their_output(case, dtype, row_loops):
             (pad_backward_ref(np.ones(g.output_shape), shape, p, mode), x.size, shape,
              lambda out: F.pad_backward_unchecked(np.ones(g.output_shape, dtype), g, out))]:
         buf = np.full(size + 128, 7.0, dtype)
-        out = buf[64:64 + size].reshape(shp)
+        start = 48 + offset
+        out = buf[start:start + size].reshape(shp)
         run(out)
         np.testing.assert_array_equal(out, fill)
-        assert (buf[:64] == 7).all() and (buf[64 + size:] == 7).all()
+        assert (buf[:start] == 7).all() and (buf[start + size:] == 7).all()
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])

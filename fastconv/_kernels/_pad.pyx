@@ -31,12 +31,12 @@ cdef extern from "_pad_planes.h":
                                  Py_ssize_t H, Py_ssize_t W, const Py_ssize_t* rmap,
                                  Py_ssize_t ro0, Py_ssize_t rs0, Py_ssize_t rn,
                                  const Py_ssize_t* cmap, Py_ssize_t co0, Py_ssize_t cs0,
-                                 Py_ssize_t cn, int use_avx512) noexcept nogil
+                                 Py_ssize_t cn, int copies, int use_avx512) noexcept nogil
     void fc_pad_plane_backward_d(const double* go, Py_ssize_t OH, Py_ssize_t OW, double* gi,
                                  Py_ssize_t H, Py_ssize_t W, const Py_ssize_t* rmap,
                                  Py_ssize_t ro0, Py_ssize_t rs0, Py_ssize_t rn,
                                  const Py_ssize_t* cmap, Py_ssize_t co0, Py_ssize_t cs0,
-                                 Py_ssize_t cn, int use_avx512) noexcept nogil
+                                 Py_ssize_t cn, int copies, int use_avx512) noexcept nogil
 
 # The AVX-512 row loops run where the CPU has AVX-512 (asked once, at import).
 AVX512_AVAILABLE = bool(fc_have_avx512())
@@ -93,14 +93,15 @@ def pad_forward(const floating[:, :, ::1] x, floating[:, :, ::1] out,
 def pad_backward(const floating[:, :, ::1] grad_output, floating[:, :, ::1] grad_input,
                  const Py_ssize_t[::1] rmap, Py_ssize_t ro0, Py_ssize_t rs0, Py_ssize_t rn,
                  const Py_ssize_t[::1] cmap, Py_ssize_t co0, Py_ssize_t cs0, Py_ssize_t cn,
-                 int n_threads):
+                 bint copies, int n_threads):
     """grad_input (NC, H, W) <- the adjoint of :func:`pad_forward` applied to grad_output
     (NC, OH, OW): each output's gradient added to the input it copies.
 
     grad_input may be uninitialised (every element is written); the caller zeroes it
     instead when grad_output is empty. Rows ``[ro0, ro0 + rn)`` of the output are the row
     interior (copying input rows ``[rs0, rs0 + rn)``), likewise the columns; ``rmap`` and
-    ``cmap`` as in :func:`pad_forward`.
+    ``cmap`` as in :func:`pad_forward`. ``copies``: whether any border output copies an
+    input (every mode but "constant"); without, the border gradients are skipped unread.
     """
     cdef Py_ssize_t NC = grad_input.shape[0], H = grad_input.shape[1], W = grad_input.shape[2]
     cdef Py_ssize_t OH = grad_output.shape[1], OW = grad_output.shape[2]
@@ -115,7 +116,9 @@ def pad_backward(const floating[:, :, ::1] grad_output, floating[:, :, ::1] grad
         for p in prange(NC, schedule="static", num_threads=_threads(NC, H * W + OH * OW, n_threads)):
             if floating is float:
                 fc_pad_plane_backward_f(go0 + p * OH * OW, OH, OW, gi0 + p * H * W, H, W, rm,
-                                        ro0, rs0, rn, cm, co0, cs0, cn, _use_avx512)
+                                        ro0, rs0, rn, cm, co0, cs0, cn, copies,
+                                        _use_avx512)
             else:
                 fc_pad_plane_backward_d(go0 + p * OH * OW, OH, OW, gi0 + p * H * W, H, W, rm,
-                                        ro0, rs0, rn, cm, co0, cs0, cn, _use_avx512)
+                                        ro0, rs0, rn, cm, co0, cs0, cn, copies,
+                                        _use_avx512)

@@ -315,7 +315,7 @@ def pad_backward_unchecked(grad_output, g, out=None):
     rmap, ro0, rs0, rn = g.row_map
     cmap, co0, cs0, cn = g.col_map
     _pad.pad_backward(_planes(grad_output), _planes(out), rmap, ro0, rs0, rn, cmap, co0, cs0,
-                      cn, get_num_threads())
+                      cn, g.mode != "constant", get_num_threads())
     return out
 
 
