@@ -14,6 +14,17 @@ except ImportError:  # PyTorch is a comparison, never a dependency
     torch = None
 
 
+@pytest.fixture(autouse=True, scope="module")
+def bench_threads():
+    """Every bench module runs at BENCH_THREADS threads, fastconv and PyTorch alike (a
+    bench that needs others asks for ``threads_for_run``); the default is restored after."""
+    fastconv.set_num_threads(BENCH_THREADS)
+    if torch is not None:
+        torch.set_num_threads(BENCH_THREADS)
+    yield
+    fastconv.set_num_threads(None)
+
+
 @pytest.fixture
 def threads_for_run(request):
     """Run one benchmark at ``request.param`` threads (fastconv and PyTorch alike)."""

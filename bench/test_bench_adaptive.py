@@ -24,15 +24,6 @@ GAP_SHAPE = (128, 64, 7, 7)
 SOFTMAX_SHAPES = {"logits_128x10": (128, 10), "logits_64x1000": (64, 1000)}
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _threads():
-    fastconv.set_num_threads(BENCH_THREADS)
-    if torch is not None:
-        torch.set_num_threads(BENCH_THREADS)
-    yield
-    fastconv.set_num_threads(None)
-
-
 def _need_torch(impl):
     if impl == "torch" and torch is None:
         pytest.skip("PyTorch not installed")

@@ -29,15 +29,6 @@ except ImportError:  # PyTorch is a comparison, never a dependency
 IMPLS = ["numpy", "fastconv-direct", "fastconv-im2col", "fastconv-auto", "torch"]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _threads():
-    fastconv.set_num_threads(BENCH_THREADS)
-    if torch is not None:
-        torch.set_num_threads(BENCH_THREADS)
-    yield
-    fastconv.set_num_threads(None)
-
-
 def _conv_data(name, dtype=np.float32):
     N, C, H, W, C_out, k, s, p = CONV_SHAPES[name]
     rng = np.random.default_rng(0)

@@ -9,7 +9,6 @@ gradients). The fastconv layer reuses its output arrays when unshared, as in tra
 import numpy as np
 import pytest
 
-import fastconv
 from fastconv import nn
 from shapes import BENCH_THREADS
 
@@ -24,15 +23,6 @@ NORM_SHAPES = {
     "bn_32x14x14": (128, 32, 14, 14),
     "bn_64x7x7": (128, 64, 7, 7),
 }
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _threads():
-    fastconv.set_num_threads(BENCH_THREADS)
-    if torch is not None:
-        torch.set_num_threads(BENCH_THREADS)
-    yield
-    fastconv.set_num_threads(None)
 
 
 def _data(shape):

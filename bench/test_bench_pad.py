@@ -26,15 +26,6 @@ MODES = ["constant", "reflect", "replicate", "circular"]
 PADS = [1, 2]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _threads():
-    fastconv.set_num_threads(BENCH_THREADS)
-    if torch is not None:
-        torch.set_num_threads(BENCH_THREADS)
-    yield
-    fastconv.set_num_threads(None)
-
-
 def _data(p):
     rng = np.random.default_rng(0)
     x = rng.standard_normal(PAD_SHAPE).astype(np.float32)

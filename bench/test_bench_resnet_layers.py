@@ -9,22 +9,13 @@ For the interleaved tuning loop use ``python bench/resnet_layers_quick.py``.
 """
 import pytest
 
-import fastconv
-from resnet_layers import (RESNET_LAYERS, fastconv_callables, layer_flops, set_threads,
-                           torch_callables)
+from resnet_layers import RESNET_LAYERS, fastconv_callables, layer_flops, torch_callables
 from shapes import BENCH_THREADS
 
 try:
     import torch
 except ImportError:  # PyTorch is a comparison, never a dependency
     torch = None
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _threads():
-    set_threads(BENCH_THREADS)
-    yield
-    fastconv.set_num_threads(None)
 
 
 def _run(benchmark, name, impl, op):
