@@ -68,12 +68,12 @@ def _progress_bar(total, desc, disable):
 TRAIN_DEFAULTS = {
     "lenet5": dict(epochs=10, batch_size=64, lr_schedule="cosine", weight_decay=0.0,
                    augment=False, label_smoothing=0.0, lr={"sgd": 0.03, "adam": 1e-3, "adamw": 1e-3}),
-    "resnet8": dict(epochs=15, batch_size=128, lr_schedule="onecycle", weight_decay=5e-4,
-                    augment=True, label_smoothing=0.1, lr={"sgd": 0.1, "adam": 2e-3, "adamw": 2e-3}),
-    "resnet20": dict(epochs=15, batch_size=128, lr_schedule="onecycle", weight_decay=5e-4,
-                    augment=True, label_smoothing=0.1, lr={"sgd": 0.1, "adam": 2e-3, "adamw": 2e-3}),
-    "vgg_small": dict(epochs=15, batch_size=128, lr_schedule="onecycle", weight_decay=5e-4,
-                      augment=True, label_smoothing=0.1, lr={"sgd": 0.05, "adam": 2e-3, "adamw": 2e-3}),
+    "resnet8": dict(epochs=15, batch_size=128, lr_schedule="onecycle", weight_decay=1e-4,
+                    augment=True, label_smoothing=0.0, lr={"sgd": 0.1, "adam": 2e-3, "adamw": 2e-3}),
+    "resnet20": dict(epochs=15, batch_size=128, lr_schedule="onecycle", weight_decay=1e-4,
+                    augment=True, label_smoothing=0.0, lr={"sgd": 0.1, "adam": 2e-3, "adamw": 2e-3}),
+    "vgg_small": dict(epochs=15, batch_size=128, lr_schedule="onecycle", weight_decay=1e-4,
+                      augment=True, label_smoothing=0.0, lr={"sgd": 0.05, "adam": 2e-3, "adamw": 2e-3}),
 }
 
 
@@ -401,9 +401,9 @@ def build_parser():
     t.add_argument("--momentum", type=_nonneg_float, default=0.9, help="SGD momentum (default 0.9)")
     t.add_argument("--nesterov", action=argparse.BooleanOptionalAction, default=True,
                    help="Nesterov momentum for SGD (default on)")
-    t.add_argument("--weight-decay", type=_nonneg_float, help="default 0 for lenet5, 5e-4 for the others")
+    t.add_argument("--weight-decay", type=_nonneg_float, help="default 0 for lenet5, 1e-4 for the others")
     t.add_argument("--label-smoothing", type=_unit_float, metavar="E",
-                   help="cross-entropy against (1-E) one-hot + E/classes (default 0 for lenet5, 0.1 for the others)")
+                   help="cross-entropy against (1-E) one-hot + E/classes (default 0)")
     t.add_argument("--activation", choices=["relu", "tanh"], default="relu")
     t.add_argument("--pool", choices=["max", "avg"], default="max")
     t.add_argument("--threads", type=_positive_int, help="kernel threads (default: OMP_NUM_THREADS or all CPUs)")
