@@ -6,6 +6,17 @@ from .._validation import check_array, check_bool, check_int, check_pair
 from .module import Module
 
 
+
+def _check_grad_output(grad_output, shape, dtype):
+    """grad_output as a C-contiguous array, which must have the forward output's shape and dtype."""
+    grad_output = check_array(grad_output, "grad_output", 4, str(shape))
+    if grad_output.shape != shape or grad_output.dtype != dtype:
+        raise ValueError(
+            f"grad_output must have shape {shape} and dtype {dtype}, "
+            f"got {grad_output.shape} {grad_output.dtype}"
+        )
+    return grad_output
+
 class _Pool2d(Module):
     def __init__(self, kernel_size, stride=None, padding=0, ceil_mode=False):
         super().__init__()
@@ -29,14 +40,7 @@ class _Pool2d(Module):
         return self._geometry
 
     def _check_grad(self, grad_output, dtype):
-        g = self._geometry
-        grad_output = check_array(grad_output, "grad_output", 4, str(g.output_shape))
-        if grad_output.shape != g.output_shape or grad_output.dtype != dtype:
-            raise ValueError(
-                f"grad_output must have shape {g.output_shape} and dtype {dtype}, "
-                f"got {grad_output.shape} {grad_output.dtype}"
-            )
-        return grad_output
+        return _check_grad_output(grad_output, self._geometry.output_shape, dtype)
 
     def extra_repr(self):
         s = f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}"
@@ -102,14 +106,7 @@ class _AdaptivePool2d(Module):
         return self._geometry
 
     def _check_grad(self, grad_output, dtype):
-        g = self._geometry
-        grad_output = check_array(grad_output, "grad_output", 4, str(g.output_shape))
-        if grad_output.shape != g.output_shape or grad_output.dtype != dtype:
-            raise ValueError(
-                f"grad_output must have shape {g.output_shape} and dtype {dtype}, "
-                f"got {grad_output.shape} {grad_output.dtype}"
-            )
-        return grad_output
+        return _check_grad_output(grad_output, self._geometry.output_shape, dtype)
 
     def extra_repr(self):
         return f"output_size={self.output_size}"
