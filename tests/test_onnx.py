@@ -1,0 +1,327 @@
+"""fastconv.onnx: export checked by onnx.checker and run by onnxruntime against fastconv's
+eval-mode outputs; import (fastconv.onnx.load) against onnxruntime on the same file, from
+fastconv's and torch's exporters; malformed files; backward through a loaded model."""
+import itertools
+import os
+import sys
+
+import numpy as np
+import pytest
+
+onnx = pytest.importorskip("onnx")
+ort = pytest.importorskip("onnxruntime")
+
+import fastconv  # noqa: E402
+import fastconv.onnx as fo  # noqa: E402
+from fastconv import models, nn  # noqa: E402
+
+sys.path.insert(0, os.path.dirname(__file__))
+from test_conv_forward import CASES as CONV_CASES  # noqa: E402
+from test_pool import POOL_CASES  # noqa: E402
+
+RTOL, ATOL = 1e-5, 1e-5
+
+
+def _session(path):
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = 1
+    so.inter_op_num_threads = 1
+    so.log_severity_level = 3
+    return ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
+
+
+def _ort(path, x):
+    sess = _session(path)
+    return sess.run(None, {sess.get_inputs()[0].name: x})[0]
+
+
+def _export_check(model, x, tmp_path, opset=17, dynamic_batch=True, batches=(), full_check=True):
+    """Export, check the file, compare onnxruntime with fastconv eval outputs; returns path."""
+    path = tmp_path / "m.onnx"
+    fo.export(model, path, x.shape, dynamic_batch=dynamic_batch, opset=opset)
+    proto = onnx.load(str(path))
+    onnx.checker.check_model(proto, full_check=full_check)
+    model.eval()
+    sess = _session(path)
+    for xb in (x, *batches):
+        want = model(xb)
+        got = sess.run(None, {"input": xb})[0]
+        assert got.shape == want.shape
+        np.testing.assert_allclose(got, want, rtol=RTOL, atol=ATOL)
+    return path
+
+
+def _rand(rng, shape):
+    return rng.standard_normal(shape).astype(np.float32)
+
+
+def _randomise_batch_norm(model, rng):
+    for m in model.modules():
+        if isinstance(m, (nn.BatchNorm1d, nn.BatchNorm2d)):
+            C = m.num_features
+            m.running_mean[...] = rng.standard_normal(C) * 0.2
+            m.running_var[...] = rng.uniform(0.5, 2.0, C)
+            if m.affine:
+                m.weight.data[...] = rng.uniform(0.5, 1.5, C)
+                m.bias.data[...] = rng.standard_normal(C) * 0.2
+    return model
+
+
+# --- export, op by op ---------------------------------------------------------------------
+
+PADDING_MODES = ["zeros", "reflect", "replicate", "circular"]
+
+
+def _mode_fits(case, mode):
+    N, C, H, W, C_out, k, s, p, d, g = case
+    if mode in ("zeros", "replicate") or p in ("valid",):
+        return True
+    from reference import pad_amounts
+    pads = pad_amounts(p, k, (d, d) if isinstance(d, int) else d, (s, s) if isinstance(s, int) else s)
+    top, bottom, left, right = pads
+    limit = (H, W) if mode == "circular" else (H - 1, W - 1)
+    return max(top, bottom) <= limit[0] and max(left, right) <= limit[1]
+
+
+@pytest.mark.parametrize("bias", [True, False])
+@pytest.mark.parametrize("mode", PADDING_MODES)
+@pytest.mark.parametrize("case", CONV_CASES, ids=[str(i) for i in range(len(CONV_CASES))])
+def test_export_conv2d(case, mode, bias, tmp_path, rng):
+    N, C, H, W, C_out, k, s, p, d, g = case
+    if not _mode_fits(case, mode):
+        pytest.skip("padding larger than the input for this mode")
+    m = nn.Conv2d(C, C_out, k, stride=s, padding=p, dilation=d, groups=g, bias=bias,
+                  padding_mode=mode, rng=rng)
+    _export_check(m, _rand(rng, (N, C, H, W)), tmp_path, batches=[_rand(rng, (N + 2, C, H, W))])
+
+
+@pytest.mark.parametrize("opset", [13, 19, 22])
+def test_export_conv2d_padding_modes_other_opsets(opset, tmp_path, rng):
+    layers = [nn.Conv2d(2, 3, 3, padding=(1, 2), padding_mode=mode, rng=rng) for mode in PADDING_MODES]
+    seq = nn.Sequential(layers[0], nn.Conv2d(3, 2, 1, rng=rng), layers[1], nn.Conv2d(3, 2, 1, rng=rng),
+                        layers[2], nn.Conv2d(3, 2, 1, rng=rng), layers[3])
+    _export_check(seq, _rand(rng, (2, 2, 6, 7)), tmp_path, opset=opset)
+
+
+@pytest.mark.parametrize("kind", ["max", "avg_include", "avg_exclude"])
+@pytest.mark.parametrize("case", POOL_CASES, ids=[str(i) for i in range(len(POOL_CASES))])
+def test_export_pool2d(case, kind, tmp_path, rng):
+    shape, k, s, p, ceil = case
+    if kind == "max":
+        m = nn.MaxPool2d(k, s, p, ceil_mode=ceil)
+    else:
+        m = nn.AvgPool2d(k, s, p, ceil_mode=ceil, count_include_pad=kind == "avg_include")
+    x = _rand(rng, shape)
+    _export_check(m, x, tmp_path, batches=[_rand(rng, (3, *shape[1:]))])
+
+
+def _pool_sweep():
+    """Drawn pool geometries (ceil mode and padding corner cases the table misses)."""
+    r = np.random.default_rng(7)
+    cases = []
+    while len(cases) < 40:
+        k = (int(r.integers(1, 5)), int(r.integers(1, 5)))
+        s = (int(r.integers(1, 4)), int(r.integers(1, 4)))
+        p = (int(r.integers(0, k[0] // 2 + 1)), int(r.integers(0, k[1] // 2 + 1)))
+        H, W = int(r.integers(k[0], 10)), int(r.integers(k[1], 10))
+        cases.append(((1, 2, H, W), k, s, p, bool(r.integers(0, 2))))
+    return cases
+
+
+@pytest.mark.parametrize("case", _pool_sweep())
+def test_export_pool2d_drawn(case, tmp_path, rng):
+    shape, k, s, p, ceil = case
+    x = _rand(rng, shape)
+    model = nn.Concat(nn.Sequential(nn.MaxPool2d(k, s, p, ceil_mode=ceil), nn.Flatten()),
+                      nn.Sequential(nn.AvgPool2d(k, s, p, ceil_mode=ceil), nn.Flatten()),
+                      nn.Sequential(nn.AvgPool2d(k, s, p, ceil_mode=ceil, count_include_pad=False),
+                                    nn.Flatten()))
+    _export_check(model, x, tmp_path)
+
+
+@pytest.mark.parametrize("cls", [nn.AdaptiveAvgPool2d, nn.AdaptiveMaxPool2d])
+@pytest.mark.parametrize("hw, out", [((7, 5), 1), ((8, 6), (4, 3)), ((5, 7), (4, 6)), ((6, 6), (None, 2)),
+                                      ((6, 9), (6, 9)), ((7, 7), 3)])
+def test_export_adaptive_pool2d(cls, hw, out, tmp_path, rng):
+    _export_check(cls(out), _rand(rng, (2, 3, *hw)), tmp_path, batches=[_rand(rng, (1, 3, *hw))])
+
+
+def test_export_global_pools_use_global_ops(tmp_path, rng):
+    path = _export_check(nn.Sequential(nn.AdaptiveMaxPool2d(1), nn.Conv2d(3, 3, 1, rng=rng),
+                                       nn.AdaptiveAvgPool2d((1, 1))), _rand(rng, (2, 3, 5, 4)), tmp_path)
+    ops = [n.op_type for n in onnx.load(str(path)).graph.node]
+    assert ops == ["GlobalMaxPool", "Conv", "GlobalAveragePool"]
+
+
+@pytest.mark.parametrize("affine", [True, False])
+@pytest.mark.parametrize("cls, shape", [(nn.BatchNorm1d, (4, 3)), (nn.BatchNorm1d, (4, 3, 5)),
+                                        (nn.BatchNorm2d, (2, 3, 4, 5))])
+def test_export_batch_norm(cls, shape, affine, tmp_path, rng):
+    m = _randomise_batch_norm(cls(3, eps=1e-3, affine=affine), rng)
+    _export_check(m, _rand(rng, shape), tmp_path, batches=[_rand(rng, (7, *shape[1:]))])
+
+
+@pytest.mark.parametrize("bias", [True, False])
+def test_export_linear(bias, tmp_path, rng):
+    _export_check(nn.Linear(6, 4, bias=bias, rng=rng), _rand(rng, (3, 6)), tmp_path,
+                  batches=[_rand(rng, (1, 6)), _rand(rng, (9, 6))])
+
+
+@pytest.mark.parametrize("start_dim", [1, 2, 3])
+def test_export_flatten(start_dim, tmp_path, rng):
+    _export_check(nn.Flatten(start_dim), _rand(rng, (2, 3, 4, 5)), tmp_path, batches=[_rand(rng, (5, 3, 4, 5))])
+
+
+ACTIVATIONS = [nn.ReLU(), nn.LeakyReLU(0.2), nn.LeakyReLU(), nn.ELU(), nn.ELU(0.5), nn.Tanh(), nn.Sigmoid(),
+               nn.Identity(), nn.Dropout(0.5), nn.Softmax(1), nn.Softmax(-1), nn.Softmax(2),
+               nn.LogSoftmax(1), nn.LogSoftmax(-1), nn.LogSoftmax(0)]
+
+
+@pytest.mark.parametrize("layer", ACTIVATIONS, ids=[repr(a) for a in ACTIVATIONS])
+def test_export_activations(layer, tmp_path, rng):
+    x = _rand(rng, (2, 3, 4, 5)) * 3
+    batches = [] if getattr(layer, "dim", None) == 0 else [_rand(rng, (4, 3, 4, 5))]
+    _export_check(layer, x, tmp_path, batches=batches)
+
+
+@pytest.mark.parametrize("opset", [17, 18])
+@pytest.mark.parametrize("shape, k", [((2, 6), 2), ((2, 6, 4, 5), 3), ((3, 4, 5), 4)])
+def test_export_maxout(shape, k, opset, tmp_path, rng):
+    _export_check(nn.Maxout(k), _rand(rng, shape), tmp_path, opset=opset, batches=[_rand(rng, (5, *shape[1:]))])
+
+
+def test_export_containers(tmp_path, rng):
+    model = nn.Sequential(
+        nn.Conv2d(2, 4, 3, padding=1, rng=rng),
+        nn.Residual(nn.Sequential(nn.Conv2d(4, 4, 3, padding=1, rng=rng), nn.ReLU())),
+        nn.Residual(nn.Conv2d(4, 6, 3, stride=2, padding=1, rng=rng), nn.Conv2d(4, 6, 1, stride=2, rng=rng)),
+        nn.Concat(nn.Conv2d(6, 2, 1, rng=rng), nn.Identity(), nn.MaxPool2d(3, 1, 1)),
+        nn.Flatten(), nn.Linear(14 * 4 * 4, 3, rng=rng), nn.LogSoftmax(),
+    )
+    _export_check(model, _rand(rng, (2, 2, 8, 8)), tmp_path, batches=[_rand(rng, (1, 2, 8, 8))])
+
+
+def test_export_identity_model_and_no_nodes(tmp_path, rng):
+    _export_check(nn.Sequential(nn.Dropout(), nn.Identity()), _rand(rng, (2, 3)), tmp_path)
+
+
+# --- export, whole models ---------------------------------------------------------------
+
+MODEL_NAMES = ["lenet5", "resnet8", "resnet20", "vgg_small"]
+
+
+def _model(name, seed=0):
+    m = models.MODELS[name](rng=seed)
+    return _randomise_batch_norm(m, np.random.default_rng(seed + 1))
+
+
+@pytest.mark.parametrize("name", MODEL_NAMES)
+def test_export_models(name, tmp_path, rng):
+    m = _model(name)
+    path = _export_check(m, _rand(rng, (1, 1, 28, 28)), tmp_path, batches=[_rand(rng, (4, 1, 28, 28))])
+    proto = onnx.load(str(path))
+    # initializers are the state-dict keys (BatchNorm's counter is not a tensor of the graph)
+    keys = {k for k in m.state_dict() if not k.endswith("num_batches_tracked")}
+    assert {i.name for i in proto.graph.initializer} == keys
+    for init in proto.graph.initializer:
+        np.testing.assert_array_equal(onnx.numpy_helper.to_array(init), m.state_dict()[init.name])
+    props = {p.key: p.value for p in proto.metadata_props}
+    import json
+    assert json.loads(props["fastconv.config"]) == m.config
+    assert proto.graph.input[0].type.tensor_type.shape.dim[0].dim_param == "N"
+
+
+@pytest.mark.parametrize("opset", [13, 16, 18, 21, 22])
+@pytest.mark.parametrize("name", ["lenet5", "resnet8"])
+def test_export_models_opsets(name, opset, tmp_path, rng):
+    proto_path = _export_check(_model(name), _rand(rng, (2, 1, 28, 28)), tmp_path, opset=opset)
+    assert onnx.load(str(proto_path)).opset_import[0].version == opset
+
+
+def test_export_static_batch(tmp_path, rng):
+    path = _export_check(_model("lenet5"), _rand(rng, (3, 1, 28, 28)), tmp_path, dynamic_batch=False)
+    dims = onnx.load(str(path)).graph.input[0].type.tensor_type.shape.dim
+    assert [d.dim_value for d in dims] == [3, 1, 28, 28]
+    with pytest.raises(Exception):
+        _ort(path, _rand(rng, (2, 1, 28, 28)))
+
+
+def test_export_keeps_training_mode_and_state(tmp_path):
+    m = _model("resnet8")
+    m.train()
+    before = m.state_dict()
+    fo.export(m, tmp_path / "m.onnx", (1, 1, 28, 28))
+    assert all(mod.training for mod in m.modules())
+    after = m.state_dict()
+    assert all(np.array_equal(before[k], after[k]) for k in before)
+
+
+def test_export_float64(tmp_path, rng):
+    m = nn.Sequential(nn.Linear(5, 3, rng=rng, dtype=np.float64), nn.Tanh())
+    path = tmp_path / "m.onnx"
+    fo.export(m, path, (2, 5))
+    proto = onnx.load(str(path))
+    onnx.checker.check_model(proto, full_check=True)
+    assert proto.graph.input[0].type.tensor_type.elem_type == onnx.TensorProto.DOUBLE
+    x = rng.standard_normal((2, 5))
+    np.testing.assert_allclose(_ort(path, x), m(x), rtol=1e-12)
+
+
+def test_export_is_atomic_and_overwrites(tmp_path, rng):
+    path = tmp_path / "sub" / "m.onnx"
+    fo.export(nn.ReLU(), path, (1, 3))
+    first = path.read_bytes()
+    fo.export(nn.Sequential(nn.Linear(3, 2, rng=rng)), path, (1, 3))
+    assert path.read_bytes() != first
+    assert sorted(p.name for p in path.parent.iterdir()) == ["m.onnx"]
+    with pytest.raises(ValueError):
+        fo.export(nn.AdaptiveAvgPool2d(3), path, (1, 1, 5, 5))
+    assert sorted(p.name for p in path.parent.iterdir()) == ["m.onnx"]
+
+
+class _Custom(nn.Module):
+    def forward(self, x):
+        return x
+
+
+EXPORT_ERRORS = [
+    (lambda p: fo.export("model", p, (1, 3)), TypeError, "model must be a fastconv.nn.Module"),
+    (lambda p: fo.export(nn.ReLU(), p, 3), TypeError, "input_shape must be a tuple"),
+    (lambda p: fo.export(nn.ReLU(), p, "1,3"), TypeError, "input_shape must be a tuple"),
+    (lambda p: fo.export(nn.ReLU(), p, ()), TypeError, "non-empty tuple of ints"),
+    (lambda p: fo.export(nn.ReLU(), p, (1, 2.0)), TypeError, "non-empty tuple of ints"),
+    (lambda p: fo.export(nn.ReLU(), p, (1, 0)), ValueError, "positive sizes"),
+    (lambda p: fo.export(nn.ReLU(), p, (2**20, 2**20)), ValueError, "too large"),
+    (lambda p: fo.export(nn.ReLU(), p, (1, 3), opset=12), ValueError, "opset must be in [13, 22]"),
+    (lambda p: fo.export(nn.ReLU(), p, (1, 3), opset="17"), TypeError, "opset must be an int"),
+    (lambda p: fo.export(nn.ReLU(), p, (1, 3), dynamic_batch=1), TypeError, "dynamic_batch must be a bool"),
+    (lambda p: fo.export(nn.Sequential(nn.ReLU(), _Custom()), p, (1, 3)), ValueError,
+     "layer '1' (_Custom) to ONNX: no ONNX exporter"),
+    (lambda p: fo.export(nn.Sequential(nn.Sequential(nn.ReLU(), nn.AdaptiveAvgPool2d((3, 2)))), p, (1, 1, 5, 4)),
+     ValueError, "layer '0.1' (AdaptiveAvgPool2d)"),
+    (lambda p: fo.export(nn.AdaptiveMaxPool2d(2, return_indices=True), p, (1, 1, 4, 4)), ValueError,
+     "return_indices"),
+    (lambda p: fo.export(nn.Sequential(nn.BatchNorm2d(2, track_running_stats=False)), p, (2, 2, 3, 3)),
+     ValueError, "layer '0' (BatchNorm2d) to ONNX: track_running_stats=False"),
+    (lambda p: fo.export(models.lenet5(), p, (1, 3, 28, 28)), ValueError, "layer '0' (Conv2d)"),
+    (lambda p: fo.export(models.lenet5(), p, (1, 1, 20, 20)), ValueError, "layer '7' (Linear)"),
+    (lambda p: fo.export(nn.Sequential(nn.Linear(2, 2), nn.Linear(2, 2, dtype=np.float64)), p, (1, 2)),
+     ValueError, "several dtypes"),
+]
+
+
+@pytest.mark.parametrize("call, exc, words", EXPORT_ERRORS, ids=[w for _, _, w in EXPORT_ERRORS])
+def test_export_bad_arguments(call, exc, words, tmp_path):
+    path = tmp_path / "bad.onnx"
+    with pytest.raises(exc) as e:
+        call(path)
+    assert words in str(e.value)
+    assert not path.exists()
+
+
+def test_without_onnx_installed(monkeypatch, tmp_path):
+    monkeypatch.setitem(sys.modules, "onnx", None)
+    with pytest.raises(ImportError, match=r'pip install "fastconv\[onnx\]"'):
+        fo.export(nn.ReLU(), tmp_path / "m.onnx", (1, 3))
+    with pytest.raises(ImportError, match=r'pip install "fastconv\[onnx\]"'):
+        fo.load(tmp_path / "m.onnx")
