@@ -26,7 +26,8 @@ the field but does not change its size, so sizes count padded pixels too); eleme
 layers keep it; global / adaptive pooling (output size other than the input's), Flatten
 and Linear make it the whole input (reported as the input's size, flag ``whole_input``),
 and it stays whole from there on; parallel branches (Residual, Concat) take the maximum
-over their paths, the identity shortcut counting as a path.
+over their paths, the identity shortcut counting as a path, and so do layers with several
+inputs (a Graph's Add and Cat nodes: the maximum over the paths into them).
 """
 import numbers
 from typing import NamedTuple
@@ -144,6 +145,10 @@ def _batchnorm_rule(layer, input_shape, output_shape):
     return _prod(output_shape), KEEP
 
 
+@register_layer_rule("Add")  # the merge ops: no multiply-adds, the field of their inputs
+@register_layer_rule("Cat")
+@register_layer_rule("Split")
+@register_layer_rule("_Pad2d")  # ZeroPad2d ... CircularPad2d: the field is shifted, not grown
 @register_layer_rule("Softmax")
 @register_layer_rule("LogSoftmax")
 @register_layer_rule("Identity")
@@ -222,42 +227,57 @@ class _Tracer:
         return self.last  # made by code outside any module: assume it follows the last
 
     def wrap(self, module, forward):
-        def traced(x, *args, **kwargs):
-            rf_in = self.field_of(x)
+        def traced(*args, **kwargs):
+            # several array arguments (Add, Cat, a Graph node with k inputs): the field is
+            # the maximum over them; several outputs (Split, a Graph): each gets the field
+            x = args[0] if args else None
+            arrays = [a for a in args if isinstance(a, np.ndarray)]
+            fields = [self.field_of(a) for a in arrays] or [self.last]
+            rf_in = fields[0] if len(fields) == 1 else _combine(fields, self.full)
             leaf = not module._modules
             if not leaf:
                 self.stack.append([])
             try:
-                y = forward(x, *args, **kwargs)
+                y = forward(*args, **kwargs)
             finally:
                 children = None if leaf else self.stack.pop()
-            if not isinstance(y, np.ndarray):
+            outs = tuple(y) if isinstance(y, tuple) else (y,)
+            if not outs or not all(isinstance(a, np.ndarray) for a in outs):
                 return y
-            new = id(y) not in self.rf and not (isinstance(x, np.ndarray) and np.may_share_memory(x, y))
-            if new:
-                self.activation_bytes += y.nbytes
+            for a in {id(a): a for a in outs}.values():
+                if id(a) not in self.rf and not any(np.may_share_memory(a, b) for b in arrays):
+                    self.activation_bytes += a.nbytes
+            out_shape = outs[0].shape if len(outs) == 1 else tuple(a.shape for a in outs)
             if leaf:
-                macs, effect = _rule_for(module)(module, tuple(np.shape(x)), y.shape)
+                macs, effect = _rule_for(module)(module, tuple(np.shape(x)), out_shape)
                 rf_out = _apply(effect, rf_in, module, self.full)
-                self._row(module, x, y, int(macs), rf_out)
-            elif id(y) in self.rf:
-                rf_out = self.rf[id(y)]  # a child's output passed on (Sequential)
+                in_shape = tuple(np.shape(x)) if len(arrays) < 2 else tuple(a.shape for a in arrays)
+                self._row(module, in_shape, out_shape, int(macs), rf_out)
+                for a in outs:
+                    self.mark(a, rf_out)
+            elif all(id(a) in self.rf for a in outs):
+                # children's outputs passed on (Sequential, Graph)
+                passed = [self.rf[id(a)] for a in outs]
+                rf_out = passed[0] if len(passed) == 1 else _combine(passed, self.full)
+                for a in outs:
+                    self.mark(a, self.rf[id(a)])
             else:
                 rf_out = _combine(children + [rf_in], self.full)
-            self.mark(y, rf_out)
+                for a in outs:
+                    self.mark(a, rf_out)
             if self.stack:
                 self.stack[-1].append(rf_out)
             return y
 
         return traced
 
-    def _row(self, module, x, y, macs, rf):
+    def _row(self, module, input_shape, output_shape, macs, rf):
         params = list(module._parameters.values())
         self.rows.append({
             "name": self.names.get(id(module), ""),
             "type": type(module).__name__,
-            "input_shape": tuple(np.shape(x)),
-            "output_shape": tuple(y.shape),
+            "input_shape": input_shape,
+            "output_shape": output_shape,
             "params": sum(p.data.size for p in params),
             "trainable_params": sum(p.data.size for p in params if p.requires_grad),
             "mult_adds": macs,
@@ -285,6 +305,9 @@ class Summary:
         of their input) for ``input_shape``.
     param_bytes : int
     input_shape, output_shape : tuple
+        A tuple of shapes for a model with several inputs / outputs (a Graph); so are a
+        row's ``input_shape`` for a layer with several inputs (Add, Cat) and its
+        ``output_shape`` for one with several outputs (Split).
     dtype : numpy.dtype
     """
 
@@ -302,6 +325,8 @@ class Summary:
         self.input_shape = input_shape
         self.output_shape = output_shape
         self.dtype = dtype
+        several = bool(input_shape) and isinstance(input_shape[0], tuple)
+        self._batch = input_shape[0][0] if several else input_shape[0]
 
     @staticmethod
     def _field_text(row):
@@ -341,7 +366,7 @@ class Summary:
             lines.append(f"Buffer values (not parameters): {self.total_buffers:,}")
         lines += [f"Total mult-adds: {self.total_mult_adds:,} ({self.total_mult_adds / 1e6:.2f} M)",
                   f"Output shape: {self.output_shape}",
-                  f"Activation memory: {_bytes_text(self.activation_bytes)} (forward, N={self.input_shape[0]})",
+                  f"Activation memory: {_bytes_text(self.activation_bytes)} (forward, N={self._batch})",
                   f"Parameter memory: {_bytes_text(self.param_bytes)}",
                   "=" * width]
         return "\n".join(lines)
@@ -380,9 +405,11 @@ def summary(model, input_shape, *, dtype=np.float32):
     Parameters
     ----------
     model : Module
-    input_shape : tuple of int
+    input_shape : tuple of int, or a list of them
         The whole input shape, batch included, e.g. ``(1, 1, 28, 28)`` (N = 1 is the usual
-        choice; multiply-adds and activation memory scale with N).
+        choice; multiply-adds and activation memory scale with N). For a model with several
+        inputs (a :class:`~fastconv.nn.Graph`), one shape per input; receptive fields are
+        then in pixels of the first input.
     dtype : float32 (default) or float64
         Of the zeros the forward pass runs on (the model's parameters' dtype).
 
@@ -399,14 +426,18 @@ def summary(model, input_shape, *, dtype=np.float32):
     """
     if not isinstance(model, Module):
         raise TypeError(f"model must be a fastconv.nn.Module, got {type(model).__name__}")
-    shape = _check_input_shape(input_shape)
+    several = (isinstance(input_shape, (tuple, list)) and len(input_shape) > 0
+               and all(isinstance(s, (tuple, list)) for s in input_shape))
+    shapes = [_check_input_shape(s) for s in input_shape] if several else [_check_input_shape(input_shape)]
+    shape = tuple(shapes) if several else shapes[0]
     try:
         dtype = np.dtype(dtype)
     except TypeError as e:
         raise TypeError(f"dtype must be float32 or float64, got {dtype!r}") from e
     if dtype not in FLOAT_DTYPES:
         raise TypeError(f"dtype must be float32 or float64, got {dtype}")
-    check_allocation(shape, dtype, "summary's input")
+    for s in shapes:
+        check_allocation(s, dtype, "summary's input")
 
     names = {}
     for name, m in model.named_modules():
@@ -414,15 +445,17 @@ def summary(model, input_shape, *, dtype=np.float32):
     modules = list({id(m): m for m in model.modules()}.values())
     saved = [(m, dict(m.__dict__), dict(m._workspace._arrays)) for m in modules]
     buffers = [(b, b.copy()) for b in {id(b): b for b in model.buffers()}.values()]
-    full = shape[2:]
+    full = shapes[0][2:]
     tracer = _Tracer(names, full)
-    x = np.zeros(shape, dtype)
+    xs = [np.zeros(s, dtype) for s in shapes]
     try:
         for m in modules:
             object.__setattr__(m, "forward", tracer.wrap(m, m.forward))
             object.__setattr__(m, "training", False)
-        tracer.mark(x, ((1,) * len(full), (1,) * len(full), False) if full else None)
-        y = model(x)
+        for x in xs:
+            n = len(x.shape[2:])
+            tracer.mark(x, ((1,) * n, (1,) * n, False) if n and n == len(full) else None)
+        y = model(*xs)
     finally:
         for m, attrs, arrays in saved:
             m.__dict__.clear()
@@ -432,5 +465,8 @@ def summary(model, input_shape, *, dtype=np.float32):
         for b, values in buffers:
             if b.flags.writeable:
                 b[...] = values
-    out_shape = tuple(y.shape) if isinstance(y, np.ndarray) else None
+    if isinstance(y, tuple) and all(isinstance(a, np.ndarray) for a in y):
+        out_shape = tuple(tuple(a.shape) for a in y)  # several outputs
+    else:
+        out_shape = tuple(y.shape) if isinstance(y, np.ndarray) else None
     return Summary(model, tracer.rows, shape, out_shape, dtype, tracer.activation_bytes)

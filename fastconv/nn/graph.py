@@ -105,6 +105,10 @@ class Graph(Container):
     :meth:`forward` returns one array for one output, else a tuple. :meth:`backward` takes
     one gradient per output (None: zero) and returns the gradient of the one input, or a
     tuple with one per graph input; gradients of a value read by several nodes are summed.
+    An input no path to the outputs reads gets zeros; None is returned where the graph's
+    input gradient is not needed (``needs_input_grad`` False, or no trainable parameter
+    upstream inside an enclosing container) or where the nodes reading an input returned
+    None for it (their own ``needs_input_grad`` False).
     Nodes run backwards only where something needs it: a node none of whose inputs needs a
     gradient (a frozen prefix, a graph input whose gradient is not needed) is told so, and
     a node with nothing trainable at or before it, or whose outputs got no gradient, is not
@@ -144,7 +148,7 @@ class Graph(Container):
             by_name[node.name] = node
             other = by_module.get(id(node.module))
             if other is not None:
-                raise ValueError(f"node {node.name!r}: its module is already node {other!r}'s (a module "
+                raise ValueError(f"node {node.name!r}: its module is already used by node {other!r} (a module "
                                  "keeps the state of one call for its backward: give each node its own)")
             by_module[id(node.module)] = node.name
             for v in node.outputs:
@@ -234,7 +238,9 @@ class Graph(Container):
             while at not in path:
                 path.append(at)
                 at = min((d for d in deps[at] if d in left), key=index.get)
-            cycle = path[path.index(at):][::-1]  # in data-flow order
+            cycle = path[path.index(at):][::-1]  # in data-flow order, from its first-listed node
+            first = cycle.index(min(cycle, key=index.get))
+            cycle = cycle[first:] + cycle[:first]
             text = " -> ".join(repr(c) for c in cycle + [cycle[0]])
             rest = sorted(left - set(cycle), key=index.get)
             more = f"; nodes {rest!r} depend on it (unreachable from the inputs)" if rest else ""
@@ -372,6 +378,7 @@ class Graph(Container):
             contributions.setdefault(v, []).append(g)
         needs = self._value_needs
         modules = self._modules
+        declined = set()  # values a node that got a gradient returned none for
         with blas_single_thread():
             for name, ins, outs in reversed(self._order):
                 module = modules[name]
@@ -379,12 +386,14 @@ class Graph(Container):
                     continue  # nothing reached this node's outputs
                 gs = [self._gather(contributions, v) for v in outs]
                 if not self._backward_needed(module):
+                    declined.update(ins)
                     continue
                 try:
                     r = module.backward(gs[0] if len(outs) == 1 and name not in self._tupled else tuple(gs))
                 except (ValueError, TypeError) as e:
                     raise _wrap_error(e, f"node {name!r} ({type(module).__name__}) backward") from e
                 if r is None:
+                    declined.update(ins)
                     continue
                 if len(ins) == 1:
                     r = (r,)
@@ -392,14 +401,16 @@ class Graph(Container):
                     raise TypeError(f"node {name!r} ({type(module).__name__}): backward must return a tuple "
                                     f"of {len(ins)} gradients (one per input), got {type(r).__name__}")
                 for v, g in zip(ins, r):
-                    if g is not None and needs[v]:
+                    if g is None:
+                        declined.add(v)
+                    elif needs[v]:
                         contributions.setdefault(v, []).append(g)
             if not self._input_grad_needed():
                 return None if len(self.inputs) == 1 else (None,) * len(self.inputs)
             result = []
             for v in self.inputs:
                 g = self._gather(contributions, v)
-                if g is None:  # nothing reaches this input: its gradient is zero
+                if g is None and v not in declined:  # no path reaches this input: zero
                     shape, dtype = self._meta[v]
                     g = np.zeros(shape, dtype)
                 result.append(g)
@@ -408,8 +419,8 @@ class Graph(Container):
     # -- shapes -----------------------------------------------------------------------------
     def _check_input_shapes(self, input_shapes):
         if (len(self.inputs) == 1 and isinstance(input_shapes, (tuple, list))
-                and all(isinstance(v, numbers.Integral) for v in input_shapes)):
-            input_shapes = [input_shapes]
+                and not any(isinstance(v, (tuple, list, np.ndarray)) for v in input_shapes)):
+            input_shapes = [input_shapes]  # one shape for the one input
         if isinstance(input_shapes, (str, bytes)) or not isinstance(input_shapes, (tuple, list)):
             raise TypeError(f"input_shapes must be a list of shapes, one per graph input {list(self.inputs)}, "
                             f"got {type(input_shapes).__name__}")

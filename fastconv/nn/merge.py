@@ -104,7 +104,7 @@ class Add(Module):
         lead = g.ndim - len(shape)
         axes = tuple(range(lead)) + tuple(
             lead + i for i, n in enumerate(shape) if n == 1 and g.shape[lead + i] != 1)
-        return np.ascontiguousarray(g.sum(axis=axes, keepdims=True).reshape(shape))
+        return np.array(g.sum(axis=axes, keepdims=True).reshape(shape), order="C")  # a new array, 0-d kept
 
 
 class Cat(Module):
