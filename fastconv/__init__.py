@@ -56,6 +56,8 @@ __all__ = [
     "set_num_threads",
     "manual_seed",
     "summary",
+    "save",
+    "load",
     "nn",
     "optim",
     "models",
@@ -64,3 +66,4 @@ __all__ = [
 
 from . import datasets, models, nn, optim  # noqa: E402  (after the kernels they build on)
 from ._summary import summary  # noqa: E402  (uses nn)
+from .serialization import load, save  # noqa: E402  (uses models)

@@ -100,13 +100,15 @@ def _augmentation(augment, size):
 
 def _init_from(model, path, freeze_prefixes):
     """Load ``path``'s weights into ``model`` (same architecture) and freeze prefixes."""
-    from .serialization import ModelFileError, load_model
+    from .nn import Module
+    from .serialization import ModelFileError, load
     from .training import freeze
 
     if path is not None:
-        try:
-            source = load_model(path)
-            model.load_state_dict(source.state_dict(), strict=True)
+        try:  # a saved model, or a bare state dict (e.g. a PyTorch one saved as safetensors)
+            source = load(path)
+            model.load_state_dict(source.state_dict() if isinstance(source, Module) else source,
+                                  strict=True)
         except (ModelFileError, KeyError, ValueError, TypeError) as e:
             raise UserError(f"--init-from {path}: {e}") from e
     frozen = []
@@ -125,7 +127,7 @@ def cmd_train(args):
     from .datasets import DATASETS, BatchIterator
     from .models import MODELS
     from .nn import CrossEntropyLoss
-    from .serialization import save_model
+    from .serialization import model_path, save_model
     from .training import make_lr_schedule, predict, train_epoch
 
     defaults = TRAIN_DEFAULTS[args.model]
@@ -134,9 +136,7 @@ def cmd_train(args):
             setattr(args, key, defaults[key])
     lr = defaults["lr"][args.optimizer] if args.lr is None else args.lr
     if args.save is not None and not args.force:
-        from pathlib import Path
-
-        target = Path(args.save) if str(args.save).endswith(".npz") else Path(str(args.save) + ".npz")
+        target = model_path(args.save)  # what save_model writes (.npz appended if no known extension)
         if target.exists():
             raise UserError(f"{target} already exists; pass --force to overwrite it")
     if args.model != "lenet5" and (args.activation != "relu" or args.pool != "max"):
@@ -409,19 +409,22 @@ def build_parser():
     t.add_argument("--threads", type=_positive_int, help="kernel threads (default: OMP_NUM_THREADS or all CPUs)")
     t.add_argument("--seed", type=_nonneg_int, default=0)
     t.add_argument("--train-limit", type=_positive_int, metavar="N", help="train on the first N images only")
-    t.add_argument("--init-from", metavar="MODEL.npz",
-                   help="start from this saved model's weights (same --model), e.g. to fine-tune")
+    t.add_argument("--init-from", metavar="MODEL",
+                   help="start from this saved model's weights (same --model), e.g. to fine-tune: "
+                        "a .npz or .safetensors model, or a state dict such as a PyTorch one "
+                        "saved with safetensors.torch.save_file")
     t.add_argument("--freeze", metavar="PREFIX[,PREFIX]",
                    help="freeze the parameters under these dotted names (e.g. 0,3 for lenet5's "
                         "convolutions): transfer learning")
-    t.add_argument("--save", metavar="PATH.npz", help="save the trained model here")
+    t.add_argument("--save", metavar="PATH", help="save the trained model here: PATH.safetensors or "
+                                                  "PATH.npz (.npz is appended to other names)")
     t.add_argument("--force", action="store_true", help="overwrite an existing --save file")
     t.add_argument("--metrics", metavar="PATH.jsonl", help="append one JSON object per epoch here")
     t.add_argument("--quiet", action="store_true", help="no progress bar")
     t.set_defaults(func=cmd_train)
 
     e = sub.add_parser("evaluate", help="test accuracy and confusion matrix of a saved model")
-    e.add_argument("model", metavar="PATH.npz")
+    e.add_argument("model", metavar="MODEL", help="a saved model (.npz or .safetensors)")
     e.add_argument("--dataset", choices=["mnist", "fashion-mnist"], help="default: the one it was trained on")
     e.add_argument("--data", metavar="DIR")
     e.add_argument("--download", action="store_true")

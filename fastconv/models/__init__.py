@@ -3,6 +3,13 @@
 Every builder returns an :class:`~fastconv.nn.Sequential` with a ``config`` dict naming the
 builder and its arguments, which is what model files store (:func:`build_model` rebuilds
 the model from it).
+
+State dicts have PyTorch's keys and shapes: each builder's docstring lists them (e.g.
+``3.0.0.body.0.weight (16, 16, 3, 3)`` in :func:`cifar_resnet`), and ``tests/torch_models.py``
+in the source repository defines the equivalent ``torch.nn`` modules, so a PyTorch
+``state_dict()`` saved with ``safetensors.torch.save_file`` loads into the fastconv model
+(``model.load_state_dict(fastconv.load(path))``) and a file written by :func:`fastconv.save`
+loads into the PyTorch model (``safetensors.torch.load_file``).
 """
 import inspect
 

@@ -25,7 +25,23 @@ def lenet5(num_classes=10, activation="relu", pool="max", *, rng=None, dtype=np.
     Returns
     -------
     Sequential
-        With a ``config`` dict (what :func:`fastconv.serialization.save_model` stores).
+        With a ``config`` dict (what :func:`fastconv.save` stores).
+
+    Notes
+    -----
+    State-dict keys and shapes (PyTorch's for the same ``nn.Sequential``, so weights move
+    both ways, see :mod:`fastconv.models`; ``K`` = ``num_classes``)::
+
+        0.weight   (6, 1, 5, 5)
+        0.bias     (6,)
+        3.weight   (16, 6, 5, 5)
+        3.bias     (16,)
+        7.weight   (120, 400)
+        7.bias     (120,)
+        9.weight   (84, 120)
+        9.bias     (84,)
+        11.weight  (K, 84)
+        11.bias    (K,)
     """
     if activation not in ACTIVATIONS:
         raise ValueError(f"activation must be one of {sorted(ACTIVATIONS)}, got {activation!r}")

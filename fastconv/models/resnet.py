@@ -35,6 +35,20 @@ def basic_block(in_channels, out_channels, stride=1, *, rng=None, dtype=np.float
     Sequential
         ``0`` is the :class:`~fastconv.nn.Residual` (``body``: conv, bn, relu, conv, bn;
         ``shortcut``: conv 1x1 + bn, or None for the identity), ``1`` the final ReLU.
+
+    Notes
+    -----
+    State-dict keys and shapes (``I`` = ``in_channels``, ``O`` = ``out_channels``; ``{a,b}``
+    stands for each of the choices; the ``[projection]`` keys exist only when ``stride != 1``
+    or ``I != O``)::
+
+        0.body.0.weight                                      (O, I, 3, 3)
+        0.body.3.weight                                      (O, O, 3, 3)
+        0.body.{1,4}.{weight,bias,running_mean,running_var}  (O,)
+        0.body.{1,4}.num_batches_tracked                     ()
+        0.shortcut.0.weight                                  (O, I, 1, 1)  [projection]
+        0.shortcut.1.{weight,bias,running_mean,running_var}  (O,)  [projection]
+        0.shortcut.1.num_batches_tracked                     ()  [projection]
     """
     kw = dict(rng=rng, dtype=dtype)
     body = nn.Sequential(
@@ -73,6 +87,38 @@ def cifar_resnet(blocks_per_stage, in_channels=1, num_classes=10, *, rng=None, d
         ``0`` conv 3x3, ``1`` BatchNorm2d, ``2`` ReLU, ``3``-``5`` the stages (each a
         Sequential of blocks, see :func:`basic_block`), ``6`` AdaptiveAvgPool2d(1),
         ``7`` Flatten, ``8`` Linear(64, num_classes); with a ``config`` dict.
+
+    Notes
+    -----
+    State-dict keys and shapes (PyTorch's for the same ``nn.Sequential`` of modules, see
+    :mod:`fastconv.models`; ``n`` = ``blocks_per_stage``, ``C`` = ``in_channels``, ``K`` =
+    ``num_classes``; ``{a,b}`` stands for each choice, ``{0..n-1}`` for each block
+    index; block ``j`` of stage ``i`` is ``{3+i}.{j}``, with :func:`basic_block`'s keys)::
+
+        0.weight                                                        (16, C, 3, 3)
+        1.{weight,bias,running_mean,running_var}                        (16,)
+        1.num_batches_tracked                                           ()
+        3.{0..n-1}.0.body.{0,3}.weight                                  (16, 16, 3, 3)
+        3.{0..n-1}.0.body.{1,4}.{weight,bias,running_mean,running_var}  (16,)
+        3.{0..n-1}.0.body.{1,4}.num_batches_tracked                     ()
+        4.0.0.body.0.weight                                             (32, 16, 3, 3)
+        4.0.0.body.3.weight                                             (32, 32, 3, 3)
+        4.{1..n-1}.0.body.{0,3}.weight                                  (32, 32, 3, 3)
+        4.{0..n-1}.0.body.{1,4}.{weight,bias,running_mean,running_var}  (32,)
+        4.{0..n-1}.0.body.{1,4}.num_batches_tracked                     ()
+        4.0.0.shortcut.0.weight                                         (32, 16, 1, 1)
+        4.0.0.shortcut.1.{weight,bias,running_mean,running_var}         (32,)
+        4.0.0.shortcut.1.num_batches_tracked                            ()
+        5.0.0.body.0.weight                                             (64, 32, 3, 3)
+        5.0.0.body.3.weight                                             (64, 64, 3, 3)
+        5.{1..n-1}.0.body.{0,3}.weight                                  (64, 64, 3, 3)
+        5.{0..n-1}.0.body.{1,4}.{weight,bias,running_mean,running_var}  (64,)
+        5.{0..n-1}.0.body.{1,4}.num_batches_tracked                     ()
+        5.0.0.shortcut.0.weight                                         (64, 32, 1, 1)
+        5.0.0.shortcut.1.{weight,bias,running_mean,running_var}         (64,)
+        5.0.0.shortcut.1.num_batches_tracked                            ()
+        8.weight                                                        (K, 64)
+        8.bias                                                          (K,)
     """
     n = check_count(blocks_per_stage, "blocks_per_stage")
     in_channels = check_count(in_channels, "in_channels", allowed=(1, 3))
@@ -106,10 +152,13 @@ def cifar_resnet(blocks_per_stage, in_channels=1, num_classes=10, *, rng=None, d
 
 def resnet8(in_channels=1, num_classes=10, *, rng=None, dtype=np.float32):
     """ResNet-8: one BasicBlock per stage (78k parameters for 1 x 28 x 28 inputs and 10
-    classes); see :func:`cifar_resnet`."""
+    classes); see :func:`cifar_resnet`, whose key table (with ``n = 1``) lists its state-dict
+    keys, e.g. ``3.0.0.body.0.weight (16, 16, 3, 3)``."""
     return cifar_resnet(1, in_channels, num_classes, rng=rng, dtype=dtype, name="resnet8")
 
 
 def resnet20(in_channels=1, num_classes=10, *, rng=None, dtype=np.float32):
-    """ResNet-20: three BasicBlocks per stage (272k parameters); see :func:`cifar_resnet`."""
+    """ResNet-20: three BasicBlocks per stage (272k parameters); see :func:`cifar_resnet`,
+    whose key table (with ``n = 3``) lists its state-dict keys, e.g.
+    ``4.2.0.body.3.weight (32, 32, 3, 3)``."""
     return cifar_resnet(3, in_channels, num_classes, rng=rng, dtype=dtype, name="resnet20")

@@ -25,6 +25,27 @@ def vgg_small(in_channels=1, num_classes=10, *, rng=None, dtype=np.float32):
     -------
     Sequential
         With a ``config`` dict.
+
+    Notes
+    -----
+    State-dict keys and shapes (PyTorch's for the same ``nn.Sequential``, see
+    :mod:`fastconv.models`; ``C`` = ``in_channels``, ``K`` = ``num_classes``; ``{a,b}``
+    stands for each choice)::
+
+        0.weight                                        (32, C, 3, 3)
+        3.weight                                        (32, 32, 3, 3)
+        {1,4}.{weight,bias,running_mean,running_var}    (32,)
+        {1,4}.num_batches_tracked                       ()
+        7.weight                                        (64, 32, 3, 3)
+        10.weight                                       (64, 64, 3, 3)
+        {8,11}.{weight,bias,running_mean,running_var}   (64,)
+        {8,11}.num_batches_tracked                      ()
+        14.weight                                       (128, 64, 3, 3)
+        17.weight                                       (128, 128, 3, 3)
+        {15,18}.{weight,bias,running_mean,running_var}  (128,)
+        {15,18}.num_batches_tracked                     ()
+        24.weight                                       (K, 128)
+        24.bias                                         (K,)
     """
     in_channels = check_count(in_channels, "in_channels", allowed=(1, 3))
     num_classes = check_count(num_classes, "num_classes")

@@ -1,5 +1,6 @@
 """Parameter and Module: explicit forward/backward in PyTorch's vocabulary."""
 from collections import OrderedDict
+from collections.abc import Mapping
 
 import numpy as np
 
@@ -14,6 +15,19 @@ _grad_flags_version = [0]
 
 def _grad_flags_changed():
     _grad_flags_version[0] += 1
+
+
+class StateDictError(KeyError, ValueError):
+    """A state dict that does not fit a module (:meth:`Module.load_state_dict`): every
+    missing or unexpected key, shape and dtype mismatch in one message; ``problems`` lists
+    them one by one. A ``KeyError`` and a ``ValueError``, so either ``except`` catches it."""
+
+    def __init__(self, message, problems=()):
+        super().__init__(message)
+        self.problems = list(problems)
+
+    def __str__(self):  # KeyError would quote the message
+        return str(self.args[0])
 
 
 class Parameter:
@@ -243,44 +257,60 @@ class Module:
         return OrderedDict((name, a.copy()) for name, a in self._named_state())
 
     def load_state_dict(self, state_dict, strict=True):
-        """Copy arrays from ``state_dict`` into the parameters.
+        """Copy arrays from ``state_dict`` into the parameters and buffers.
 
         Parameters
         ----------
         state_dict : mapping of str to ndarray
+            As :meth:`state_dict` returns (PyTorch's keys; a PyTorch ``state_dict()`` turned
+            into NumPy arrays loads into the equivalent fastconv model).
         strict : bool
             If True, the keys must match :meth:`state_dict`'s exactly.
 
+        Values are copied into the existing arrays with a cast, as PyTorch does: a float
+        parameter or buffer takes a float32 or float64 array, an integer buffer (BatchNorm's
+        ``num_batches_tracked``) an integer array.
+
         Raises
         ------
-        KeyError
-            Missing or unexpected keys (strict), naming them.
-        ValueError
-            A shape mismatch, naming the parameter and both shapes.
+        StateDictError
+            (a ``KeyError`` and a ``ValueError``) everything that does not fit, in one
+            message: missing and unexpected keys (strict), shape mismatches and unsupported
+            dtypes (float16, an integer array for a float parameter, ...). Nothing is copied
+            then.
         TypeError
-            A non-numeric array.
+            ``state_dict`` is not a mapping.
         """
+        if not isinstance(state_dict, Mapping):
+            raise TypeError(f"state_dict must be a mapping of str to ndarray, got {type(state_dict).__name__}")
         own = OrderedDict(self._named_state())
+        problems = []
         if strict:
             missing = [k for k in own if k not in state_dict]
             unexpected = [k for k in state_dict if k not in own]
-            if missing or unexpected:
-                raise KeyError(
-                    f"state_dict does not match {type(self).__name__}: missing keys {missing}, "
-                    f"unexpected keys {unexpected}"
-                )
+            if missing:
+                problems.append(f"missing keys {missing}")
+            if unexpected:
+                problems.append(f"unexpected keys {unexpected}")
         checked = []
         for name, target in own.items():
             if name not in state_dict:
                 continue
             value = np.asarray(state_dict[name])
-            if value.dtype.kind not in "fiu":
-                raise TypeError(f"state_dict[{name!r}] must be a numeric array, got {value.dtype}")
+            wrong = []
+            if target.dtype.kind == "f" and value.dtype not in (np.float32, np.float64):
+                wrong.append(f"dtype {value.dtype} (expected float32 or float64)")
+            elif target.dtype.kind in "iu" and value.dtype.kind not in "iu":
+                wrong.append(f"dtype {value.dtype} (expected an integer dtype)")
             if value.shape != target.shape:
-                raise ValueError(
-                    f"state_dict[{name!r}] has shape {value.shape}, but the model's has shape {target.shape}"
-                )
-            checked.append((target, value))
+                wrong.append(f"shape {value.shape}, but the model's has shape {target.shape}")
+            if wrong:
+                problems.append(f"state_dict[{name!r}] has " + " and ".join(wrong))
+            else:
+                checked.append((target, value))
+        if problems:
+            raise StateDictError(f"state_dict does not match {type(self).__name__}: " + "; ".join(problems),
+                                 problems)
         for target, value in checked:  # all checked first: a failed load changes nothing
             target[...] = value
 
