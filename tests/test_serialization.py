@@ -603,3 +603,29 @@ def test_bfloat16_tensor_says_what_to_do(tmp_path):
     path.write_bytes(_craft({"w": _t(dtype="BF16", shape=(2,))}, b"\0" * 4))
     with pytest.raises(ModelFileError, match="tensor 'w' has a dtype NumPy cannot hold.*float32"):
         fastconv.load(path)
+
+
+_SWEEP_DTYPES = [np.float32, np.float64, np.float16, np.int64, np.int32, np.int8, np.uint8, np.bool_]
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_random_state_dicts_round_trip(tmp_path, fmt):
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    names = st.text(st.sampled_from("ab9._/é-"), min_size=1, max_size=8).filter(lambda k: k != "__metadata__")
+    entry = st.tuples(st.lists(st.integers(0, 3), max_size=3), st.sampled_from(_SWEEP_DTYPES),
+                      st.integers(0, 2**32 - 1))
+
+    @settings(max_examples=25, deadline=None)
+    @given(st.dictionaries(names, entry, max_size=5))
+    def check(spec):
+        sd = OrderedDict()
+        for k, (shape, dtype, seed) in spec.items():
+            raw = np.random.default_rng(seed).bytes(int(np.prod(shape)) * np.dtype(dtype).itemsize)
+            a = np.frombuffer(raw, np.uint8).copy()
+            sd[k] = (a.astype(bool) if dtype is np.bool_ else a.view(dtype)).reshape(shape)
+        loaded = fastconv.load(fastconv.save(sd, tmp_path / f"r{fmt}", force=True))
+        assert_same_state(loaded, sd)  # NaN payloads and -0.0 included: bytes compared
+
+    check()
