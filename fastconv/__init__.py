@@ -66,4 +66,5 @@ __all__ = [
 
 from . import datasets, models, nn, optim  # noqa: E402  (after the kernels they build on)
 from ._summary import summary  # noqa: E402  (uses nn)
+from . import inference  # noqa: E402  (planned eval-mode inference; uses nn)
 from .serialization import load, save  # noqa: E402  (uses models)
