@@ -30,7 +30,7 @@ over their paths, the identity shortcut counting as a path, and so do layers wit
 inputs (a Graph's Add and Cat nodes: the maximum over the paths into them).
 """
 import numbers
-from typing import NamedTuple
+from typing import NamedTuple, Optional
 
 import numpy as np
 
@@ -262,7 +262,7 @@ class _Tracer:
                 for a in outs:
                     self.mark(a, self.rf[id(a)])
             else:
-                rf_out = _combine(children + [rf_in], self.full)
+                rf_out = _combine((children or []) + [rf_in], self.full)
                 for a in outs:
                     self.mark(a, rf_out)
             if self.stack:
@@ -465,6 +465,7 @@ def summary(model, input_shape, *, dtype=np.float32):
         for b, values in buffers:
             if b.flags.writeable:
                 b[...] = values
+    out_shape: Optional[tuple]
     if isinstance(y, tuple) and all(isinstance(a, np.ndarray) for a in y):
         out_shape = tuple(tuple(a.shape) for a in y)  # several outputs
     else:

@@ -247,6 +247,11 @@ def test_lenet5_as_a_graph_equals_the_sequential_bitwise(rng):
     for (k, p), (k2, q) in zip(g.named_parameters(), seq.named_parameters()):
         assert k == k2
         np.testing.assert_array_equal(p.grad, q.grad, err_msg=k)
+    # the graph's input gradient wanted, but the node reading the input declines it
+    # (its needs_input_grad is False): None, not zeros
+    g.needs_input_grad = True
+    g(x)
+    assert g.backward(gy) is None
 
 
 def block_as_graph(block):
@@ -360,6 +365,17 @@ def test_state_dict_parameters_modes_and_attribute_access():
         g["nope"]
     with pytest.raises(AttributeError, match="no attribute 'nope'"):
         g.nope
+
+
+def test_copies_and_pickles_behave_the_same(rng):
+    import copy
+    import pickle
+
+    g = small_graph().eval()
+    x = rng.standard_normal((2, 1, 4, 4))
+    for other in (copy.deepcopy(g), pickle.loads(pickle.dumps(g))):
+        assert other.conv1 is not g.conv1 and [n.name for n in other.nodes] == [n.name for n in g.nodes]
+        np.testing.assert_array_equal(other(x), g(x))
 
 
 def test_node_names_that_shadow_attributes_are_still_children(rng):

@@ -3,10 +3,12 @@ backward in reverse topological order. It is what :func:`fastconv.onnx.load` bui
 what expresses networks that :class:`Sequential`, :class:`Residual` and :class:`Concat`
 do not (several inputs or outputs, a value used by many nodes, ops with two outputs).
 """
+from __future__ import annotations
+
 import heapq
 import numbers
 from collections import OrderedDict
-from typing import NamedTuple
+from typing import TYPE_CHECKING, Any, Dict, List, NamedTuple, Optional, Sequence, Set, Tuple, Union
 
 import numpy as np
 
@@ -14,6 +16,13 @@ from .._parallel import blas_single_thread
 from .._validation import check_allocation
 from .container import Container, _sum_grads
 from .module import Module, _grad_flags_changed, _grad_flags_version
+
+if TYPE_CHECKING:
+    from .._typing import DTypeLike, Shape
+
+#: ``(name, module, inputs)`` or ``(name, module, inputs, outputs)``
+NodeSpec = Sequence[Any]
+Names = Union[str, Sequence[str]]
 
 
 class GraphNode(NamedTuple):
@@ -26,7 +35,7 @@ class GraphNode(NamedTuple):
     outputs: tuple
 
 
-def _names(value, what, allow_empty=False):
+def _names(value: Any, what: str, allow_empty: bool = False) -> Tuple[str, ...]:
     """A tuple of value names from a str or a sequence of str."""
     if isinstance(value, str):
         value = (value,)
@@ -42,7 +51,7 @@ def _names(value, what, allow_empty=False):
     return tuple(value)
 
 
-def _shape(value, what):
+def _shape(value: Any, what: str) -> Tuple[int, ...]:
     if isinstance(value, np.ndarray):
         value = tuple(value.tolist())
     if not isinstance(value, (tuple, list)):
@@ -55,7 +64,7 @@ def _shape(value, what):
     return tuple(int(v) for v in value)
 
 
-def _wrap_error(e, prefix):
+def _wrap_error(e: Exception, prefix: str) -> Exception:
     """The same kind of error (ValueError or TypeError) with ``prefix`` in front."""
     cls = TypeError if isinstance(e, TypeError) else ValueError
     return cls(f"{prefix}: {e}")
@@ -126,7 +135,15 @@ class Graph(Container):
     >>> y = g(x); gx = g.backward(gy)
     """
 
-    def __init__(self, nodes, inputs=("input",), outputs=None, *, input_shapes=None):
+    inputs: Tuple[str, ...]
+    outputs: Tuple[str, ...]
+    _order: Tuple[Tuple[str, Tuple[str, ...], Tuple[str, ...]], ...]
+    _meta: Optional[Dict[str, Tuple[Tuple[int, ...], np.dtype]]]
+    _value_needs: Optional[Dict[str, bool]]
+    _tupled: Set[str]
+
+    def __init__(self, nodes: Sequence[NodeSpec], inputs: Names = ("input",), outputs: Optional[Names] = None,
+                 *, input_shapes: Optional[Sequence[Any]] = None) -> None:
         super().__init__()
         graph_inputs = _names(inputs, "inputs")
         seen = set()
@@ -141,7 +158,9 @@ class Graph(Container):
             raise ValueError("nodes must hold at least one (name, module, inputs[, outputs]) tuple")
         parsed = [self._parse_node(i, entry) for i, entry in enumerate(nodes)]
 
-        by_name, by_module, producer = {}, {}, {v: None for v in graph_inputs}
+        by_name: Dict[str, GraphNode] = {}
+        by_module: Dict[int, str] = {}
+        producer: Dict[str, Optional[str]] = {v: None for v in graph_inputs}
         for node in parsed:
             if node.name in by_name:
                 raise ValueError(f"node {node.name!r}: duplicate node name (two nodes are called {node.name!r})")
@@ -178,12 +197,13 @@ class Graph(Container):
         self._order = tuple((n.name, n.inputs, n.outputs) for n in order)
         self._value_needs = None
         self._meta = None
+        self._io_values = tuple(dict.fromkeys(self.inputs + self.outputs))
         if input_shapes is not None:
             self.value_shapes(input_shapes)
 
     # -- construction ---------------------------------------------------------------------
     @staticmethod
-    def _parse_node(i, entry):
+    def _parse_node(i: int, entry: Any) -> GraphNode:
         if not isinstance(entry, (tuple, list)) or len(entry) not in (3, 4):
             label = f"node {entry[0]!r}" if isinstance(entry, (tuple, list)) and entry and isinstance(entry[0], str) else f"node {i}"
             raise ValueError(f"{label}: each node must be a tuple (name, module, inputs) or (name, module, "
@@ -211,11 +231,12 @@ class Graph(Container):
         return GraphNode(name, module, ins, outs)
 
     @staticmethod
-    def _topological_order(nodes, producer):
+    def _topological_order(nodes: List[GraphNode], producer: Dict[str, Optional[str]]) -> List[GraphNode]:
         """Kahn's algorithm taking the earliest-listed ready node first."""
         index = {n.name: i for i, n in enumerate(nodes)}
-        deps = {n.name: {producer[v] for v in n.inputs if producer[v] is not None} for n in nodes}
-        users = {n.name: [] for n in nodes}
+        deps: Dict[str, Set[str]] = {n.name: {p for p in (producer[v] for v in n.inputs) if p is not None}
+                                     for n in nodes}
+        users: Dict[str, List[str]] = {n.name: [] for n in nodes}
         for n in nodes:
             for d in deps[n.name]:
                 users[d].append(n.name)
@@ -233,54 +254,58 @@ class Graph(Container):
         if len(order) < len(nodes):
             left = {name for name, k in waiting.items() if k > 0}
             # every node left waits for another node left: walk back until one repeats
-            start = min(left, key=index.get)
-            path, at = [], start
+            def position(n: str) -> int:
+                return index[n]
+
+            start = min(left, key=position)
+            path: List[str] = []
+            at = start
             while at not in path:
                 path.append(at)
-                at = min((d for d in deps[at] if d in left), key=index.get)
+                at = min((d for d in deps[at] if d in left), key=position)
             cycle = path[path.index(at):][::-1]  # in data-flow order, from its first-listed node
-            first = cycle.index(min(cycle, key=index.get))
+            first = cycle.index(min(cycle, key=position))
             cycle = cycle[first:] + cycle[:first]
             text = " -> ".join(repr(c) for c in cycle + [cycle[0]])
-            rest = sorted(left - set(cycle), key=index.get)
+            rest = sorted(left - set(cycle), key=position)
             more = f"; nodes {rest!r} depend on it (unreachable from the inputs)" if rest else ""
             raise ValueError(f"node {cycle[0]!r}: the graph has a cycle through nodes {text}{more}")
         return order
 
     # -- structure --------------------------------------------------------------------------
     @property
-    def nodes(self):
+    def nodes(self) -> Tuple[GraphNode, ...]:
         """The nodes as :class:`GraphNode` tuples, in execution (topological) order."""
         return tuple(GraphNode(name, self._modules[name], ins, outs) for name, ins, outs in self._order)
 
     @property
-    def num_inputs(self):
+    def num_inputs(self) -> int:
         return len(self.inputs)
 
     @property
-    def num_outputs(self):
+    def num_outputs(self) -> int:
         return len(self.outputs)
 
-    def __getattr__(self, name):
+    def __getattr__(self, name: str) -> Module:
         modules = self.__dict__.get("_modules")
         if modules is not None and name in modules:
             return modules[name]
         raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
 
-    def __getitem__(self, name):
+    def __getitem__(self, name: str) -> Module:
         try:
             return self._modules[name]
         except (KeyError, TypeError):
             raise KeyError(f"Graph has no node {name!r}; its nodes are {list(self._modules)}") from None
 
-    def __len__(self):
+    def __len__(self) -> int:
         return len(self._modules)
 
     def __call__(self, *xs):
         return self.forward(*xs)
 
     # -- gradient flags ---------------------------------------------------------------------
-    def _plan_graph_grads(self):
+    def _plan_graph_grads(self) -> None:
         needed_here = self._input_grad_needed()
         key = (_grad_flags_version[0], needed_here)
         if key == self._grad_plan_key:
@@ -298,6 +323,8 @@ class Graph(Container):
         object.__setattr__(self, "_grad_plan_key", key)
 
     # -- computation ------------------------------------------------------------------------
+    # forward/backward take and return tuples for several inputs/outputs, which the
+    # one-array signatures of Module.forward/backward do not describe: left unannotated
     def forward(self, *xs):
         """Run the nodes in topological order; one array for one output, else a tuple."""
         if len(xs) != len(self.inputs):
@@ -308,7 +335,7 @@ class Graph(Container):
         self._plan_graph_grads()
         values = dict(zip(self.inputs, xs))
         modules = self._modules
-        tupled = set()
+        tupled: Set[str] = set()
         with blas_single_thread():
             for name, ins, outs in self._order:
                 module = modules[name]
@@ -338,12 +365,15 @@ class Graph(Container):
                                             f"numpy.ndarray, got {type(a).__name__}")
                         values[v] = a
         # shapes for backward; the arrays themselves are not kept (the layers reuse theirs)
-        self._meta = {v: (a.shape, a.dtype) for v, a in values.items()}
+        if self.__dict__.get("_record_all"):  # value_shapes
+            self._meta = {v: (a.shape, a.dtype) for v, a in values.items()}
+        else:
+            self._meta = {v: (values[v].shape, values[v].dtype) for v in self._io_values}
         self._tupled = tupled
         result = tuple(values[v] for v in self.outputs)
         return result[0] if len(result) == 1 else result
 
-    def _gather(self, contributions, v):
+    def _gather(self, contributions: Dict[str, List[Any]], v: str) -> Any:
         grads = contributions.pop(v, None)
         if not grads:
             return None
@@ -353,7 +383,9 @@ class Graph(Container):
         """Gradients of the graph inputs from those of the outputs (one array, or a tuple
         with one per output; None counts as zero). Returns one array for a one-input graph,
         else a tuple (None where a gradient is not needed)."""
-        if self._meta is None:
+        meta = self._meta
+        needs = self._value_needs
+        if meta is None or needs is None:
             raise RuntimeError("Graph.backward called before forward")
         k = len(self.outputs)
         if k == 1 and not isinstance(grad_output, (tuple, list)):
@@ -364,21 +396,20 @@ class Graph(Container):
             raise TypeError(f"grad_output must be {'an array' if k == 1 else f'a tuple of {k} arrays'} "
                             f"(None for zero), one per graph output {list(self.outputs)}, got "
                             f"{type(grad_output).__name__}")
-        contributions = {}
+        contributions: Dict[str, List[Any]] = {}
         for v, g in zip(self.outputs, grads):
             if g is None:
                 continue
             if not isinstance(g, np.ndarray):
                 raise TypeError(f"the gradient of graph output {v!r} must be a numpy.ndarray or None, got "
                                 f"{type(g).__name__}")
-            shape, dtype = self._meta[v]
+            shape, dtype = meta[v]
             if g.shape != shape or g.dtype != dtype:
                 raise ValueError(f"the gradient of graph output {v!r} must have shape {shape} and dtype "
                                  f"{dtype}, got {g.shape} {g.dtype}")
             contributions.setdefault(v, []).append(g)
-        needs = self._value_needs
         modules = self._modules
-        declined = set()  # values a node that got a gradient returned none for
+        declined: Set[str] = set()  # values a node that got a gradient returned none for
         with blas_single_thread():
             for name, ins, outs in reversed(self._order):
                 module = modules[name]
@@ -411,13 +442,13 @@ class Graph(Container):
             for v in self.inputs:
                 g = self._gather(contributions, v)
                 if g is None and v not in declined:  # no path reaches this input: zero
-                    shape, dtype = self._meta[v]
+                    shape, dtype = meta[v]
                     g = np.zeros(shape, dtype)
                 result.append(g)
         return result[0] if len(result) == 1 else tuple(result)
 
     # -- shapes -----------------------------------------------------------------------------
-    def _check_input_shapes(self, input_shapes):
+    def _check_input_shapes(self, input_shapes: Any) -> List[Tuple[int, ...]]:
         if (len(self.inputs) == 1 and isinstance(input_shapes, (tuple, list))
                 and not any(isinstance(v, (tuple, list, np.ndarray)) for v in input_shapes)):
             input_shapes = [input_shapes]  # one shape for the one input
@@ -429,7 +460,8 @@ class Graph(Container):
                              f"{list(self.inputs)}, got {len(input_shapes)}")
         return [_shape(s, f"input_shapes[{i}]") for i, s in enumerate(input_shapes)]
 
-    def value_shapes(self, input_shapes, dtype=None):
+    def value_shapes(self, input_shapes: Sequence[Any],
+                     dtype: Optional[DTypeLike] = None) -> OrderedDict[str, Shape]:
         """The shape of every value for inputs of ``input_shapes``, from one forward pass on
         zeros in eval mode that leaves every module as it was (flags, saved state, buffers).
 
@@ -453,18 +485,19 @@ class Graph(Container):
         shapes = self._check_input_shapes(input_shapes)
         if dtype is None:
             dtype = next((p.data.dtype for p in self.parameters()), np.dtype(np.float32))
-        dtype = np.dtype(dtype)
-        if dtype not in (np.float32, np.float64):
-            raise TypeError(f"dtype must be float32 or float64, got {dtype}")
+        zeros_dtype = np.dtype(dtype)
+        if zeros_dtype not in (np.float32, np.float64):
+            raise TypeError(f"dtype must be float32 or float64, got {zeros_dtype}")
         for i, s in enumerate(shapes):
-            check_allocation(s, dtype, f"input_shapes[{i}] zeros")
+            check_allocation(s, zeros_dtype, f"input_shapes[{i}] zeros")
         modules = list({id(m): m for m in self.modules()}.values())
         saved = [(m, dict(m.__dict__), dict(m._workspace._arrays)) for m in modules]
         buffers = [(b, b.copy()) for b in {id(b): b for b in self.buffers()}.values()]
         try:
             for m in modules:
                 object.__setattr__(m, "training", False)
-            self.forward(*[np.zeros(s, dtype) for s in shapes])
+            object.__setattr__(self, "_record_all", True)
+            self.forward(*[np.zeros(s, zeros_dtype) for s in shapes])
             meta = self._meta
         except (ValueError, TypeError) as e:
             raise ValueError(f"Graph refuses input_shapes {shapes}: {e}") from e
@@ -477,6 +510,7 @@ class Graph(Container):
             for b, values in buffers:
                 if b.flags.writeable:
                     b[...] = values
+        assert meta is not None  # set by the forward pass
         return OrderedDict((v, tuple(shape)) for v, (shape, _) in meta.items())
 
     # -- printing ---------------------------------------------------------------------------

@@ -5,15 +5,25 @@
 ``backward`` returns a tuple with one gradient per input; ``Split`` returns a tuple and
 its ``backward`` takes a tuple of gradients (None for an output that got none).
 """
+from __future__ import annotations
+
 import numbers
+from typing import TYPE_CHECKING, Any, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
 from .._validation import FLOAT_DTYPES, check_int
 from .module import Module
 
+if TYPE_CHECKING:
+    from .._typing import FloatArray
 
-def _check_inputs(xs, who, minimum):
+# Add/Cat.backward return a tuple (one gradient per input) and Split's forward/backward
+# return/take tuples, which Module's one-array signatures do not describe: those methods
+# are left unannotated.
+
+
+def _check_inputs(xs: Sequence[Any], who: str, minimum: int) -> np.dtype:
     if len(xs) < minimum:
         raise ValueError(f"{who} needs at least {minimum} inputs, got {len(xs)}")
     for i, x in enumerate(xs):
@@ -28,7 +38,7 @@ def _check_inputs(xs, who, minimum):
     return first
 
 
-def _check_grad(grad_output, shape, dtype, name="grad_output"):
+def _check_grad(grad_output: Any, shape: Tuple[int, ...], dtype: np.dtype, name: str = "grad_output") -> FloatArray:
     if not isinstance(grad_output, np.ndarray):
         raise TypeError(f"{name} must be a numpy.ndarray, got {type(grad_output).__name__}")
     if grad_output.shape != shape or grad_output.dtype != dtype:
@@ -39,7 +49,7 @@ def _check_grad(grad_output, shape, dtype, name="grad_output"):
     return grad_output
 
 
-def _check_dim(dim, ndim, who):
+def _check_dim(dim: int, ndim: int, who: str) -> int:
     if not -ndim <= dim < ndim:
         raise ValueError(f"{who} dim={dim} is out of range for inputs of {ndim} dims")
     return dim % ndim
@@ -57,14 +67,14 @@ class Add(Module):
 
     num_outputs = 1
 
-    def __init__(self):
+    def __init__(self) -> None:
         super().__init__()
-        self._shapes = None
+        self._shapes: Optional[Tuple[Tuple[int, ...], ...]] = None
 
-    def __call__(self, *xs):
+    def __call__(self, *xs: FloatArray) -> FloatArray:
         return self.forward(*xs)
 
-    def forward(self, *xs):
+    def forward(self, *xs: FloatArray) -> FloatArray:
         dtype = _check_inputs(xs, "Add", 2)
         shapes = tuple(x.shape for x in xs)
         try:
@@ -81,7 +91,7 @@ class Add(Module):
         return out
 
     @staticmethod
-    def _first_mismatch(shapes):
+    def _first_mismatch(shapes: Sequence[Tuple[int, ...]]) -> int:
         for i in range(1, len(shapes)):
             try:
                 np.broadcast_shapes(*shapes[: i + 1])
@@ -98,7 +108,7 @@ class Add(Module):
         return tuple(self._reduce(g, s) for s in self._shapes)
 
     @staticmethod
-    def _reduce(g, shape):
+    def _reduce(g: FloatArray, shape: Tuple[int, ...]) -> FloatArray:
         if g.shape == shape:
             return g
         lead = g.ndim - len(shape)
@@ -123,15 +133,15 @@ class Cat(Module):
 
     num_outputs = 1
 
-    def __init__(self, dim=1):
+    def __init__(self, dim: int = 1) -> None:
         super().__init__()
         self.dim = check_int(dim, "dim", minimum=-(2**31))
-        self._sizes = None
+        self._sizes: Optional[List[int]] = None
 
-    def __call__(self, *xs):
+    def __call__(self, *xs: FloatArray) -> FloatArray:
         return self.forward(*xs)
 
-    def forward(self, *xs):
+    def forward(self, *xs: FloatArray) -> FloatArray:
         dtype = _check_inputs(xs, "Cat", 1)
         first = xs[0]
         axis = _check_dim(self.dim, first.ndim, "Cat")
@@ -164,7 +174,7 @@ class Cat(Module):
             grads.append(np.ascontiguousarray(g[tuple(index)]))
         return tuple(grads)
 
-    def extra_repr(self):
+    def extra_repr(self) -> str:
         return f"dim={self.dim}"
 
 
@@ -185,19 +195,21 @@ class Split(Module):
     returns the input gradient (None when it is not needed).
     """
 
-    def __init__(self, sections, dim=1):
+    sections: Union[int, List[int]]
+
+    def __init__(self, sections: Union[int, Sequence[int]], dim: int = 1) -> None:
         super().__init__()
         if isinstance(sections, (tuple, list, np.ndarray)):
-            sections = list(sections.tolist() if isinstance(sections, np.ndarray) else sections)
-            if not sections:
+            sizes = list(sections.tolist() if isinstance(sections, np.ndarray) else sections)
+            if not sizes:
                 raise ValueError("sections must be a positive int or a non-empty sequence of sizes, got []")
-            for s in sections:
+            for s in sizes:
                 if isinstance(s, (bool, np.bool_)) or not isinstance(s, numbers.Integral):
                     raise TypeError(f"sections must be a positive int or a sequence of ints, got "
-                                    f"{type(s).__name__} {s!r} in {sections!r}")
+                                    f"{type(s).__name__} {s!r} in {sizes!r}")
                 if s < 0:
-                    raise ValueError(f"sections must be sizes >= 0, got {sections!r}")
-            self.sections = [int(s) for s in sections]
+                    raise ValueError(f"sections must be sizes >= 0, got {sizes!r}")
+            self.sections = [int(s) for s in sizes]
         elif isinstance(sections, (bool, np.bool_)) or not isinstance(sections, numbers.Integral):
             raise TypeError(f"sections must be a positive int or a sequence of ints, got "
                             f"{type(sections).__name__} {sections!r}")
@@ -207,11 +219,11 @@ class Split(Module):
         self._in_shape = None
 
     @property
-    def num_outputs(self):
+    def num_outputs(self) -> int:
         """How many arrays forward returns."""
         return self.sections if isinstance(self.sections, int) else len(self.sections)
 
-    def _sizes_for(self, n):
+    def _sizes_for(self, n: int) -> List[int]:
         if isinstance(self.sections, int):
             if n % self.sections:
                 raise ValueError(f"Split sections={self.sections} does not divide dim {self.dim} "
@@ -265,5 +277,5 @@ class Split(Module):
                 gi[tuple(index)] = g
         return gi
 
-    def extra_repr(self):
+    def extra_repr(self) -> str:
         return f"sections={self.sections}, dim={self.dim}"

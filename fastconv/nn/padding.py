@@ -1,7 +1,10 @@
 """Padding layers, as ``torch.nn.ZeroPad2d`` / ``ConstantPad2d`` / ``ReflectionPad2d`` /
 ``ReplicationPad2d`` / ``CircularPad2d``, over :func:`fastconv.functional.pad` and its
 adjoint :func:`fastconv.functional.pad_backward`."""
+from __future__ import annotations
+
 import numbers
+from typing import TYPE_CHECKING, Any, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
@@ -9,8 +12,15 @@ from .. import functional as F
 from .._validation import check_allocation, check_array
 from .module import Module
 
+if TYPE_CHECKING:
+    from .._typing import FloatArray
+    from ..functional.pad import PadGeometry
 
-def _check_padding(padding):
+#: an int (every side) or (left, right, top, bottom)
+Padding = Union[int, Sequence[int]]
+
+
+def _check_padding(padding: Any) -> Tuple[int, ...]:
     """(left, right, top, bottom) from an int or a sequence of 4 ints (PyTorch's forms)."""
     if isinstance(padding, np.ndarray) and padding.ndim == 1:
         padding = tuple(padding.tolist())
@@ -49,23 +59,25 @@ class _Pad2d(Module):
     """
 
     mode = "constant"
+    _geometry: Optional[PadGeometry]
 
-    def __init__(self, padding):
+    def __init__(self, padding: Padding) -> None:
         super().__init__()
         self.padding = _check_padding(padding)
         self.value = 0.0
-        self._key = None
+        self._key: Any = None
         self._geometry = None
-        self._in_shape = None
+        self._in_shape: Optional[Tuple[int, ...]] = None
 
-    def _geometry_for(self, shape, dtype):
-        if (shape, dtype) != self._key:
-            self._geometry = F.pad_geometry(shape, self.padding, self.mode)
-            check_allocation(self._geometry.output_shape, dtype, f"{type(self).__name__} output")
+    def _geometry_for(self, shape: Tuple[int, ...], dtype: np.dtype) -> PadGeometry:
+        g = self._geometry
+        if g is None or (shape, dtype) != self._key:
+            g = self._geometry = F.pad_geometry(shape, self.padding, self.mode)
+            check_allocation(g.output_shape, dtype, f"{type(self).__name__} output")
             self._key = (shape, dtype)
-        return self._geometry
+        return g
 
-    def forward(self, x):
+    def forward(self, x: FloatArray) -> FloatArray:
         if isinstance(x, np.ndarray) and x.ndim == 3:  # (C, H, W), as PyTorch
             x4 = check_array(x, "x", 3, "(N, C, H, W) or (C, H, W)")[None]
         else:
@@ -77,10 +89,10 @@ class _Pad2d(Module):
         self._dtype = x4.dtype
         return out if x.ndim == 4 else out[0]
 
-    def backward(self, grad_output):
-        if self._in_shape is None:
-            raise RuntimeError(f"{type(self).__name__}.backward called before forward")
+    def backward(self, grad_output: FloatArray) -> Optional[FloatArray]:
         g = self._geometry
+        if self._in_shape is None or g is None:
+            raise RuntimeError(f"{type(self).__name__}.backward called before forward")
         squeeze = len(self._in_shape) == 3
         want = g.output_shape[1:] if squeeze else g.output_shape
         if not isinstance(grad_output, np.ndarray):
@@ -97,7 +109,7 @@ class _Pad2d(Module):
         F.pad_backward_unchecked(g4, g, gi)
         return gi[0] if squeeze else gi
 
-    def extra_repr(self):
+    def extra_repr(self) -> str:
         return f"{self.padding}"
 
 
@@ -123,13 +135,13 @@ class ConstantPad2d(_Pad2d):
     value : float
     """
 
-    def __init__(self, padding, value):
+    def __init__(self, padding: Padding, value: float) -> None:
         super().__init__(padding)
         if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
             raise TypeError(f"value must be a real number, got {type(value).__name__} {value!r}")
         self.value = float(value)
 
-    def extra_repr(self):
+    def extra_repr(self) -> str:
         return f"padding={self.padding}, value={self.value}"
 
 
