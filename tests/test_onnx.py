@@ -35,7 +35,7 @@ def _ort(path, x):
     return sess.run(None, {sess.get_inputs()[0].name: x})[0]
 
 
-def _export_check(model, x, tmp_path, opset=17, dynamic_batch=True, batches=(), full_check=True):
+def _export_check(model, x, tmp_path, opset=17, dynamic_batch=True, batches=(), full_check=True, reload=True):
     """Export, check the file, compare onnxruntime with fastconv eval outputs; returns path."""
     path = tmp_path / "m.onnx"
     fo.export(model, path, x.shape, dynamic_batch=dynamic_batch, opset=opset)
@@ -43,11 +43,14 @@ def _export_check(model, x, tmp_path, opset=17, dynamic_batch=True, batches=(), 
     onnx.checker.check_model(proto, full_check=full_check)
     model.eval()
     sess = _session(path)
+    loaded = fo.load(path) if reload else None
     for xb in (x, *batches):
         want = model(xb)
         got = sess.run(None, {"input": xb})[0]
         assert got.shape == want.shape
         np.testing.assert_allclose(got, want, rtol=RTOL, atol=ATOL)
+        if loaded is not None:  # the round trip: fastconv.onnx.load against onnxruntime
+            np.testing.assert_allclose(loaded(xb), got, rtol=RTOL, atol=ATOL)
     return path
 
 
@@ -325,3 +328,292 @@ def test_without_onnx_installed(monkeypatch, tmp_path):
         fo.export(nn.ReLU(), tmp_path / "m.onnx", (1, 3))
     with pytest.raises(ImportError, match=r'pip install "fastconv\[onnx\]"'):
         fo.load(tmp_path / "m.onnx")
+
+
+# --- Graph, its ops and the pad layers ----------------------------------------------------
+
+def _graph(rng):
+    return nn.Graph([
+        ("conv1", nn.Conv2d(2, 4, 3, padding=1, rng=rng), ["input"]),
+        ("relu1", nn.ReLU(), ["conv1"]),
+        ("split", nn.Split([1, 3]), ["relu1"], ["a", "b"]),
+        ("cat", nn.Cat(1), ["b", "a", "conv1"]),
+        ("add", nn.Add(), ["cat", "cat"]),
+        ("pad", nn.ReflectionPad2d((1, -1, 2, 0)), ["add"]),
+        ("conv2", nn.Conv2d(8, 3, 2, rng=rng), ["pad"]),
+        ("sum", nn.Add(), ["conv2", "conv2", "conv2"]),
+    ])
+
+
+def test_export_graph(tmp_path, rng):
+    path = _export_check(_graph(rng), _rand(rng, (2, 2, 6, 6)), tmp_path, batches=[_rand(rng, (3, 2, 6, 6))])
+    assert isinstance(fo.load(path), nn.Graph)
+
+
+def test_export_graph_several_outputs(tmp_path, rng):
+    g = nn.Graph([("s", nn.Split(2), ["input"], ["a", "b"]), ("add", nn.Add(), ["a", "b", "a"])],
+                 outputs=["add", "a", "input"])
+    path = tmp_path / "m.onnx"
+    fo.export(g, path, (2, 4, 3))
+    onnx.checker.check_model(onnx.load(str(path)), full_check=True)
+    x = _rand(rng, (2, 4, 3))
+    for got, want in zip(_session(path).run(None, {"input": x}), g(x)):
+        np.testing.assert_array_equal(got, want)
+
+
+PAD_LAYERS = [nn.ZeroPad2d, nn.ReflectionPad2d, nn.ReplicationPad2d, nn.CircularPad2d]
+
+
+@pytest.mark.parametrize("opset", [17, 21])
+@pytest.mark.parametrize("padding", [(1, 2, 0, 3), (-1, 2, 1, -2), (0, 0, 0, 0), (-2, -1, 0, 0), 2])
+@pytest.mark.parametrize("cls", PAD_LAYERS)
+def test_export_pad_layers(cls, padding, opset, tmp_path, rng):
+    _export_check(cls(padding), _rand(rng, (2, 3, 5, 6)), tmp_path, opset=opset, batches=[_rand(rng, (1, 3, 5, 6))])
+
+
+@pytest.mark.parametrize("shape", [(2, 3, 5, 6), (3, 5, 6)])
+def test_export_constant_pad(shape, tmp_path, rng):
+    _export_check(nn.ConstantPad2d((1, -1, 2, 3), 2.5), _rand(rng, shape), tmp_path, dynamic_batch=len(shape) == 4)
+
+
+# --- import: from fastconv's exporter ------------------------------------------------------
+
+@pytest.mark.parametrize("name", MODEL_NAMES)
+def test_load_models_round_trip(name, tmp_path, rng):
+    m = _model(name)
+    path = tmp_path / "m.onnx"
+    fo.export(m, path, (1, 1, 28, 28))
+    loaded = fo.load(path)
+    chain = name in ("lenet5", "vgg_small")
+    assert isinstance(loaded, nn.Sequential if chain else nn.Graph)
+    assert loaded.config == m.config
+    assert not loaded.training
+    m.eval()
+    x = _rand(rng, (3, 1, 28, 28))
+    np.testing.assert_allclose(loaded(x), _ort(path, x), rtol=RTOL, atol=ATOL)
+    np.testing.assert_allclose(loaded(x), m(x), rtol=RTOL, atol=ATOL)
+    # the same weights, as Parameters
+    params = loaded.parameters()
+    assert all(isinstance(p, nn.Parameter) and p.requires_grad for p in params)
+    assert sum(p.data.size for p in params) == sum(p.data.size for p in m.parameters())
+    if name == "lenet5":  # one fastconv layer per node: the same state-dict keys
+        assert list(loaded.state_dict()) == list(m.state_dict())
+
+
+def test_load_round_trip_through_onnx_load(tmp_path, rng):
+    """fastconv -> ONNX -> onnx.load -> onnx.save -> fastconv.onnx.load."""
+    m = _model("resnet8")
+    path = tmp_path / "m.onnx"
+    fo.export(m, path, (1, 1, 28, 28))
+    proto = onnx.load(str(path))
+    again = tmp_path / "again.onnx"
+    onnx.save(proto, str(again))
+    x = _rand(rng, (2, 1, 28, 28))
+    m.eval()
+    np.testing.assert_allclose(fo.load(again)(x), m(x), rtol=RTOL, atol=ATOL)
+
+
+def test_load_external_data_inside_folder(tmp_path, rng):
+    m = _model("lenet5")
+    path = tmp_path / "m.onnx"
+    fo.export(m, path, (1, 1, 28, 28))
+    proto = onnx.load(str(path))
+    ext = tmp_path / "ext" / "m.onnx"
+    ext.parent.mkdir()
+    onnx.save_model(proto, str(ext), save_as_external_data=True, all_tensors_to_one_file=True,
+                    location="m.onnx.data", size_threshold=0)
+    x = _rand(rng, (2, 1, 28, 28))
+    np.testing.assert_allclose(fo.load(ext)(x), _ort(path, x), rtol=RTOL, atol=ATOL)
+
+
+def test_load_backward_by_finite_differences(tmp_path):
+    """Backward through a loaded float64 model (a Graph with fan-out, Split, Cat, pads, BN)
+    against central differences, for the input and for the parameters."""
+    r = np.random.default_rng(3)
+    g = nn.Graph([
+        ("conv1", nn.Conv2d(2, 4, 3, padding=1, padding_mode="reflect", rng=r, dtype=np.float64), ["input"]),
+        ("bn", nn.BatchNorm2d(4, dtype=np.float64), ["conv1"]),
+        ("act", nn.Tanh(), ["bn"]),
+        ("split", nn.Split([1, 3]), ["act"], ["a", "b"]),
+        ("cat", nn.Cat(1), ["b", "a", "conv1"]),
+        ("pool", nn.AvgPool2d(3, 2, 1, ceil_mode=True), ["cat"]),
+        ("add", nn.Add(), ["pool", "pool"]),
+        ("flat", nn.Flatten(), ["add"]),
+        ("fc", nn.Linear(8 * 3 * 3, 3, rng=r, dtype=np.float64), ["flat"]),
+    ])
+    _randomise_batch_norm(g, r)
+    path = tmp_path / "g.onnx"
+    fo.export(g, path, (2, 2, 5, 5))
+    loaded = fo.load(path)
+    x = r.standard_normal((2, 2, 5, 5))
+    gy = r.standard_normal((2, 3))
+    loaded.eval()
+    y = loaded(x)
+    loaded.zero_grad()
+    gx = loaded.backward(gy)
+
+    xp = x.copy()
+
+    def f():
+        return float(np.sum(loaded(xp) * gy))
+
+    from reference import numerical_grad
+    np.testing.assert_allclose(gx, numerical_grad(f, xp), rtol=1e-6, atol=1e-8)
+    for name, p in loaded.named_parameters():
+        np.testing.assert_allclose(p.grad, numerical_grad(f, p.data), rtol=1e-6, atol=1e-8, err_msg=name)
+    assert y.shape == (2, 3)
+
+
+def test_load_fine_tune_frozen_prefix(tmp_path, rng):
+    path = tmp_path / "m.onnx"
+    fo.export(_model("lenet5"), path, (1, 1, 28, 28))
+    loaded = fo.load(path)
+    from fastconv.training import freeze
+    assert freeze(loaded, ["0", "3"]) == ["0.weight", "0.bias", "3.weight", "3.bias"]
+    frozen = {k: v.copy() for k, v in loaded.state_dict().items() if k[0] in "03"}
+    opt = fastconv.optim.SGD(loaded.parameters(), lr=0.1)
+    loss = nn.CrossEntropyLoss()
+    loaded.train()
+    x, y = _rand(rng, (8, 1, 28, 28)), rng.integers(0, 10, 8)
+    first = None
+    for _ in range(5):
+        value = loss(loaded(x), y)
+        first = value if first is None else first
+        opt.zero_grad()
+        loaded.backward(loss.backward())
+        opt.step()
+    assert loss(loaded(x), y) < first
+    for k, v in frozen.items():
+        np.testing.assert_array_equal(loaded.state_dict()[k], v)
+
+
+# --- import: from torch.onnx.export ---------------------------------------------------------
+
+def _torch():
+    torch = pytest.importorskip("torch")
+    torch.set_num_threads(1)
+    return torch
+
+
+def _torch_export(torch, model, x, path, dynamo, **kw):
+    """torch.onnx.export with the legacy (dynamo=False) or the default exporter; skips
+    when that exporter is unavailable here."""
+    import warnings
+
+    model.eval()
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            if dynamo:
+                pytest.importorskip("onnxscript")
+                batch = torch.export.Dim("batch", min=1, max=1024)
+                torch.onnx.export(model, (x,), str(path), dynamo=True, dynamic_shapes=({0: batch},),
+                                  verbose=False, **kw)
+            else:
+                torch.onnx.export(model, (x,), str(path), dynamo=False, input_names=["x"],
+                                  dynamic_axes={"x": {0: "N"}}, **kw)
+    except (TypeError, ImportError, RuntimeError, NotImplementedError) as e:
+        if isinstance(e, RuntimeError) and "export" not in str(e).lower():
+            raise
+        pytest.skip(f"torch.onnx.export (dynamo={dynamo}) is not available here: {e}")
+
+
+def _torch_zoo(torch):
+    tn = torch.nn
+    return tn.Sequential(
+        tn.Conv2d(2, 6, 3, padding=1, padding_mode="reflect"), tn.BatchNorm2d(6), tn.LeakyReLU(0.1),
+        tn.AvgPool2d(3, 2, 1, ceil_mode=True, count_include_pad=False), tn.ELU(0.7),
+        tn.Conv2d(6, 6, 3, padding=2, dilation=2, groups=3), tn.Sigmoid(),
+        tn.MaxPool2d(2, ceil_mode=True), tn.Conv2d(6, 4, 3, padding=1, padding_mode="replicate", bias=False),
+        tn.Tanh(), tn.AvgPool2d(2), tn.Flatten(), tn.Linear(4 * 2 * 2, 8), tn.Dropout(0.2), tn.ReLU(),
+        tn.Linear(8, 5), tn.LogSoftmax(dim=1))
+
+
+@pytest.mark.parametrize("dynamo", [False, True], ids=["legacy", "dynamo"])
+@pytest.mark.parametrize("name", ["lenet5", "resnet8", "zoo"])
+def test_load_from_torch(name, dynamo, tmp_path, rng):
+    torch = _torch()
+    from torch_models import TORCH_MODELS
+
+    torch.manual_seed(0)
+    if name == "zoo":
+        tm, shape = _torch_zoo(torch), (1, 2, 13, 13)
+    else:
+        tm, shape = TORCH_MODELS[name](), (1, 1, 28, 28)
+    for mod in tm.modules():  # BatchNorm statistics that are not the identity
+        if isinstance(mod, torch.nn.BatchNorm2d):
+            with torch.no_grad():
+                mod.running_mean.uniform_(-0.3, 0.3)
+                mod.running_var.uniform_(0.5, 2.0)
+                mod.weight.uniform_(0.5, 1.5)
+                mod.bias.uniform_(-0.3, 0.3)
+    path = tmp_path / "t.onnx"
+    kw = {} if dynamo else {"do_constant_folding": name != "zoo"}  # the zoo keeps its BatchNormalization
+    _torch_export(torch, tm, torch.zeros(shape), path, dynamo, **kw)
+    loaded = fo.load(path)
+    for n in (1, 4):
+        x = _rand(rng, (n, *shape[1:]))
+        got = loaded(x)
+        np.testing.assert_allclose(got, _ort(path, x), rtol=RTOL, atol=ATOL)
+        with torch.no_grad():
+            np.testing.assert_allclose(got, tm(torch.from_numpy(x)).numpy(), rtol=1e-4, atol=1e-5)
+    if name == "zoo":
+        kinds = {type(m).__name__ for m in loaded.modules()}
+        assert {"Conv2d", "AvgPool2d", "MaxPool2d", "ELU", "LeakyReLU", "Sigmoid", "Tanh", "Linear",
+                "LogSoftmax"} <= kinds
+        convs = [m for m in loaded.modules() if isinstance(m, nn.Conv2d)]
+        assert [c.padding_mode for c in convs] == ["reflect", "zeros", "replicate"]
+    # backward runs and reaches every parameter
+    loaded.train()
+    y = loaded(_rand(rng, (3, *shape[1:])))
+    loaded.zero_grad()
+    loaded.backward(np.ones_like(y))
+    assert all(np.any(p.grad != 0) for p in loaded.parameters())
+
+
+def test_transfer_learning_torch_lenet_to_fashion_mnist(tmp_path, mnist_dir, fashion_dir):
+    """PyTorch LeNet-5 trained briefly on MNIST -> torch.onnx.export -> fastconv.onnx.load ->
+    convolutions frozen -> fine-tuned on Fashion-MNIST with fastconv."""
+    torch = _torch()
+    from torch_models import lenet5 as torch_lenet5
+    from fastconv.datasets import DATASETS, BatchIterator, load_dataset
+    from fastconv.training import freeze, predict
+
+    mx, my = load_dataset("mnist", mnist_dir, "train")
+    info = DATASETS["mnist"]
+    torch.manual_seed(0)
+    tm = torch_lenet5()
+    opt = torch.optim.Adam(tm.parameters(), lr=2e-3)
+    batches = BatchIterator(mx[:19200], my[:19200], 64, shuffle=True, normalize=(info.mean, info.std), rng=0)
+    tm.train()
+    for x, y in batches:  # 300 steps
+        loss = torch.nn.functional.cross_entropy(tm(torch.from_numpy(x)), torch.from_numpy(y.astype(np.int64)))
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    path = tmp_path / "lenet.onnx"
+    _torch_export(torch, tm, torch.zeros(1, 1, 28, 28), path, dynamo=False)
+
+    model = fo.load(path)
+    assert isinstance(model, nn.Sequential)
+    assert freeze(model, ["0", "3"]) == ["0.weight", "0.bias", "3.weight", "3.bias"]
+    frozen = {k: v.copy() for k, v in model.state_dict().items() if k.split(".")[0] in ("0", "3")}
+    for k, v in frozen.items():  # the weights are PyTorch's
+        np.testing.assert_array_equal(v, tm.state_dict()[k].numpy())
+
+    fx, fy = load_dataset("fashion-mnist", fashion_dir, "train")
+    tx, ty = load_dataset("fashion-mnist", fashion_dir, "test")
+    finfo = DATASETS["fashion-mnist"]
+    norm = (finfo.mean, finfo.std)
+    optimizer = fastconv.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
+    loss_fn = nn.CrossEntropyLoss()
+    model.train()
+    for x, y in BatchIterator(fx[:19200], fy[:19200], 64, shuffle=True, normalize=norm, rng=1):  # 300 steps
+        loss_fn(model(x), y)
+        optimizer.zero_grad()
+        model.backward(loss_fn.backward())
+        optimizer.step()
+    acc = float(np.mean(predict(model, BatchIterator(tx[:2000], ty[:2000], 500, normalize=norm)) == ty[:2000]))
+    assert acc > 0.65, acc  # chance is 0.10
+    for k, v in frozen.items():
+        np.testing.assert_array_equal(model.state_dict()[k], v)

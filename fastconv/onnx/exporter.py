@@ -82,22 +82,51 @@ class ExportContext:
                                            **attrs))
         return Value(out, probe)
 
+    def node_multi(self, op_type, inputs, name, probes, **attrs):
+        """Add a node with ``len(probes)`` outputs; returns their :class:`Value` list."""
+        outs = [self.unique(f"{name}/{op_type}_output_{i}") for i in range(len(probes))]
+        self.nodes.append(helper.make_node(op_type, list(inputs), outs, name=self.unique(f"{name}/{op_type}"),
+                                           **attrs))
+        return [Value(o, p) for o, p in zip(outs, probes)]
+
     def pad(self, x, pads, mode, name, value=0.0, probe=None):
-        """``x`` padded by ``pads = (left, right, top, bottom)`` (torch.nn.functional.pad's
-        order; negative entries crop) in ``mode`` (fastconv.pad's names)."""
-        left, right, top, bottom = pads
+        """``x`` (its last two axes) padded by ``pads = (left, right, top, bottom)``
+        (torch.nn.functional.pad's order; negative entries crop) in ``mode``
+        (fastconv.pad's names): a Pad node over the positive parts, then a Slice for the
+        crops (output ``j`` reads padded ``j - before`` in every mode, as fastconv.pad)."""
         if probe is None:
             from ..functional import pad as fpad
 
-            probe = fpad(x.probe, pads, mode, value)
+            p4 = x.probe if x.probe.ndim == 4 else x.probe[None]
+            probe = fpad(p4, tuple(pads), mode, value)
+            probe = probe if x.probe.ndim == 4 else probe[0]
+        left, right, top, bottom = pads
+        rank = x.probe.ndim
         if mode == "circular":  # no wrap mode before opset 19: slices and concatenations
             return self._pad_circular(x, pads, name, probe)
         onnx_mode = {"constant": "constant", "reflect": "reflect", "replicate": "edge"}[mode]
-        begin_end = [0, 0, top, left, 0, 0, bottom, right]
-        inputs = [x.name, self.ints(f"{name}.pads", begin_end)]
-        if mode == "constant" and value != 0:
-            inputs.append(self.initializer(f"{name}.value", np.array(value, self.dtype)))
-        return self.node("Pad", inputs, name, probe, mode=onnx_mode)
+        pos = [max(p, 0) for p in (left, right, top, bottom)]
+        cur = x
+        if any(pos):
+            lead = [0] * (rank - 2)
+            begin_end = lead + [pos[2], pos[0]] + lead + [pos[3], pos[1]]
+            inputs = [x.name, self.ints(f"{name}.pads", begin_end)]
+            if mode == "constant" and value != 0:
+                inputs.append(self.initializer(f"{name}.value", np.array(value, self.dtype)))
+            shape = list(x.shape)
+            shape[-2] += pos[2] + pos[3]
+            shape[-1] += pos[0] + pos[1]
+            cur = self.node("Pad", inputs, name, np.empty(shape, probe.dtype), mode=onnx_mode)
+        if min(pads) < 0:
+            H, W = cur.shape[-2:]
+            starts = [max(-top, 0), max(-left, 0)]
+            ends = [H - max(-bottom, 0), W - max(-right, 0)]
+            inputs = [cur.name, self.ints(f"{name}.starts", starts), self.ints(f"{name}.ends", ends),
+                      self.ints(f"{name}.axes", [rank - 2, rank - 1])]
+            cur = self.node("Slice", inputs, name, probe)
+        if cur is x:  # no padding at all
+            return self.node("Identity", [x.name], name, probe)
+        return Value(cur.name, probe)
 
     def _slice(self, x, axis, start, end, name, probe):
         inputs = [x.name, self.ints(f"{name}.starts", [start]), self.ints(f"{name}.ends", [end]),
@@ -106,22 +135,24 @@ class ExportContext:
 
     def _pad_circular(self, x, pads, name, probe):
         left, right, top, bottom = pads
+        rank = x.probe.ndim
         cur = x
-        for axis, before, after in ((2, top, bottom), (3, left, right)):
+        for axis, before, after in ((rank - 2, top, bottom), (rank - 1, left, right)):
             if before == 0 and after == 0:
                 continue
+            # as fastconv.pad (PyTorch): circular crops first, then wraps what is left
             n = cur.shape[axis]
-            parts = []
             shape = list(cur.shape)
+            lo, hi = max(0, -before), n - max(0, -after)
+            if (lo, hi) != (0, n):
+                shape[axis] = hi - lo
+                cur = self._slice(cur, axis, lo, hi, name, np.empty(shape, cur.probe.dtype))
+            n = hi - lo
+            parts = []
             if before > 0:
                 shape[axis] = before
                 parts.append(self._slice(cur, axis, n - before, n, name, np.empty(shape, cur.probe.dtype)))
-            lo, hi = max(0, -before), n - max(0, -after)
-            if (lo, hi) == (0, n):
-                parts.append(cur)
-            else:
-                shape[axis] = hi - lo
-                parts.append(self._slice(cur, axis, lo, hi, name, np.empty(shape, cur.probe.dtype)))
+            parts.append(cur)
             if after > 0:
                 shape[axis] = after
                 parts.append(self._slice(cur, axis, 0, after, name, np.empty(shape, cur.probe.dtype)))
@@ -131,6 +162,8 @@ class ExportContext:
             else:
                 cur = self.node("Concat", [p.name for p in parts], name, np.empty(shape, cur.probe.dtype),
                                 axis=axis)
+        if cur is x:
+            return self.node("Identity", [x.name], name, probe)
         return Value(cur.name, probe)
 
 
@@ -143,24 +176,32 @@ def _fail(name, module, why):
                        f"to ONNX: {why}")
 
 
-def _run(module, name, x):
-    """The layer's eval-mode output for the probe (a fastconv error names the layer)."""
+def _run(module, name, *xs):
+    """The layer's eval-mode output for the probes (a fastconv error names the layer)."""
     try:
-        return module(x.probe)
+        return module(*(x.probe for x in xs))
     except (ValueError, TypeError) as e:
-        raise _fail(name, module, f"it rejects its input of shape {x.shape}: {e}") from e
+        shapes = ", ".join(str(x.shape) for x in xs)
+        raise _fail(name, module, f"it rejects its input of shape {shapes}: {e}") from e
 
 
 def _key(name, attr):
     return f"{name}.{attr}" if name else attr
 
 
-def export_module(ctx, module, name, x):
-    """Dispatch to the registered exporter of ``module``."""
+def export_module(ctx, module, name, *xs):
+    """Dispatch to the registered exporter of ``module`` (several inputs: Graph ops)."""
     fn = find_exporter(module)
     if fn is None:
         raise _fail(name, module, "no ONNX exporter is registered for this layer type")
-    return fn(ctx, module, name, x)
+    if len(xs) != 1 and not getattr(fn, "multi_input", False):
+        raise _fail(name, module, f"it takes one input, got {len(xs)}")
+    return fn(ctx, module, name, *xs)
+
+
+def _multi_input(fn):
+    fn.multi_input = True
+    return fn
 
 
 # --- layers -----------------------------------------------------------------------------
@@ -360,6 +401,55 @@ def _concat(ctx, m, name, x):
     return ctx.node("Concat", [o.name for o in outs], name, probe, axis=int(m.dim))
 
 
+# --- Graph and its ops, pad layers -----------------------------------------------------
+
+@add_exporter(nn.Add)
+@_multi_input
+def _add(ctx, m, name, *xs):
+    probe = _run(m, name, *xs)
+    return ctx.node("Add" if len(xs) == 2 else "Sum", [x.name for x in xs], name, probe)
+
+
+@add_exporter(nn.Cat)
+@_multi_input
+def _cat(ctx, m, name, *xs):
+    probe = _run(m, name, *xs)
+    return ctx.node("Concat", [x.name for x in xs], name, probe, axis=int(m.dim))
+
+
+@add_exporter(nn.Split)
+def _split(ctx, m, name, x):
+    probes = _run(m, name, x)
+    axis = m.dim % x.probe.ndim
+    sizes = ctx.ints(f"{name}.split", [p.shape[axis] for p in probes])
+    return tuple(ctx.node_multi("Split", [x.name, sizes], name, list(probes), axis=int(m.dim)))
+
+
+@add_exporter(nn.ZeroPad2d, nn.ConstantPad2d, nn.ReflectionPad2d, nn.ReplicationPad2d, nn.CircularPad2d)
+def _pad2d(ctx, m, name, x):
+    probe = _run(m, name, x)
+    return ctx.pad(x, m.padding, m.mode, name, value=float(m.value), probe=probe)
+
+
+@add_exporter(nn.Graph)
+def _graph(ctx, m, name, *xs):
+    if len(xs) != len(m.inputs):
+        raise _fail(name, m, f"it takes {len(m.inputs)} inputs {list(m.inputs)}, got {len(xs)}")
+    values = dict(zip(m.inputs, xs))
+    for node in m.nodes:
+        outs = export_module(ctx, node.module, _key(name, node.name), *(values[v] for v in node.inputs))
+        outs = outs if isinstance(outs, tuple) else (outs,)
+        if len(outs) != len(node.outputs):
+            raise _fail(_key(name, node.name), node.module,
+                        f"it gives {len(outs)} outputs, the node names {len(node.outputs)}")
+        values.update(zip(node.outputs, outs))
+    result = tuple(values[v] for v in m.outputs)
+    return result[0] if len(result) == 1 else result
+
+
+_graph.multi_input = True
+
+
 # --- the public entry point -------------------------------------------------------------
 
 def _check_input_shape(input_shape):
@@ -406,23 +496,22 @@ def build_model_proto(model, input_shape, *, dynamic_batch=True, opset=17):
     finally:
         for m, mode in modes:
             object.__setattr__(m, "training", mode)
-    if not isinstance(y.probe, np.ndarray):
-        raise ExportError(f"the model returns {type(y.probe).__name__}, not one array")
-    # the graph output: the last node's output renamed (an Identity if it is the input)
-    if y.name == INPUT_NAME or not ctx.nodes or y.name not in ctx.nodes[-1].output:
-        ctx.nodes.append(helper.make_node("Identity", [y.name], [OUTPUT_NAME], name=ctx.unique("output/Identity")))
-    else:
-        last = ctx.nodes[-1]
-        outputs = list(last.output)
-        outputs[outputs.index(y.name)] = OUTPUT_NAME
-        del last.output[:]
-        last.output.extend(outputs)
+    ys = y if isinstance(y, tuple) else (y,)
+    for v in ys:
+        if not isinstance(v.probe, np.ndarray):
+            raise ExportError(f"the model returns {type(v.probe).__name__}, not arrays")
+    names = [OUTPUT_NAME] if len(ys) == 1 else [f"{OUTPUT_NAME}_{i}" for i in range(len(ys))]
+    _name_outputs(ctx, [v.name for v in ys], names)
     elem = ELEM_TYPES[dtype]
     batch = "N" if dynamic_batch else shape[0]
     inp = helper.make_tensor_value_info(INPUT_NAME, elem, [batch, *shape[1:]])
-    out_shape = y.probe.shape
-    out = helper.make_tensor_value_info(OUTPUT_NAME, elem, [batch if dynamic_batch else out_shape[0], *out_shape[1:]])
-    graph = helper.make_graph(ctx.nodes, type(model).__name__, [inp], [out], ctx.initializers)
+    outs = []
+    for name, v in zip(names, ys):
+        dims = list(v.probe.shape)
+        if dynamic_batch and dims and dims[0] == shape[0]:
+            dims[0] = "N"
+        outs.append(helper.make_tensor_value_info(name, elem, dims))
+    graph = helper.make_graph(ctx.nodes, type(model).__name__, [inp], outs, ctx.initializers)
     proto = helper.make_model(graph, opset_imports=[helper.make_opsetid("", int(opset))],
                               producer_name="fastconv", producer_version=__version__)
     # ir_version: what this opset needs at least (onnxruntime refuses newer IRs than it knows)
@@ -434,6 +523,26 @@ def build_model_proto(model, input_shape, *, dynamic_batch=True, opset=17):
         except (TypeError, ValueError):
             pass  # a config that is not JSON is not stored
     return proto
+
+
+def _name_outputs(ctx, values, names):
+    """Give the graph outputs ``values`` the names ``names``: the producing node's output
+    (and its readers' inputs) renamed, or an Identity node where the value is the graph
+    input, an initializer or an output already."""
+    produced = {o: node for node in ctx.nodes for o in node.output}
+    done = set()
+    for v, name in zip(values, names):
+        if v in produced and v not in done:
+            for node in ctx.nodes:
+                for field in (node.input, node.output):
+                    for i, item in enumerate(field):
+                        if item == v:
+                            field[i] = name
+            done.add(v)
+            produced[name] = produced.pop(v)
+            continue
+        src = v if v not in done else names[values.index(v)]
+        ctx.nodes.append(helper.make_node("Identity", [src], [name], name=ctx.unique(f"{name}/Identity")))
 
 
 def _ir_version_for(opset):
