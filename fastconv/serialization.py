@@ -41,6 +41,10 @@ KEYS_METADATA_KEY = "fastconv.keys"
 INT_BUFFERS = ("num_batches_tracked",)
 #: dtype kinds a state dict may hold (bool, signed and unsigned ints, floats)
 _SAVABLE_KINDS = "biuf"
+#: what a safetensors file may hold here (its BF16 / F8 / complex types are refused)
+_READABLE_DTYPES = tuple(np.dtype(t) for t in (np.bool_, np.int8, np.int16, np.int32, np.int64, np.uint8,
+                                               np.uint16, np.uint32, np.uint64, np.float16, np.float32,
+                                               np.float64))
 
 
 class ModelFileError(ValueError):
@@ -112,10 +116,16 @@ def _read_safetensors_unchecked(path, safe_open):
         state = OrderedDict()
         for k in keys:
             try:  # a copy: the array must not refer to the memory-mapped file once it is closed
-                state[k] = np.array(f.get_tensor(k))
+                a = np.array(f.get_tensor(k))
             except TypeError as e:  # bfloat16, float8: no NumPy dtype
-                raise ModelFileError(f"{path}: tensor {k!r} has a dtype NumPy cannot hold ({e}); "
-                                     f"convert it to float32 before saving") from e
+                a, reason = None, str(e)
+            else:  # (ml_dtypes, if something imported it, gives NumPy a bfloat16: refused alike)
+                reason = f"dtype {a.dtype}"
+            if a is None or a.dtype not in _READABLE_DTYPES:
+                raise ModelFileError(f"{path}: tensor {k!r} has an unsupported dtype ({reason}; bool, "
+                                     f"integer and float16/32/64 tensors are read): convert it to "
+                                     f"float32 before saving")
+            state[k] = a
     config = None
     if CONFIG_METADATA_KEY in metadata:
         config = _parse_config(metadata[CONFIG_METADATA_KEY], path)

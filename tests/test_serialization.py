@@ -601,7 +601,7 @@ def test_cli_train_save_safetensors_then_evaluate_and_init_from(mnist_dir, tmp_p
 def test_bfloat16_tensor_says_what_to_do(tmp_path):
     path = tmp_path / "bf16.safetensors"
     path.write_bytes(_craft({"w": _t(dtype="BF16", shape=(2,))}, b"\0" * 4))
-    with pytest.raises(ModelFileError, match="tensor 'w' has a dtype NumPy cannot hold.*float32"):
+    with pytest.raises(ModelFileError, match="tensor 'w' has an unsupported dtype.*convert it to float32"):
         fastconv.load(path)
 
 
@@ -629,3 +629,14 @@ def test_random_state_dicts_round_trip(tmp_path, fmt):
         assert_same_state(loaded, sd)  # NaN payloads and -0.0 included: bytes compared
 
     check()
+
+
+def test_bfloat16_refused_even_when_numpy_knows_it(tmp_path):
+    pytest.importorskip("ml_dtypes")  # registers bfloat16 with NumPy (onnx imports it)
+    path = tmp_path / "bf16.safetensors"
+    path.write_bytes(_craft({"w": _t(dtype="BF16", shape=(2,))}, b"\0" * 4))
+    with pytest.raises(ModelFileError, match="tensor 'w' has an unsupported dtype \\(dtype bfloat16;"):
+        fastconv.load(path)
+    path.write_bytes(_craft({"w": _t(dtype="C64", shape=(1,), offsets=(0, 8))}, b"\0" * 8))
+    with pytest.raises(ModelFileError, match="tensor 'w' has an unsupported dtype \\(dtype complex64;"):
+        fastconv.load(path)
