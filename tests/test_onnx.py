@@ -617,3 +617,282 @@ def test_transfer_learning_torch_lenet_to_fashion_mnist(tmp_path, mnist_dir, fas
     assert acc > 0.65, acc  # chance is 0.10
     for k, v in frozen.items():
         np.testing.assert_array_equal(model.state_dict()[k], v)
+
+
+# --- import: malformed, hostile and unsupported files -----------------------------------------
+
+from onnx import TensorProto, helper, numpy_helper  # noqa: E402
+
+
+@pytest.fixture
+def lenet_file(tmp_path):
+    path = tmp_path / "lenet.onnx"
+    fo.export(_model("lenet5"), path, (1, 1, 28, 28))
+    return path
+
+
+def _edit(path, tmp_path, fn, name="edited.onnx"):
+    proto = onnx.load(str(path))
+    fn(proto)
+    out = tmp_path / name
+    out.write_bytes(proto.SerializeToString())
+    return out
+
+
+def _node(proto, op_type):
+    return next(n for n in proto.graph.node if n.op_type == op_type)
+
+
+def _init(proto, name):
+    return next(i for i in proto.graph.initializer if i.name == name)
+
+
+def _replace_init(proto, name, array):
+    t = _init(proto, name)
+    t.CopyFrom(numpy_helper.from_array(array, name))
+
+
+def _set_attr(node, name, value):
+    for a in list(node.attribute):
+        if a.name == name:
+            node.attribute.remove(a)
+    node.attribute.append(helper.make_attribute(name, value))
+
+
+def _cycle(proto):
+    nodes = proto.graph.node
+    nodes[0].input[0] = nodes[2].output[0]  # Conv reads MaxPool's output: Conv -> Relu -> MaxPool -> Conv
+
+
+def _external(location):
+    def fn(proto):
+        t = _init(proto, "0.weight")
+        t.ClearField("raw_data")
+        t.ClearField("float_data")
+        t.data_location = TensorProto.EXTERNAL
+        for k, v in (("location", location), ("offset", "0"), ("length", str(150 * 4))):
+            e = t.external_data.add()
+            e.key, e.value = k, v
+    return fn
+
+
+def _huge_dims(proto):
+    t = _init(proto, "0.weight")
+    del t.dims[:]
+    t.dims.extend([2**40, 1, 5, 5])
+
+
+def _short_raw(proto):
+    t = _init(proto, "0.weight")
+    t.raw_data = t.raw_data[:-4]
+
+
+MALFORMED = [
+    ("truncated", lambda p, d: _write(d, p.read_bytes()[: len(p.read_bytes()) // 3]), ValueError, ""),
+    ("empty", lambda p, d: _write(d, b""), ValueError, "not an ONNX model"),
+    ("garbage", lambda p, d: _write(d, b"\xff\xfe\x00garbage" * 10), ValueError, "not an ONNX model"),
+    ("missing initializer", lambda p, d: _edit(p, d, lambda m: m.graph.initializer.remove(_init(m, "3.weight"))),
+     ValueError, "input '3.weight' is neither a graph input, an initializer nor any node's output"),
+    ("float16 initializer", lambda p, d: _edit(p, d, lambda m: _replace_init(m, "0.bias", np.zeros(6, np.float16))),
+     ValueError, "dtype FLOAT16"),
+    ("float64 initializer", lambda p, d: _edit(p, d, lambda m: _replace_init(m, "0.weight", np.zeros((6, 1, 5, 5)))),
+     ValueError, "wrong initializer dtype"),
+    ("int initializer", lambda p, d: _edit(p, d, lambda m: _replace_init(m, "7.weight", np.zeros((120, 400), np.int64))),
+     ValueError, "wrong initializer dtype"),
+    ("short raw data", lambda p, d: _edit(p, d, _short_raw), ValueError, "declares dims [6, 1, 5, 5] (150 values)"),
+    ("huge dims", lambda p, d: _edit(p, d, _huge_dims), ValueError, "too large"),
+    ("cycle", lambda p, d: _edit(p, d, _cycle), ValueError, "cycle"),
+    ("external data outside", lambda p, d: _edit(p, d, _external("../../etc/passwd")), ValueError,
+     "not a file inside the model's folder"),
+    ("external data absolute", lambda p, d: _edit(p, d, _external("/etc/passwd")), ValueError,
+     "not a file inside the model's folder"),
+    ("external data missing", lambda p, d: _edit(p, d, _external("nothing.bin")), ValueError,
+     "not a file inside the model's folder"),
+    ("opset too old", lambda p, d: _edit(p, d, lambda m: m.opset_import[0].__setattr__("version", 7)), ValueError,
+     "opset 7 is not supported"),
+    ("opset too new", lambda p, d: _edit(p, d, lambda m: m.opset_import[0].__setattr__("version", 40)), ValueError,
+     "opset 40 is not supported"),
+    ("unknown op", lambda p, d: _edit(p, d, lambda m: _node(m, "Relu").__setattr__("op_type", "HardSwish")),
+     ValueError, "node '1/Relu' (HardSwish): operator 'HardSwish' is not supported"),
+    ("unknown domain", lambda p, d: _edit(p, d, lambda m: _node(m, "Relu").__setattr__("domain", "com.microsoft")),
+     ValueError, "node '1/Relu' (Relu): operator domain 'com.microsoft'"),
+    ("conv attribute", lambda p, d: _edit(p, d, lambda m: _set_attr(_node(m, "Conv"), "auto_pad", "BOGUS")),
+     ValueError, "node '0/Conv' (Conv): attribute auto_pad='BOGUS' is not supported"),
+    ("pool dilations", lambda p, d: _edit(p, d, lambda m: _set_attr(_node(m, "MaxPool"), "dilations", [2, 2])),
+     ValueError, "node '2/MaxPool' (MaxPool): attribute dilations=[2, 2] is not supported"),
+    ("unknown attribute", lambda p, d: _edit(p, d, lambda m: _set_attr(_node(m, "Relu"), "beta", 2.0)),
+     ValueError, "node '1/Relu' (Relu): attribute beta=2.0 is not supported"),
+    ("gemm transA", lambda p, d: _edit(p, d, lambda m: _set_attr(_node(m, "Gemm"), "transA", 1)),
+     ValueError, "(Gemm): attribute transA=1 is not supported"),
+    ("flatten axis", lambda p, d: _edit(p, d, lambda m: _set_attr(_node(m, "Flatten"), "axis", 2)),
+     ValueError, "(Flatten): attribute axis=2 is not supported"),
+    ("dynamic height", lambda p, d: _edit(p, d, lambda m: m.graph.input[0].type.tensor_type.shape.dim[2]
+                                          .__setattr__("dim_param", "H")),
+     ValueError, "symbolic or zero size on axis 2"),
+    ("int input", lambda p, d: _edit(p, d, lambda m: m.graph.input[0].type.tensor_type.__setattr__("elem_type",
+                                                                                                   TensorProto.INT64)),
+     ValueError, "fastconv reads FLOAT or DOUBLE inputs"),
+    ("huge input", lambda p, d: _edit(p, d, lambda m: m.graph.input[0].type.tensor_type.shape.dim[2]
+                                      .__setattr__("dim_value", 2**40)),
+     ValueError, "too large"),
+    ("wrong input size", lambda p, d: _edit(p, d, lambda m: m.graph.input[0].type.tensor_type.shape.dim[2]
+                                            .__setattr__("dim_value", 20)),
+     ValueError, "(Gemm): Linear refuses its input of shape (1, 240)"),
+    ("output nobody makes", lambda p, d: _edit(p, d, lambda m: m.graph.output[0].__setattr__("name", "ghost")),
+     ValueError, "graph output 'ghost' is produced by no node"),
+    ("duplicate output", lambda p, d: _edit(p, d, lambda m: m.graph.node[1].output.__setitem__(0, m.graph.node[0].output[0])),
+     ValueError, "is already produced by another node"),
+]
+
+
+def _write(tmp_path, data):
+    out = tmp_path / "bad.onnx"
+    out.write_bytes(data)
+    return out
+
+
+@pytest.mark.parametrize("make, exc, words", [m[1:] for m in MALFORMED], ids=[m[0] for m in MALFORMED])
+def test_load_malformed(make, exc, words, lenet_file, tmp_path):
+    bad = make(lenet_file, tmp_path)
+    with pytest.raises(exc) as e:
+        fo.load(bad)
+    assert words in str(e.value)
+    assert str(bad) in str(e.value)
+
+
+def _tiny(nodes, inits=(), opset=17, shape=(1, 2, 4, 4), out_shape=None):
+    g = helper.make_graph(nodes, "t", [helper.make_tensor_value_info("x", TensorProto.FLOAT, shape)],
+                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, out_shape)],
+                          [numpy_helper.from_array(a, n) for n, a in inits])
+    return helper.make_model(g, opset_imports=[helper.make_opsetid("", opset)])
+
+
+UNSUPPORTED = [
+    ("reshape not a flatten", [helper.make_node("Reshape", ["x", "s"], ["y"], name="r")],
+     [("s", np.array([1, 4, 8], np.int64))], "node 'r' (Reshape): fastconv converts Reshape where it is a flatten"),
+    ("add constant", [helper.make_node("Add", ["x", "c"], ["y"], name="a")], [("c", np.ones(1, np.float32))],
+     "node 'a' (Add): input 'c' is a constant"),
+    ("batchnorm training", [helper.make_node("BatchNormalization", ["x", "s", "b", "m", "v"], ["y"], name="bn",
+                                             training_mode=1)],
+     [(k, np.ones(2, np.float32)) for k in "sbmv"], "node 'bn' (BatchNormalization): attribute training_mode=1"),
+    ("conv weight computed", [helper.make_node("Conv", ["x", "x"], ["y"], name="c")], [],
+     "node 'c' (Conv): weight (input 'x') must be a constant"),
+    ("pool asymmetric", [helper.make_node("MaxPool", ["x"], ["y"], name="p", kernel_shape=[2, 2], pads=[1, 0, 0, 0])],
+     [], "node 'p' (MaxPool): asymmetric pads"),
+    ("pad batch axis", [helper.make_node("Pad", ["x", "p"], ["y"], name="pad")],
+     [("p", np.array([1, 0, 0, 0, 0, 0, 0, 0], np.int64))], "node 'pad' (Pad): fastconv pads the last two axes"),
+    ("3-D conv", [helper.make_node("Conv", ["x", "w"], ["y"], name="c3")], [("w", np.ones((1, 2, 1, 1, 1), np.float32))],
+     "node 'c3' (Conv): weight must be 4-D"),
+    ("softmax old opset", [helper.make_node("Softmax", ["x"], ["y"], name="sm", axis=1)], [],
+     "node 'sm' (Softmax): attribute axis=1 (opset 11"),
+    ("reduce over channels", [helper.make_node("ReduceMean", ["x"], ["y"], name="rm", axes=[1])], [],
+     "node 'rm' (ReduceMean): fastconv converts ReduceMean over the spatial axes"),
+    ("unnamed node", [helper.make_node("Celu", ["x"], ["y"])], [], "a Celu node (no name): operator 'Celu'"),
+]
+
+
+@pytest.mark.parametrize("nodes, inits, words", [u[1:] for u in UNSUPPORTED], ids=[u[0] for u in UNSUPPORTED])
+def test_load_unsupported(nodes, inits, words, tmp_path):
+    opset = 11 if "opset 11" in words else 17
+    path = tmp_path / "u.onnx"
+    path.write_bytes(_tiny(nodes, inits, opset=opset).SerializeToString())
+    with pytest.raises(ValueError) as e:
+        fo.load(path)
+    assert words in str(e.value)
+
+
+def test_load_folds_constant_shape_subgraphs(tmp_path, rng):
+    """Reshape whose shape is computed from Shape(x) (the symbolic batch) and constants, and
+    a Pad whose pads come from a Constant + Cast chain."""
+    nodes = [
+        helper.make_node("Constant", [], ["pads"], value=numpy_helper.from_array(np.array([0, 0, 1, 1, 0, 0, 1, 1], np.int32))),
+        helper.make_node("Cast", ["pads"], ["pads64"], to=TensorProto.INT64),
+        helper.make_node("Pad", ["x", "pads64"], ["xp"], mode="reflect"),
+        helper.make_node("Conv", ["xp", "w"], ["c"]),
+        helper.make_node("Shape", ["c"], ["shape"]),
+        helper.make_node("Gather", ["shape", "zero"], ["n"], axis=0),
+        helper.make_node("Unsqueeze", ["n", "axes"], ["n1"]),
+        helper.make_node("Mul", ["four", "eight"], ["f"]),
+        helper.make_node("Concat", ["n1", "f"], ["target"], axis=0),
+        helper.make_node("Reshape", ["c", "target"], ["y"]),
+    ]
+    inits = [("w", rng.standard_normal((2, 2, 3, 3)).astype(np.float32)), ("zero", np.array(0, np.int64)),
+             ("axes", np.array([0], np.int64)), ("four", np.array([4], np.int64)), ("eight", np.array([8], np.int64))]
+    proto = _tiny(nodes, inits, shape=["N", 2, 4, 4], out_shape=["N", 32])
+    onnx.checker.check_model(proto, full_check=True)
+    path = tmp_path / "f.onnx"
+    path.write_bytes(proto.SerializeToString())
+    loaded = fo.load(path)
+    assert isinstance(loaded, nn.Sequential)
+    assert [type(m).__name__ for m in loaded] == ["Conv2d", "Flatten"]
+    assert loaded[0].padding_mode == "reflect"
+    for n in (1, 3):
+        x = _rand(rng, (n, 2, 4, 4))
+        np.testing.assert_allclose(loaded(x), _ort(path, x), rtol=RTOL, atol=ATOL)
+
+
+def test_load_dead_nodes_and_identity_chains(tmp_path, rng):
+    nodes = [helper.make_node("Identity", ["x"], ["a"]), helper.make_node("Relu", ["a"], ["r"]),
+             helper.make_node("Sigmoid", ["a"], ["unused"]), helper.make_node("Identity", ["r"], ["y"])]
+    path = tmp_path / "d.onnx"
+    path.write_bytes(_tiny(nodes).SerializeToString())
+    loaded = fo.load(path)
+    assert [type(m).__name__ for m in loaded] == ["ReLU"]
+    x = _rand(rng, (1, 2, 4, 4))
+    np.testing.assert_array_equal(loaded(x), _ort(path, x))
+
+
+def test_load_no_config_metadata(tmp_path):
+    path = tmp_path / "n.onnx"
+    path.write_bytes(_tiny([helper.make_node("Relu", ["x"], ["y"])]).SerializeToString())
+    assert fo.load(path).config == {}
+
+
+LOAD_ERRORS = [
+    (lambda d: fo.load(123), TypeError, "path must be a str or os.PathLike"),
+    (lambda d: fo.load(b"m.onnx"), TypeError, "path must be a str or os.PathLike"),
+    (lambda d: fo.load(d / "missing.onnx"), ValueError, "no such ONNX file"),
+    (lambda d: fo.load(d), ValueError, "no such ONNX file"),
+]
+
+
+@pytest.mark.parametrize("call, exc, words", LOAD_ERRORS, ids=[w for _, _, w in LOAD_ERRORS])
+def test_load_bad_arguments(call, exc, words, tmp_path):
+    with pytest.raises(exc) as e:
+        call(tmp_path)
+    assert words in str(e.value)
+
+
+def test_load_byte_flips_raise_value_error_only(tmp_path):
+    """Random byte changes in a valid file: it loads (and runs) or raises ValueError,
+    never another exception or a crash."""
+    m = nn.Sequential(nn.Conv2d(1, 2, 3, padding=1, padding_mode="reflect", rng=0), nn.BatchNorm2d(2), nn.ReLU(),
+                      nn.MaxPool2d(2, ceil_mode=True), nn.Flatten(), nn.Linear(2 * 3 * 3, 3, rng=0), nn.Softmax())
+    good = tmp_path / "small.onnx"
+    fo.export(m, good, (1, 1, 5, 5))
+    data = good.read_bytes()
+    r = np.random.default_rng(0)
+    bad = tmp_path / "flipped.onnx"
+    outcomes = {"ok": 0, "error": 0}
+    for _ in range(400):
+        e = bytearray(data)
+        for _ in range(int(r.integers(1, 4))):
+            e[int(r.integers(0, len(e)))] = int(r.integers(0, 256))
+        bad.write_bytes(bytes(e))
+        try:
+            loaded = fo.load(bad)
+        except ValueError:
+            outcomes["error"] += 1
+            continue
+        try:
+            loaded(np.zeros(_input_dims(bad), np.float32))
+        except (ValueError, TypeError):
+            pass  # a flip can change the declared input shape: fastconv's own checks answer
+        outcomes["ok"] += 1
+    assert outcomes["error"] > 100 and outcomes["ok"] > 10
+
+
+def _input_dims(path):
+    proto = onnx.ModelProto()
+    proto.ParseFromString(path.read_bytes())  # no external data
+    return [d.dim_value or 1 for d in proto.graph.input[0].type.tensor_type.shape.dim]

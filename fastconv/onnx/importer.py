@@ -163,6 +163,28 @@ def _check_tensor(t, where, folder=None):
     return np.array(a)  # owned, writeable
 
 
+def _check_strings(proto):
+    """Refuse names that are not valid UTF-8 (protobuf then hands out bytes)."""
+    g = proto.graph
+
+    def bad(where, *values):
+        for v in values:
+            if not isinstance(v, str):
+                raise ONNXModelError(f"{where} holds a name that is not valid UTF-8: {v!r}")
+
+    for e in proto.opset_import:
+        bad("opset_import", e.domain)
+    for p in proto.metadata_props:
+        bad("metadata_props", p.key, p.value)
+    for node in g.node:
+        bad("a node", node.name, node.op_type, node.domain, *node.input, *node.output,
+            *(a.name for a in node.attribute))
+    for v in (*g.input, *g.output, *g.value_info):
+        bad("a graph input/output", v.name)
+    for t in g.initializer:
+        bad("an initializer", t.name, *(x for e in t.external_data for x in (e.key, e.value)))
+
+
 def _opset(proto):
     version = None
     for entry in proto.opset_import:
@@ -506,6 +528,7 @@ def load(path):
 
 
 def _build(proto, folder):
+    _check_strings(proto)
     opset = _opset(proto)
     graph = proto.graph
     if graph.sparse_initializer:
