@@ -218,6 +218,7 @@ def cmd_evaluate(args):
     from .datasets import DATASETS, BatchIterator
     from .serialization import ModelFileError, load_model
     from .training import confusion_matrix, predict
+    from . import onnx as _onnx  # noqa: F401  (registers the .onnx reader)
 
     try:
         model = load_model(args.model)
@@ -238,6 +239,35 @@ def cmd_evaluate(args):
     print("     " + "".join(f"{j:>{width}}" for j in range(m.shape[1])))
     for i, row in enumerate(m):
         print(f"{i:>4} " + "".join(f"{v:>{width}}" for v in row))
+    return 0
+
+
+def cmd_export(args):
+    from pathlib import Path
+
+    from . import onnx as fonnx
+    from .serialization import ModelFileError, load_model
+
+    out = Path(args.onnx)
+    if out.suffix.lower() != ".onnx":
+        raise UserError(f"--onnx must name an .onnx file, got {str(out)!r}")
+    if out.exists() and not args.force:
+        raise UserError(f"{out} already exists; pass --force to overwrite it")
+    try:
+        model = load_model(args.model)
+    except ModelFileError as e:
+        raise UserError(str(e)) from e
+    # the MNIST family: 28 x 28 images, in_channels from the config (1 by default)
+    shape = (args.batch_size or 1, int(model.config.get("in_channels", 1)), 28, 28)
+    try:
+        fonnx.export(model, out, shape, dynamic_batch=args.batch_size is None, opset=args.opset)
+    except ImportError as e:
+        raise UserError(str(e)) from e
+    except ValueError as e:
+        raise UserError(f"cannot export {args.model}: {e}") from e
+    batch = "N" if args.batch_size is None else args.batch_size
+    dtype = model.parameters()[0].data.dtype if model.parameters() else "float32"
+    print(f"wrote {out} (ONNX opset {args.opset}, input {(batch, *shape[1:])} {dtype})".replace("'", ""))
     return 0
 
 
@@ -424,11 +454,21 @@ def build_parser():
     t.set_defaults(func=cmd_train)
 
     e = sub.add_parser("evaluate", help="test accuracy and confusion matrix of a saved model")
-    e.add_argument("model", metavar="MODEL", help="a saved model (.npz or .safetensors)")
+    e.add_argument("model", metavar="MODEL", help="a saved model (.npz, .safetensors or .onnx)")
     e.add_argument("--dataset", choices=["mnist", "fashion-mnist"], help="default: the one it was trained on")
     e.add_argument("--data", metavar="DIR")
     e.add_argument("--download", action="store_true")
     e.set_defaults(func=cmd_evaluate)
+
+    x = sub.add_parser("export", help="write a saved model as an ONNX file (the onnx extra)",
+                       description="Export a saved model for onnxruntime or any ONNX runtime; the "
+                                   "batch size is dynamic unless --batch-size fixes it.")
+    x.add_argument("model", metavar="MODEL", help="a saved model (.npz or .safetensors)")
+    x.add_argument("--onnx", required=True, metavar="OUT.onnx", help="the ONNX file to write")
+    x.add_argument("--batch-size", type=_positive_int, help="a fixed batch size (default: dynamic)")
+    x.add_argument("--opset", type=_positive_int, default=17, help="ai.onnx opset, 13 to 22 (default 17)")
+    x.add_argument("--force", action="store_true", help="overwrite an existing OUT.onnx")
+    x.set_defaults(func=cmd_export)
 
     p = sub.add_parser("plot", help="draw loss and accuracy curves of a --metrics file (matplotlib)")
     p.add_argument("metrics", metavar="METRICS.jsonl")

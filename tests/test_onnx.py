@@ -896,3 +896,83 @@ def _input_dims(path):
     proto = onnx.ModelProto()
     proto.ParseFromString(path.read_bytes())  # no external data
     return [d.dim_value or 1 for d in proto.graph.input[0].type.tensor_type.shape.dim]
+
+
+# --- command line ---------------------------------------------------------------------------
+
+def _cli(capsys, *args):
+    from fastconv.cli import main
+
+    try:
+        code = main([str(a) for a in args])
+    except SystemExit as e:  # argparse's usage errors
+        code = e.code
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+@pytest.mark.parametrize("fmt", [".npz", ".safetensors"])
+def test_cli_export_and_evaluate(fmt, tmp_path, capsys, rng):
+    from fastconv import serialization
+
+    m = _model("resnet8")
+    m.config.update(dataset="mnist")
+    src = serialization.save_model(m, tmp_path / f"m{fmt}")
+    out = tmp_path / "m.onnx"
+    code, text, err = _cli(capsys, "export", src, "--onnx", out)
+    assert code == 0, err
+    assert "wrote" in text and "(N, 1, 28, 28)" in text
+    x = _rand(rng, (3, 1, 28, 28))
+    m.eval()
+    np.testing.assert_allclose(_ort(out, x), m(x), rtol=RTOL, atol=ATOL)
+    assert fo.load(out).config == m.config
+    # an existing file needs --force; a fixed batch size
+    code, _, err = _cli(capsys, "export", src, "--onnx", out, "--batch-size", 2)
+    assert code == 2 and "already exists; pass --force" in err
+    code, text, _ = _cli(capsys, "export", src, "--onnx", out, "--batch-size", 2, "--force")
+    assert code == 0 and "(2, 1, 28, 28)" in text
+    assert [d.dim_value for d in onnx.load(str(out)).graph.input[0].type.tensor_type.shape.dim] == [2, 1, 28, 28]
+
+
+CLI_ERRORS = [
+    (lambda d, src: ("export", src, "--onnx", d / "m.txt"), "--onnx must name an .onnx file"),
+    (lambda d, src: ("export", d / "missing.npz", "--onnx", d / "m.onnx"), "no such model file"),
+    (lambda d, src: ("export", src, "--onnx", d / "m.onnx", "--opset", 5), "opset must be in [13, 22]"),
+    (lambda d, src: ("export", src), "the following arguments are required: --onnx"),
+    (lambda d, src: ("export", src, "--onnx", d / "m.onnx", "--batch-size", 0), "expected a positive integer"),
+    (lambda d, src: ("evaluate", _write(d, b"junk"), "--data", d), "not an ONNX model"),
+]
+
+
+@pytest.mark.parametrize("make, words", CLI_ERRORS, ids=[w for _, w in CLI_ERRORS])
+def test_cli_export_errors(make, words, tmp_path, capsys):
+    from fastconv import serialization
+
+    src = serialization.save_model(_model("lenet5"), tmp_path / "m.npz")
+    code, _, err = _cli(capsys, *make(tmp_path, src))
+    assert code == 2
+    assert words in err
+
+
+def test_cli_evaluate_onnx_matches_npz(tmp_path, capsys, mnist_dir):
+    """evaluate reads an .onnx file (the dataset and normalisation from its stored config,
+    or the dataset's defaults for a file without one) and reports what the .npz gives."""
+    from fastconv import serialization
+
+    m = _model("lenet5")
+    src = serialization.save_model(m, tmp_path / "m.npz")
+    out = tmp_path / "m.onnx"
+    assert _cli(capsys, "export", src, "--onnx", out)[0] == 0
+    code, from_npz, _ = _cli(capsys, "evaluate", src, "--data", mnist_dir)
+    assert code == 0
+    code, from_onnx, err = _cli(capsys, "evaluate", out, "--data", mnist_dir)
+    assert code == 0, err
+    assert from_onnx == from_npz and "test accuracy on mnist" in from_onnx
+    # no metadata (as torch writes): mnist and its default normalisation
+    proto = onnx.load(str(out))
+    del proto.metadata_props[:]
+    bare = tmp_path / "bare.onnx"
+    bare.write_bytes(proto.SerializeToString())
+    code, from_bare, err = _cli(capsys, "evaluate", bare, "--data", mnist_dir)
+    assert code == 0, err
+    assert from_bare == from_npz

@@ -81,3 +81,23 @@ def load(path):
 
 
 __all__ = ["export", "load"]
+
+
+def _read_for_serialization(path):
+    """``fastconv.load`` / ``load_model`` reader of ``.onnx`` files (a built model)."""
+    from ..serialization import ModelFileError
+
+    try:
+        _require_onnx()
+    except ImportError as e:
+        raise ModelFileError(f"{path}: {e}") from None
+    return load(path)
+
+
+def _register():
+    from ..serialization import register_format
+
+    register_format(".onnx", None, _read_for_serialization)
+
+
+_register()
