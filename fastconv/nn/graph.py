@@ -339,20 +339,23 @@ class Graph(Container):
         with blas_single_thread():
             for name, ins, outs in self._order:
                 module = modules[name]
-                args = [values[v] for v in ins]
                 try:
-                    y = module.forward(*args)
+                    if len(ins) == 1:
+                        y = module.forward(values[ins[0]])
+                    else:
+                        y = module.forward(*[values[v] for v in ins])
                 except (ValueError, TypeError) as e:
-                    shapes = [tuple(a.shape) for a in args]
+                    shapes = [tuple(values[v].shape) for v in ins]
                     raise _wrap_error(e, f"node {name!r} ({type(module).__name__}) on inputs of shapes "
                                          f"{shapes}") from e
-                if len(outs) == 1 and isinstance(y, (tuple, list)) and len(y) == 1:
-                    y = y[0]  # a module with one output in a tuple (Split into 1): tuple in backward too
-                    tupled.add(name)
                 if len(outs) == 1:
                     if not isinstance(y, np.ndarray):
-                        raise TypeError(f"node {name!r} ({type(module).__name__}): forward must return a "
-                                        f"numpy.ndarray for its one output, got {type(y).__name__}")
+                        if isinstance(y, (tuple, list)) and len(y) == 1 and isinstance(y[0], np.ndarray):
+                            y = y[0]  # one output in a tuple (Split into 1): a tuple in backward too
+                            tupled.add(name)
+                        else:
+                            raise TypeError(f"node {name!r} ({type(module).__name__}): forward must return a "
+                                            f"numpy.ndarray for its one output, got {type(y).__name__}")
                     values[outs[0]] = y
                 else:
                     if not isinstance(y, (tuple, list)) or len(y) != len(outs):
@@ -365,11 +368,12 @@ class Graph(Container):
                                             f"numpy.ndarray, got {type(a).__name__}")
                         values[v] = a
         # shapes for backward; the arrays themselves are not kept (the layers reuse theirs)
+        # (set past Module.__setattr__: plain attributes, on every step)
         if self.__dict__.get("_record_all"):  # value_shapes
-            self._meta = {v: (a.shape, a.dtype) for v, a in values.items()}
+            object.__setattr__(self, "_meta", {v: (a.shape, a.dtype) for v, a in values.items()})
         else:
-            self._meta = {v: (values[v].shape, values[v].dtype) for v in self._io_values}
-        self._tupled = tupled
+            object.__setattr__(self, "_meta", {v: (values[v].shape, values[v].dtype) for v in self._io_values})
+        object.__setattr__(self, "_tupled", tupled)
         result = tuple(values[v] for v in self.outputs)
         return result[0] if len(result) == 1 else result
 
@@ -410,25 +414,36 @@ class Graph(Container):
             contributions.setdefault(v, []).append(g)
         modules = self._modules
         declined: Set[str] = set()  # values a node that got a gradient returned none for
+        tupled = self._tupled
+        workspace = self._workspace
         with blas_single_thread():
             for name, ins, outs in reversed(self._order):
+                if len(outs) == 1:
+                    grads_in = contributions.pop(outs[0], None)
+                    if grads_in is None:
+                        continue  # nothing reached this node's output
+                    g = grads_in[0] if len(grads_in) == 1 else _sum_grads(grads_in, workspace, ("grad", outs[0]))
+                    arg = (g,) if name in tupled else g
+                else:
+                    if not any(v in contributions for v in outs):
+                        continue
+                    arg = tuple(self._gather(contributions, v) for v in outs)
                 module = modules[name]
-                if not any(v in contributions for v in outs):
-                    continue  # nothing reached this node's outputs
-                gs = [self._gather(contributions, v) for v in outs]
-                if not self._backward_needed(module):
+                if not module.__dict__.get("_backward_active", True):  # Container._backward_needed
                     declined.update(ins)
                     continue
                 try:
-                    r = module.backward(gs[0] if len(outs) == 1 and name not in self._tupled else tuple(gs))
+                    r = module.backward(arg)
                 except (ValueError, TypeError) as e:
                     raise _wrap_error(e, f"node {name!r} ({type(module).__name__}) backward") from e
                 if r is None:
                     declined.update(ins)
                     continue
                 if len(ins) == 1:
-                    r = (r,)
-                elif not isinstance(r, (tuple, list)) or len(r) != len(ins):
+                    if needs[ins[0]]:
+                        contributions.setdefault(ins[0], []).append(r)
+                    continue
+                if not isinstance(r, (tuple, list)) or len(r) != len(ins):
                     raise TypeError(f"node {name!r} ({type(module).__name__}): backward must return a tuple "
                                     f"of {len(ins)} gradients (one per input), got {type(r).__name__}")
                 for v, g in zip(ins, r):
