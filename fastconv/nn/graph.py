@@ -109,6 +109,15 @@ class Graph(Container):
     TypeError
         A node's module is not a Module, or names are not strings.
 
+    Attributes
+    ----------
+    inputs, outputs : tuple of str
+        The graph's input and output value names.
+    nodes : tuple of GraphNode
+        ``(name, module, inputs, outputs)`` in execution order (what an exporter walks).
+
+    See :meth:`value_shapes` for every value's shape for given input shapes.
+
     Notes
     -----
     :meth:`forward` returns one array for one output, else a tuple. :meth:`backward` takes
