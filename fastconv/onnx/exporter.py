@@ -11,6 +11,7 @@ import json
 import os
 import tempfile
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import onnx
@@ -18,7 +19,6 @@ from onnx import TensorProto, helper, numpy_helper
 
 from .. import nn
 from .._version import __version__
-from ..functional._geometry import conv_output_size
 from ..functional.pool import adaptive_pool_geometry
 from .registry import add_exporter, find_exporter
 
@@ -546,9 +546,10 @@ def _name_outputs(ctx, values, names):
 
 
 def _ir_version_for(opset):
-    for entry in helper.VERSION_TABLE:  # (release, ir_version, ai.onnx opset, ...)
+    table: Any = helper.VERSION_TABLE  # rows (release, ir_version, ai.onnx opset, ...)
+    for entry in table:
         if entry[2] >= opset:
-            return entry[1]
+            return int(entry[1])
     return onnx.IR_VERSION  # pragma: no cover
 
 

@@ -14,15 +14,14 @@ import json
 import os
 import re
 from pathlib import Path
+from typing import Any, Callable, Dict, List
 
 import numpy as np
 import onnx
-from google.protobuf.message import DecodeError
 from onnx import TensorProto, numpy_helper
 
 from .. import nn
-from ..functional._geometry import conv_output_size
-from .registry import CONVERTERS, add_converter
+from .registry import CONVERTERS
 
 #: default-domain opsets the importer reads
 OPSETS = range(9, 24)
@@ -31,8 +30,8 @@ MAX_PROBE_ELEMENTS = 2**26
 MAX_TENSOR_BYTES = 2**31
 #: the largest file read (protobuf's own limit)
 MAX_FILE_BYTES = 2**31 - 1
-FLOAT_TYPES = {TensorProto.FLOAT: np.dtype(np.float32), TensorProto.DOUBLE: np.dtype(np.float64)}
-INT_TYPES = {TensorProto.INT64: np.dtype(np.int64), TensorProto.INT32: np.dtype(np.int32)}
+FLOAT_TYPES: Dict[int, np.dtype] = {TensorProto.FLOAT: np.dtype(np.float32), TensorProto.DOUBLE: np.dtype(np.float64)}
+INT_TYPES: Dict[int, np.dtype] = {TensorProto.INT64: np.dtype(np.int64), TensorProto.INT32: np.dtype(np.int32)}
 CONFIG_KEY = "fastconv.config"
 
 
@@ -77,7 +76,7 @@ def _read(path):
     proto = onnx.ModelProto()
     try:
         proto.ParseFromString(data)
-    except (DecodeError, RuntimeError, ValueError) as e:
+    except Exception as e:  # protobuf's DecodeError, whatever the protobuf runtime
         raise ONNXModelError(f"{path}: not an ONNX model (truncated or corrupt protobuf: {e})") from e
     if not proto.HasField("graph") or not proto.graph.node:
         raise ONNXModelError(f"{path}: not an ONNX model, or an empty one (no graph nodes)")
@@ -258,7 +257,7 @@ def _short_float(v):
 
 def attributes(node):
     """``{name: value}`` of a node's attributes (ints, floats, strings, tensors)."""
-    out = {}
+    out: Dict[str, Any] = {}
     for a in node.attribute:
         t = a.type
         if t == onnx.AttributeProto.INT:
@@ -321,7 +320,7 @@ class ImportContext:
         self.skip = set()  # ids of ONNX nodes folded into an earlier conversion
         self.fused_pad = {}  # id(Conv node) -> (pads (l, r, t, b), padding_mode)
         self._names = set()
-        self.consumers = {}
+        self.consumers: Dict[str, List[Any]] = {}
         for node in order:
             for v in node.input:
                 if v:
@@ -433,7 +432,7 @@ class ImportContext:
 
 #: op_type -> ``fn(attrs, *arrays) -> array``: operators evaluated with NumPy when all
 #: their inputs are constants (the shape and pad computations exporters emit)
-FOLDERS = {}
+FOLDERS: Dict[str, Callable[..., Any]] = {}
 MAX_FOLDED_ELEMENTS = 2**20
 
 
@@ -597,7 +596,7 @@ def _assemble(ctx, inputs, outputs):
     # reads the values in between, and the last node's output is the graph's only output
     chain = len(inputs) == 1 and len(outs) == 1
     prev = inputs[0]
-    uses = {}
+    uses: Dict[str, int] = {}
     for _, _, ins, _ in ctx.nodes:
         for v in ins:
             uses[v] = uses.get(v, 0) + 1

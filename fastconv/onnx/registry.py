@@ -2,10 +2,12 @@
 (``add_exporter``) and one converter per ONNX operator and version (``add_converter``,
 as onnx2torch's ``node_converters/registry.py``)."""
 
+from typing import Any, Callable, Dict, Tuple
+
 #: layer class -> exporter ``fn(ctx, module, name, x) -> value`` (see exporter.py)
-EXPORTERS = {}
+EXPORTERS: Dict[type, Callable[..., Any]] = {}
 #: (op_type, since_version) -> converter ``fn(ctx, node) -> None`` (see importer.py)
-CONVERTERS = {}
+CONVERTERS: Dict[Tuple[str, int], Callable[..., Any]] = {}
 
 
 def add_exporter(*classes):
@@ -48,7 +50,7 @@ def add_converter(operation_type, *versions):
 
 def supported_ops():
     """``{op_type: sorted since_versions}`` of the registered converters."""
-    ops = {}
+    ops: dict = {}
     for op, version in CONVERTERS:
         ops.setdefault(op, []).append(version)
     return {op: sorted(v) for op, v in sorted(ops.items())}
