@@ -508,6 +508,25 @@ def test_frozen_branch_of_a_fan_in(rng, conv_backward_log):
     assert (id(frozen.weight.data), True) in conv_backward_log
 
 
+def test_gradient_plan_is_cached_until_a_flag_changes(rng):
+    c = conv(1, 2, 3, 0, padding=1)
+    g = Graph([("c", c, ["input"]), ("t", nn.Tanh(), ["c"])])
+    x = rng.standard_normal((1, 1, 4, 4))
+    g(x)
+    calls = []
+    real = type(c).has_trainable_parameters
+    c.has_trainable_parameters = lambda: calls.append(1) or real(c)
+    g(x)
+    g(x)
+    assert calls == []  # the same flags: no re-planning per step
+    c.weight.requires_grad = False  # bumps the version counter
+    g(x)
+    assert calls == [1]
+    g.needs_input_grad = False
+    g(x)
+    assert calls == [1, 1] and not c._input_grad_needed()
+
+
 def test_frozen_graph_inside_a_sequential(rng):
     g = Graph([("c", conv(1, 2, 3, 0, padding=1), ["input"]), ("t", nn.Tanh(), ["c"])])
     model = nn.Sequential(g, nn.Flatten(), nn.Linear(2 * 16, 3, rng=1, dtype=D))
@@ -608,6 +627,10 @@ BUILD_CASES = [
     (lambda: Graph([("a", R(), ["input"])], input_shapes=(1, 2.0)), TypeError, "input_shapes[0] must be a tuple of ints"),
     (lambda: Graph([("a", R(), ["input"])], input_shapes="1,2"), TypeError, "input_shapes must be a list of shapes"),
     (lambda: Graph([("a", R(), ["input"])], input_shapes=(1, -2)), ValueError, "input_shapes[0] must have sizes >= 0"),
+    (lambda: Graph([("a", R(), ["input"])]).value_shapes((1, 2), dtype=np.int32), TypeError,
+     "dtype must be float32 or float64"),
+    (lambda: Graph([("a", nn.Linear(2, 3), ["input"])]).value_shapes([(4, 2), (4, 2)]), ValueError,
+     "input_shapes must hold 1 shape(s), one per graph input ['input'], got 2"),
 ]
 
 
