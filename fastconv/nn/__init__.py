@@ -6,7 +6,7 @@ from .conv import Conv2d
 from .dropout import Dropout
 from .linear import Flatten, Linear
 from .loss import CrossEntropyLoss
-from .module import Module, Parameter
+from .module import Module, Parameter, StateDictError
 from .norm import BatchNorm1d, BatchNorm2d
 from .pool import AvgPool2d, MaxPool2d
 from .activation import Identity, LogSoftmax, Softmax
@@ -18,7 +18,7 @@ from . import init  # noqa: E402  (torch.nn.init's functions)
 from . import utils  # noqa: E402  (torch.nn.utils: clip_grad_norm_)
 
 __all__ = [
-    "Parameter", "Module", "Sequential", "Conv2d", "MaxPool2d", "AvgPool2d", "Linear",
+    "Parameter", "Module", "StateDictError", "Sequential", "Conv2d", "MaxPool2d", "AvgPool2d", "Linear",
     "ReLU", "LeakyReLU", "ELU", "Tanh", "Sigmoid", "Dropout", "Flatten", "CrossEntropyLoss",
     "Residual", "Concat", "init", "BatchNorm1d", "BatchNorm2d",
     "AdaptiveAvgPool2d", "AdaptiveMaxPool2d", "Maxout", "Softmax", "LogSoftmax", "Identity",
