@@ -1,7 +1,6 @@
 """fastconv.onnx: export checked by onnx.checker and run by onnxruntime against fastconv's
 eval-mode outputs; import (fastconv.onnx.load) against onnxruntime on the same file, from
 fastconv's and torch's exporters; malformed files; backward through a loaded model."""
-import itertools
 import os
 import sys
 
@@ -976,3 +975,111 @@ def test_cli_evaluate_onnx_matches_npz(tmp_path, capsys, mnist_dir):
     code, from_bare, err = _cli(capsys, "evaluate", bare, "--data", mnist_dir)
     assert code == 0, err
     assert from_bare == from_npz
+
+
+# --- import, op by op: hand-written graphs against onnxruntime ----------------------------------
+
+def _w(*shape, seed=0):
+    return np.random.default_rng(seed + len(shape)).standard_normal(shape).astype(np.float32)
+
+
+def _mk(op, inputs, output="y", **attrs):
+    return helper.make_node(op, inputs, [output] if isinstance(output, str) else output, name=f"n_{op}", **attrs)
+
+
+IMPORT_CASES = [
+    # (id, nodes, initializers, input shape (None = batch symbol), opset, expected fastconv layer types)
+    ("conv same_upper even", [_mk("Conv", ["x", "w"], auto_pad="SAME_UPPER")], [("w", _w(3, 2, 4, 4))],
+     (2, 7, 6), 17, ["Conv2d"]),
+    ("conv same_lower even", [_mk("Conv", ["x", "w", "b"], auto_pad="SAME_LOWER")],
+     [("w", _w(3, 2, 4, 3)), ("b", _w(3))], (2, 7, 6), 17, ["ZeroPad2d", "Conv2d"]),
+    ("conv same_upper stride 2", [_mk("Conv", ["x", "w"], auto_pad="SAME_UPPER", strides=[2, 2])],
+     [("w", _w(3, 2, 3, 3))], (2, 8, 7), 17, None),
+    ("conv valid", [_mk("Conv", ["x", "w"], auto_pad="VALID", dilations=[2, 1])], [("w", _w(3, 2, 3, 3))],
+     (2, 8, 7), 11, ["Conv2d"]),
+    ("conv asymmetric pads", [_mk("Conv", ["x", "w"], pads=[1, 0, 2, 1], group=2)], [("w", _w(4, 1, 3, 3))],
+     (2, 6, 6), 17, ["ZeroPad2d", "Conv2d"]),
+    ("conv weight from Constant", [helper.make_node("Constant", [], ["w"], value=numpy_helper.from_array(_w(2, 2, 1, 1))),
+                                   _mk("Conv", ["x", "w"], kernel_shape=[1, 1])], [], (2, 3, 3), 13, ["Conv2d"]),
+    ("gemm transB 0 alpha beta", [_mk("Flatten", ["x"], "f"), _mk("Gemm", ["f", "B", "C"], alpha=0.5, beta=2.0)],
+     [("B", _w(18, 4)), ("C", _w(1, 4))], (2, 3, 3), 17, ["Flatten", "Linear"]),
+    ("gemm no C", [_mk("Flatten", ["x"], "f"), _mk("Gemm", ["f", "B"], transB=1)], [("B", _w(4, 18))],
+     (2, 3, 3), 17, ["Flatten", "Linear"]),
+    ("matmul add", [_mk("Flatten", ["x"], "f"), _mk("MatMul", ["f", "B"], "m"), _mk("Add", ["c", "m"])],
+     [("B", _w(18, 5)), ("c", _w(5))], (2, 3, 3), 17, ["Flatten", "Linear"]),
+    ("matmul", [_mk("Flatten", ["x"], "f"), _mk("MatMul", ["f", "B"])], [("B", _w(18, 5))], (2, 3, 3), 9,
+     ["Flatten", "Linear"]),
+    ("batchnorm 1d", [_mk("Flatten", ["x"], "f"), _mk("BatchNormalization", ["f", "s", "b", "m", "v"], epsilon=1e-3)],
+     [("s", _w(18)), ("b", _w(18)), ("m", _w(18)), ("v", np.abs(_w(18)) + 0.5)], (2, 3, 3), 15,
+     ["Flatten", "BatchNorm1d"]),
+    ("batchnorm 3-d", [_mk("Reshape", ["x", "shape"], "r"), _mk("BatchNormalization", ["r", "s", "b", "m", "v"])],
+     [("shape", np.array([0, 2, -1], np.int64)), ("s", _w(2)), ("b", _w(2)), ("m", _w(2)), ("v", np.abs(_w(2)) + 0.5)],
+     (2, 3, 3), 14, ["Flatten", "BatchNorm1d"]),
+    ("leaky relu default", [_mk("LeakyRelu", ["x"])], [], (2, 3, 3), 16, ["LeakyReLU"]),
+    ("elu", [_mk("Elu", ["x"], alpha=0.3)], [], (2, 3, 3), 22, ["ELU"]),
+    ("softmax last axis", [_mk("Softmax", ["x"])], [], (2, 3, 3), 13, ["Softmax"]),
+    ("log softmax axis 1", [_mk("LogSoftmax", ["x"], axis=1)], [], (2, 3, 3), 17, ["LogSoftmax"]),
+    ("softmax opset 11 2-d", [_mk("Flatten", ["x"], "f"), _mk("Softmax", ["f"], axis=1)], [], (2, 3, 3), 11,
+     ["Flatten", "Softmax"]),
+    ("dropout ratio input", [_mk("Dropout", ["x", "r"])], [("r", np.array(0.3, np.float32))], (2, 3, 3), 13,
+     ["Dropout"]),
+    ("dropout opset 10", [_mk("Dropout", ["x"], ratio=0.2)], [], (2, 3, 3), 10, ["Dropout"]),
+    ("sum of three", [_mk("Relu", ["x"], "a"), _mk("Sigmoid", ["x"], "b"), _mk("Sum", ["a", "b", "x"])], [],
+     (2, 3, 3), 13, None),
+    ("split input sizes", [_mk("Split", ["x", "s"], ["a", "b"], axis=1), _mk("Tanh", ["b"], "t"),
+                           _mk("Concat", ["t", "a", "b"], axis=1)], [("s", np.array([1, 1], np.int64))],
+     (2, 3, 3), 13, None),
+    ("split num_outputs uneven", [_mk("Split", ["x"], ["a", "b", "c"], axis=2, num_outputs=3),
+                                  _mk("Concat", ["c", "b", "a"], axis=2)], [], (2, 7, 3), 18, None),
+    ("split attr", [_mk("Split", ["x"], ["a", "b"], axis=-1, split=[1, 2]), _mk("Add", ["a", "a"], "y")], [],
+     (2, 3, 3), 11, None),
+    ("global max pool", [_mk("GlobalMaxPool", ["x"])], [], (2, 5, 4), 17, ["AdaptiveMaxPool2d"]),
+    ("reduce max keepdims 0", [_mk("ReduceMax", ["x"], axes=[2, 3], keepdims=0)], [], (2, 5, 4), 13,
+     ["AdaptiveMaxPool2d", "Flatten"]),
+    ("reduce mean axes input", [_mk("ReduceMean", ["x", "axes"])], [("axes", np.array([-1, -2], np.int64))],
+     (2, 5, 4), 18, ["AdaptiveAvgPool2d"]),
+    ("pad constant value", [_mk("Pad", ["x", "p", "v"])], [("p", np.array([0, 0, 1, 2, 0, 0, 3, 0], np.int64)),
+                                                            ("v", np.array(1.5, np.float32))], (2, 4, 4), 13,
+     ["ConstantPad2d"]),
+    ("pad edge asymmetric", [_mk("Pad", ["x", "p"], mode="edge")],
+     [("p", np.array([0, 0, 1, 2, 0, 0, 3, 0], np.int64))], (2, 4, 4), 17, ["ReplicationPad2d"]),
+    ("pad reflect crop", [_mk("Pad", ["x", "p"], mode="reflect")],
+     [("p", np.array([0, 0, -1, 2, 0, 0, 1, -1], np.int64))], (2, 4, 4), 17, None),
+    ("pad wrap axes", [_mk("Pad", ["x", "p", "", "axes"], mode="wrap")],
+     [("p", np.array([1, 2, 2, 0], np.int64)), ("axes", np.array([2, 3], np.int64))], (2, 4, 4), 19,
+     ["CircularPad2d"]),
+    ("pad opset 10", [_mk("Pad", ["x"], pads=[0, 0, 1, 1, 0, 0, 1, 1], value=2.0)], [], (2, 4, 4), 10,
+     ["ConstantPad2d"]),
+    ("pad into conv", [_mk("Pad", ["x", "p"], "xp", mode="edge"), _mk("Conv", ["xp", "w"])],
+     [("p", np.array([0, 0, 1, 2, 0, 0, 1, 2], np.int64)), ("w", _w(2, 2, 3, 3))], (2, 5, 5), 17, ["Conv2d"]),
+    ("maxpool ceil", [_mk("MaxPool", ["x"], kernel_shape=[3, 3], strides=[2, 2], pads=[1, 1, 1, 1], ceil_mode=1)],
+     [], (2, 8, 7), 17, ["MaxPool2d"]),
+    ("maxpool end pads", [_mk("MaxPool", ["x"], kernel_shape=[2, 2], strides=[2, 2], pads=[0, 0, 1, 1])], [],
+     (2, 7, 7), 12, ["MaxPool2d"]),
+    ("avgpool include pad", [_mk("AveragePool", ["x"], kernel_shape=[3, 2], strides=[1, 2], pads=[1, 1, 1, 1],
+                                 count_include_pad=1)], [], (2, 6, 7), 19, ["AvgPool2d"]),
+    ("avgpool ceil exclude", [_mk("AveragePool", ["x"], kernel_shape=[2, 2], strides=[2, 2], ceil_mode=1)], [],
+     (2, 7, 5), 11, ["AvgPool2d"]),
+    ("flatten 3-d", [_mk("Flatten", ["x"])], [], (6, 3), 17, ["Flatten"]),
+    ("reshape flatten from 2", [_mk("Reshape", ["x", "s"])], [("s", np.array([0, 0, -1], np.int64))],
+     (2, 3, 3), 17, ["Flatten"]),
+    ("slice crop", [_mk("Slice", ["x", "st", "en", "ax"])],
+     [("st", np.array([1, 0], np.int64)), ("en", np.array([-1, 2], np.int64)), ("ax", np.array([2, 3], np.int64))],
+     (2, 5, 4), 13, ["ZeroPad2d"]),
+]
+
+
+@pytest.mark.parametrize("case", IMPORT_CASES, ids=[c[0] for c in IMPORT_CASES])
+def test_load_op(case, tmp_path, rng):
+    _, nodes, inits, chw, opset, kinds = case
+    proto = _tiny(nodes, inits, opset=opset, shape=["N", *chw])
+    path = tmp_path / "op.onnx"  # (onnxruntime checks the file; the output's shape is left open)
+    path.write_bytes(proto.SerializeToString())
+    loaded = fo.load(path)
+    if kinds is not None:
+        assert [type(m).__name__ for m in loaded.modules()][1:] == kinds
+    for n in (1, 3):
+        x = _rand(rng, (n, *chw))
+        got, want = loaded(x), _ort(path, x)
+        assert got.shape == want.shape
+        np.testing.assert_allclose(got, want, rtol=RTOL, atol=ATOL)
