@@ -15,6 +15,7 @@ candidate flag, so a compiler that accepts ``-fopenmp`` but cannot link libgomp/
 treated as having no OpenMP (serial build, with a warning).
 """
 import os
+import shlex
 import shutil
 import subprocess
 import sys
@@ -63,7 +64,10 @@ def _try_openmp(compiler, compile_flags, link_flags):
         with open("omp_test.c", "w") as f:
             f.write(OPENMP_TEST_PROGRAM)
         objects = compiler.compile(["omp_test.c"], extra_postargs=compile_flags)
-        compiler.link_executable(objects, "omp_test", extra_postargs=link_flags)
+        # distutils links executables without $LDFLAGS (extensions get them): pass them on, so
+        # that e.g. LDFLAGS=-L$(brew --prefix libomp)/lib finds libomp for the probe as well
+        env_ldflags = shlex.split(os.environ.get("LDFLAGS", ""))
+        compiler.link_executable(objects, "omp_test", extra_postargs=link_flags + env_ldflags)
         exe = os.path.join(tmp, "omp_test" + (".exe" if sys.platform == "win32" else ""))
         out = subprocess.run([exe], capture_output=True, text=True, timeout=60)
         return out.returncode == 0
@@ -76,6 +80,18 @@ def _try_openmp(compiler, compile_flags, link_flags):
 
 class BuildExt(build_ext):
     """build_ext that adds OpenMP and optimisation flags suited to the active compiler."""
+
+    def finalize_options(self):
+        super().finalize_options()
+        if self.parallel is None:  # compile the kernel modules on all cores unless -j says otherwise
+            self.parallel = os.cpu_count() or 1
+
+    def run(self):
+        # Cythonize here, not when setup.py is loaded: sdist, egg_info and the PEP 517
+        # build-requirement queries then skip the ~1 min of Cython work they never use.
+        for ext, cythonized in zip(self.extensions, cythonize_extensions(self.extensions)):
+            ext.sources = cythonized.sources  # the generated C (one module per extension)
+        super().run()
 
     def build_extensions(self):
         msvc = self.compiler.compiler_type == "msvc"
@@ -130,6 +146,20 @@ def _selected_kernels():
 
 
 def make_extensions():
+    """The kernel extensions, with their .pyx sources (cythonized by BuildExt.run)."""
+    kernels_dir = os.path.join("fastconv", "_kernels")
+    return [
+        Extension(
+            f"fastconv._kernels.{name}",
+            [os.path.join(kernels_dir, f"{name}.pyx")],
+            include_dirs=[kernels_dir],
+            define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_9_API_VERSION")],
+        )
+        for name in _selected_kernels()
+    ]
+
+
+def cythonize_extensions(extensions):
     from Cython.Build import cythonize
 
     debug = _env_flag("FASTCONV_DEBUG")
@@ -143,15 +173,6 @@ def make_extensions():
         "embedsignature": True,
     }
     kernels_dir = os.path.join("fastconv", "_kernels")
-    extensions = [
-        Extension(
-            f"fastconv._kernels.{name}",
-            [os.path.join(kernels_dir, f"{name}.pyx")],
-            include_dirs=[kernels_dir],
-            define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_9_API_VERSION")],
-        )
-        for name in _selected_kernels()
-    ]
     # force: the directives differ between debug and release builds, so never reuse stale C.
     return cythonize(
         extensions, compiler_directives=directives, include_path=[kernels_dir], force=True

@@ -15,7 +15,16 @@
 #define FC_MULTIVERSION
 #endif
 
+#if defined(_MSC_VER) && !defined(__clang__)
+/* MSVC's C compiler takes the C99 `restrict` and `_Pragma` only in /std:c11 mode; its own
+ * spellings work in every mode (unknown pragmas such as GCC unroll are ignored). */
+#ifndef restrict
+#define restrict __restrict
+#endif
+#define FC_PRAGMA(x) __pragma(x)
+#else
 #define FC_PRAGMA(x) _Pragma(#x)
+#endif
 
 /* Hand-written AVX-512 kernels (intrinsics) where the compiler takes a target attribute,
  * called only when fc_have_avx512() says the running CPU has it. Elsewhere
