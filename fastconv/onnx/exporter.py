@@ -225,10 +225,9 @@ def _conv2d(ctx, m, name, x):
 
 @add_exporter(nn.BatchNorm1d, nn.BatchNorm2d)
 def _batch_norm(ctx, m, name, x):
-    if not m.track_running_stats:
-        raise _fail(name, m, "track_running_stats=False normalises with the batch's statistics "
-                             "in evaluation mode, which BatchNormalization (inference) does not express")
     probe = _run(m, name, x)
+    if not m.track_running_stats:
+        return _batch_norm_batch_stats(ctx, m, name, x, probe)
     C = m.num_features
     dt = m.running_mean.dtype
     scale = ctx.initializer(_key(name, "weight"), m.weight.data) if m.affine else \
@@ -240,6 +239,35 @@ def _batch_norm(ctx, m, name, x):
     momentum = 0.9 if m.momentum is None else 1.0 - m.momentum  # ONNX weighs the old value
     return ctx.node("BatchNormalization", [x.name, scale, bias, mean, var], name, probe,
                     epsilon=float(m.eps), momentum=float(momentum))
+
+
+def _reduce_mean(ctx, x, axes, name, probe):
+    if ctx.opset >= 18:
+        return ctx.node("ReduceMean", [x.name, ctx.ints(f"{name}.axes", axes)], name, probe, keepdims=1)
+    return ctx.node("ReduceMean", [x.name], name, probe, axes=axes, keepdims=1)
+
+
+def _batch_norm_batch_stats(ctx, m, name, x, probe):
+    """BatchNorm without running statistics normalises with the batch's mean and biased
+    variance in evaluation mode too: ReduceMean / Sub / Mul / Sqrt / Div (+ the affine)."""
+    axes = [0] + list(range(2, x.probe.ndim))
+    stat_shape = tuple(1 if i in axes else n for i, n in enumerate(x.shape))
+    dt = x.probe.dtype
+    stat = np.empty(stat_shape, dt)
+    mean = _reduce_mean(ctx, x, axes, name, stat)
+    centred = ctx.node("Sub", [x.name, mean.name], name, np.empty(x.shape, dt))
+    square = ctx.node("Mul", [centred.name, centred.name], name, np.empty(x.shape, dt))
+    var = _reduce_mean(ctx, square, axes, name, stat)
+    eps = ctx.initializer(f"{name}.eps", np.array(m.eps, dt))
+    std = ctx.node("Sqrt", [ctx.node("Add", [var.name, eps], name, stat).name], name, stat)
+    y = ctx.node("Div", [centred.name, std.name], name, np.empty(x.shape, dt) if m.affine else probe)
+    if not m.affine:
+        return y
+    shape = (m.num_features,) + (1,) * (x.probe.ndim - 2)
+    w = ctx.initializer(_key(name, "weight"), m.weight.data.reshape(shape))
+    b = ctx.initializer(_key(name, "bias"), m.bias.data.reshape(shape))
+    scaled = ctx.node("Mul", [y.name, w], name, np.empty(x.shape, dt))
+    return ctx.node("Add", [scaled.name, b], name, probe)
 
 
 def _pool_end_extra(size, k, s, p, out):
