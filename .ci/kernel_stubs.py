@@ -74,6 +74,8 @@ def _constant(rhs):
     rhs = rhs.strip()
     if rhs.startswith("bool("):
         return "bool"
+    if rhs.startswith("dict("):
+        return "dict[str, Any]"
     if rhs.startswith("(") and ('"' in rhs or "'" in rhs):
         return "tuple[str, ...]"
     if re.fullmatch(r"-?\d+", rhs) or re.fullmatch(r"[A-Za-z_][A-Za-z_0-9]*", rhs):
@@ -83,30 +85,58 @@ def _constant(rhs):
     return "Any"
 
 
+def _def_at(lines, i, indent):
+    """Parse the def/cpdef starting at lines[i] (at ``indent``): (stub line or None, next i)."""
+    line = lines[i][len(indent):]
+    m = re.match(r"(?:def|cpdef\s+(?:[\w\[\]:, ]+\s+)?)\s*(\w+)\s*\(", line)
+    name = m.group(1)
+    sig = line[m.end():]
+    while not re.search(r"\)\s*(->\s*[^:]+)?(\s*(noexcept|nogil|except[^:]*))*\s*:\s*(#.*)?$", sig):
+        i += 1
+        sig += " " + lines[i].strip()
+    params_text = sig[: sig.rindex(")")]
+    # the body: lines indented deeper than the def, up to the next statement at its level
+    j, returns = i + 1, False
+    while j < len(lines) and (not lines[j].strip() or lines[j].startswith(indent + " ")
+                              or lines[j].lstrip().startswith("#")):
+        if re.match(r"\s+return\s+\S", lines[j]) and not re.match(r"\s+return\s+None\b", lines[j]):
+            returns = True
+        j += 1
+    if name.startswith("_") and not name.startswith("__"):
+        return None, j
+    params = []
+    for k, p in enumerate(_split_top(params_text)):
+        params.append(p if (indent and k == 0 and p == "self") else _param(p))
+    ret = "None" if name == "__init__" else ("Any" if returns else "None")
+    return f"{indent}def {name}({', '.join(params)}) -> {ret}: ...", j
+
+
 def stub_for(pyx):
     lines = pyx.read_text().splitlines()
     out = [HEADER.format(name=pyx.stem)]
     i = 0
     while i < len(lines):
         line = lines[i]
-        m = re.match(r"(?:def|cpdef\s+(?:[\w\[\]:, ]+\s+)?)\s*(\w+)\s*\(", line)
-        if m and (line.startswith("def ") or line.startswith("cpdef ")):
-            name = m.group(1)
-            sig = line[m.end():]
-            while not re.search(r"\)\s*(->\s*[^:]+)?(\s*(noexcept|nogil|except[^:]*))*\s*:\s*(#.*)?$", sig):
+        if line.startswith("def ") or line.startswith("cpdef "):
+            stub, i = _def_at(lines, i, "")
+            if stub:
+                out.append(stub)
+            continue
+        k = re.match(r"(?:cdef\s+)?class\s+(\w+)\s*(\([^)]*\))?\s*:", line)
+        if k:  # an extension type: its Python-visible methods
+            out.append(f"class {k.group(1)}:")
+            i += 1
+            methods = 0
+            while i < len(lines) and (not lines[i].strip() or lines[i][0] in " \t#"):
+                if re.match(r"    (def|cpdef) ", lines[i]):
+                    stub, i = _def_at(lines, i, "    ")
+                    if stub:
+                        out.append(stub)
+                        methods += 1
+                    continue
                 i += 1
-                sig += " " + lines[i].strip()
-            params_text = sig[: sig.rindex(")")]
-            # the body: indented lines up to the next top-level statement
-            j, returns = i + 1, False
-            while j < len(lines) and (not lines[j].strip() or lines[j][0] in " \t#"):
-                if re.match(r"\s+return\s+\S", lines[j]) and not re.match(r"\s+return\s+None\b", lines[j]):
-                    returns = True
-                j += 1
-            if not name.startswith("_") or name.startswith("__"):
-                params = ", ".join(_param(p) for p in _split_top(params_text))
-                out.append(f"def {name}({params}) -> {'Any' if returns else 'None'}: ...")
-            i = j
+            if not methods:
+                out.append("    ...")
             continue
         c = re.match(r"([A-Z][A-Z0-9_]*)\s*=\s*(.+)$", line)
         if c:
