@@ -46,7 +46,8 @@ _COLS = {**_plan.COMMON}
 _KIND = _plan.KINDS
 _FIELD_GROUP = {"conv": "conv", "linear": "linear", "maxpool": "pool", "avgpool": "pool",
                 "adaptive_avg": "pool", "adaptive_max": "pool", "relu": "elementwise",
-                "add": "elementwise", "affine": "affine", "copy": "copy", "py": "py"}
+                "add": "elementwise", "affine": "affine", "copy": "copy", "py": "py",
+                "winograd": "winograd"}
 _FIELD_COLS = {group: {name: _plan.ARG0 + i for i, name in enumerate(names)}
                for group, names in _plan.FIELDS.items()}
 
@@ -324,10 +325,14 @@ _LOWERINGS = {
 class _Plan:
     """The executable plan for one input shape and thread count."""
 
-    def __init__(self, snapshot, shape, dtype, n_threads, measure=True):
+    def __init__(self, snapshot, shape, dtype, n_threads, measure=True, chunked=False,
+                 force_algorithm=None):
         self.shape = shape
         self.dtype = dtype
         self.n_threads = n_threads
+        # chunked: one set of buffers per thread, every step serial (run_chunked)
+        self.chunked = chunked
+        self.replicas = max(1, n_threads) if chunked else 1
         builder = _Builder(dtype)
         self.input_value = _Value(shape)
         out = builder.lower(snapshot, self.input_value, "")
@@ -339,7 +344,9 @@ class _Plan:
         self.blas = False
         for op in self.ops:
             if op.kind == "conv":
-                op.algorithm = "direct"
+                # force_algorithm (tests): every convolution that has it uses it
+                op.algorithm = ("direct" if force_algorithm not in self._conv_alternatives(op)
+                                else force_algorithm)
         self._allocate(out)
         self._tables()
         self.executor = _plan.Executor(self.steps, self.slots, self.py_steps)
@@ -347,57 +354,86 @@ class _Plan:
             if self._choose_algorithms():
                 self._tables()
                 self.executor = _plan.Executor(self.steps, self.slots, self.py_steps)
-            self._choose_threads()
+            if not chunked:
+                self._choose_threads()
 
     def _choose_algorithms(self):
-        """For each convolution with another algorithm (Winograd for 3x3 stride 1, im2col
-        for 1x1), time it against the direct step and keep the faster (the other must win
-        by 10 %: it also pays a separate epilogue pass). Returns whether any changed."""
+        """For each convolution with another algorithm (Winograd for 3x3 stride 1, a kernel
+        step with the same epilogue; im2col for 1x1, a Python step plus an epilogue step),
+        time it against the direct step and keep the faster (im2col must win by 10 %: it
+        also pays a separate epilogue pass; chunked plans consider Winograd only). Returns
+        whether the tables must be rebuilt."""
         x = np.random.default_rng(0).standard_normal(self.shape).astype(self.dtype)
         self.run(x)
         self.holder[0] = x
-        changed = False
+        rebuild = False
         with blas_single_thread():
             for i, op in enumerate(self.step_ops):
                 alternatives = self._conv_alternatives(op) if op.kind == "conv" else ()
+                if self.chunked:
+                    alternatives = tuple(a for a in alternatives if a == "winograd")
                 if not alternatives:
                     continue
-                nt = int(self.steps[i, _COLS["threads"]])
+                pick = 0 if self.chunked else -1  # chunked plans: serial steps
+                direct_row = self.steps[i].copy()
+                nt = int(direct_row[_COLS["threads"]])
                 first = self.executor.time_step(i, nt, 1)
                 reps = int(min(15, max(3, 2e6 // max(first, 1.0))))
-                fns = {alg: self._conv_alternative_fn(op, alg) for alg in alternatives}
-                times = {"direct": [], **{alg: [] for alg in alternatives}}
+                times = {"direct": []}
+                if alternatives == ("winograd",):
+                    op.algorithm = "winograd"
+                    wrow = direct_row.copy()
+                    wconfigs = self._table_winograd(op, wrow)
+                    op.algorithm = "direct"
+                    wt, wtasks, _ = wconfigs[pick]
+                    wrow[_COLS["threads"]], wrow[_COLS["tasks"]] = wt, wtasks
+                    times["winograd"] = []
+                    for _ in range(3):
+                        self.steps[i] = direct_row
+                        times["direct"].append(self.executor.time_step(i, nt, reps))
+                        self.steps[i] = wrow
+                        times["winograd"].append(self.executor.time_step(i, wt, reps))
+                    self.steps[i] = direct_row
+                    if sorted(times["winograd"])[1] < sorted(times["direct"])[1]:
+                        op.algorithm = "winograd"
+                        self.steps[i] = wrow
+                        self.configs[i] = wconfigs
+                    continue
+                fn = self._conv_alternative_fn(op, "im2col")
+                times["im2col"] = []
                 for _ in range(3):
                     times["direct"].append(self.executor.time_step(i, nt, reps))
-                    for alg, fn in fns.items():
+                    fn()
+                    ts = []
+                    for _ in range(reps):
+                        t0 = time.perf_counter_ns()
                         fn()
-                        ts = []
-                        for _ in range(reps):
-                            t0 = time.perf_counter_ns()
-                            fn()
-                            ts.append(time.perf_counter_ns() - t0)
-                        times[alg].append(sorted(ts)[len(ts) // 2])
-                med = {alg: sorted(ts)[1] for alg, ts in times.items()}
-                best = min(alternatives, key=med.get)
-                if med[best] < 0.9 * med["direct"]:
-                    op.algorithm = best
-                    changed = True
+                        ts.append(time.perf_counter_ns() - t0)
+                    times["im2col"].append(sorted(ts)[len(ts) // 2])
+                if sorted(times["im2col"])[1] < 0.9 * sorted(times["direct"])[1]:
+                    op.algorithm = "im2col"
+                    rebuild = True
         self.holder[0] = None
-        return changed
+        return rebuild
 
     # buffers: one per value that owns one; slot 0 is the input
     def _allocate(self, out):
-        self.arrays = {}  # root value -> ndarray
+        self.arrays = {}  # root value -> ndarray (replica 0's)
+        self.replica_arrays = []  # the other replicas' buffers, kept alive
         self.slot_of = {self.input_value: 0}
-        addresses = [0]
         for op in self.ops:
-            v = op.output
-            a = np.zeros(v.shape, self.dtype)
-            self.arrays[v] = a
-            self.slot_of[v] = len(addresses)
-            addresses.append(a.ctypes.data)
-        self.slots = np.array(addresses, np.intp)
+            self.slot_of[op.output] = len(self.slot_of)
+        self.slots = np.zeros((self.replicas, len(self.slot_of)), np.intp)
+        for r in range(self.replicas):
+            for op in self.ops:
+                a = np.zeros(op.output.shape, self.dtype)
+                if r == 0:
+                    self.arrays[op.output] = a
+                else:
+                    self.replica_arrays.append(a)
+                self.slots[r, self.slot_of[op.output]] = a.ctypes.data
         self.output = self.arrays[out.root].reshape(out.shape)
+        self.output_slot = self.slot_of[out.root]
 
     def _array(self, v):
         """A function returning value v's array (the input's changes every call)."""
@@ -423,7 +459,7 @@ class _Plan:
                 row[_COLS["relu"]] = op.relu
                 if op.kind == "copy":
                     configs = self._table_copy(op, row, part)
-                elif op.kind == "conv" and op.algorithm != "direct":
+                elif op.kind == "conv" and op.algorithm == "im2col":
                     self._table_conv_alternative(op, row, rows)
                     continue
                 else:
@@ -433,7 +469,8 @@ class _Plan:
                 self.step_ops.append(op)
         self.steps = np.array(rows, np.intp).reshape(len(rows), _plan.N_COLS)
         for i, configs in enumerate(self.configs):
-            self._apply(i, configs[-1])  # the parallel configuration until measured
+            # the parallel configuration until measured; chunked plans run steps serially
+            self._apply(i, configs[0] if self.chunked else configs[-1])
 
     def _set(self, row, group, **fields):
         cols = _FIELD_COLS[group]
@@ -463,7 +500,28 @@ class _Plan:
         return a.ctypes.data
 
     # -- per kind
+    def _table_winograd(self, op, row):
+        """conv ``op`` by Winograd F(2x2, 3x3) (3x3, stride 1, one group) as a kernel step:
+        the transforms of _winograd.h, 16 GEMMs per chunk of images, the epilogue fused."""
+        g, dt = op.geometry, self.dtype
+        row[_COLS["kind"]] = _KIND["winograd"]
+        self.blas = True
+        u = np.ascontiguousarray(F.conv._winograd_weight(np.ascontiguousarray(op.weight.astype(dt))))
+        bias = np.ascontiguousarray(op.bias.astype(dt))
+        tiles = ((g.OH + 1) // 2) * ((g.OW + 1) // 2)
+        chunk = max(1, min(g.N, round(F.conv.WINOGRAD_CHUNK_TILES / tiles)))
+        slen = _direct.winograd_scratch_len(g.C_in, g.C_out, g.OH, g.OW, chunk)
+        scratch = np.empty((max(1, self.n_threads), slen), dt)
+        self._set(row, "winograd", u=self._buffer(u), b=self._buffer(bias),
+                  scratch=self._buffer(scratch), slen=slen, n=g.N, c=g.C_in, h=g.H, w=g.W,
+                  cout=g.C_out, oh=g.OH, ow=g.OW, pt=g.pad_top, pl=g.pad_left, chunk=chunk,
+                  avx=dt == np.float32 and _direct.use_avx512())
+        n_chunks = -(-g.N // chunk)
+        return self._serial_parallel((1, n_chunks, {}), (self.n_threads, n_chunks, {}))
+
     def _table_conv(self, op, row):
+        if op.algorithm == "winograd":
+            return self._table_winograd(op, row)
         g, dt = op.geometry, self.dtype
         is_double = dt == np.float64
         cig, cog = g.C_in // g.groups, g.C_out // g.groups
@@ -494,24 +552,13 @@ class _Plan:
         return self._serial_parallel(serial, parallel)
 
     def _conv_alternative_fn(self, op, algorithm):
-        """A function running conv ``op`` by ``algorithm`` ("winograd" or "im2col") through
-        the kernels of fastconv.functional, on preallocated arrays (bias included, no
-        epilogue)."""
+        """A function running conv ``op`` by im2col + GEMM (``_im2col``'s kernel) on
+        preallocated arrays (bias included, no epilogue)."""
         g, dt = op.geometry, self.dtype
         n_threads = max(1, self.n_threads)
         w = np.ascontiguousarray(op.weight.astype(dt))
         bias = np.ascontiguousarray(op.bias.astype(dt))
         get_in, get_out = self._array(op.inputs[0]), self._array(op.output)
-        if algorithm == "winograd":
-            u = F.conv._winograd_weight(w)
-            tiles = ((g.OH + 1) // 2) * ((g.OW + 1) // 2)
-            chunk = max(1, min(g.N, round(F.conv.WINOGRAD_CHUNK_TILES / tiles)))
-            nt = max(1, min(n_threads, -(-g.N // chunk)))
-            scratch = np.empty((nt, _direct.winograd_scratch_len(g.C_in, g.C_out, g.OH, g.OW,
-                                                                 chunk)), dt)
-            pt, pl = g.pad_top, g.pad_left
-            return lambda: _direct.conv2d_winograd_forward(get_in(), u, bias, get_out(), scratch,
-                                                           pt, pl, chunk, nt)
         rows = F._im2col_rows_per_chunk(g, dt.itemsize, n_threads, parallel_rows=True)
         nt = max(1, min(n_threads, g.N * -(-g.OH // rows)))
         scratch = np.empty((nt, g.C_in * g.kh * g.kw * rows * g.OW), dt)
@@ -578,13 +625,20 @@ class _Plan:
     def _table_maxpool(self, op, row):
         g = op.geometry
         nc = self._pool_fields(op, row, max(1, self.n_threads) * g.OH * g.OW)
+        # the "cip" column of max pooling: the 2x2 / stride 2 AVX-512 kernel without indices
+        fast = (self.dtype == np.float32 and _direct.use_avx512() and g.kernel_args == (2, 2, 2, 2, 0, 0)
+                and 2 * g.OH <= g.H and 2 * g.OW <= g.W)
+        self._set(row, "pool", cip=fast)
         return self._serial_parallel((1, nc, {}), (self.n_threads, nc, {}))
 
-    _table_avgpool = _table_maxpool
+    def _table_avgpool(self, op, row):
+        g = op.geometry
+        nc = self._pool_fields(op, row, 1)
+        return self._serial_parallel((1, nc, {}), (self.n_threads, nc, {}))
 
     def _table_adaptive_avg(self, op, row):
         g = op.geometry
-        nc = self._pool_fields(op, row, g.N * g.C * g.OH * g.OW)
+        nc = self._pool_fields(op, row, max(1, self.n_threads) * g.N * g.C * g.OH * g.OW)
         per = max(1, -(-nc // (4 * max(1, self.n_threads))))
         return self._serial_parallel((1, 1, dict(per=max(1, nc))),
                                      (self.n_threads, -(-nc // per), dict(per=per)))
@@ -648,13 +702,18 @@ class _Plan:
                 for j, config in enumerate(configs):
                     self._apply(i, config)
                     times.setdefault(j, []).append(self.executor.time_step(i, config[0], reps))
-            for j, ts in times.items():
-                t = sorted(ts)[len(ts) // 2]
-                if best_time is None or t < best_time:
-                    best, best_time = j, t
+            # several threads only when clearly faster (their cost on a busy machine has a
+            # long tail: a preempted thread holds the step's barrier)
+            serial = sorted(times[0])[1]
+            parallel = sorted(times[1])[2]
+            best, best_time = (1, sorted(times[1])[1]) if parallel < 0.8 * serial else (0, serial)
             self._apply(i, configs[best])
             self.step_ops[i].time_ns = best_time
         self.holder[0] = None
+
+    @property
+    def ops_output(self):
+        return self.output
 
     def run(self, x):
         self.holder[0] = x
@@ -675,11 +734,84 @@ class _Plan:
                 extra.append("+relu")
             if op.kind == "conv":
                 extra.append(f"tile {op.tile[0]}" if op.algorithm == "direct" else op.algorithm)
+            if op.kind == "conv" and op.residual is not None and op.algorithm == "im2col":
+                pass
             t = getattr(op, "time_ns", None)
             timing = f", {t / 1000:.1f} us" if t is not None else ""
             lines.append(f"  {i}: {op.label} {' '.join(extra)} -> {op.output.shape} "
                          f"[{threads} thread{'s' if threads != 1 else ''}{timing}]")
         return "\n".join(lines)
+
+
+class _ChunkedPlan:
+    """A batch run as chunks of ``chunk`` images, each through the whole network on one
+    thread (one parallel region per call: no barrier between layers, and each chunk's
+    activations stay in that core's cache)."""
+
+    def __init__(self, snapshot, shape, dtype, n_threads, chunk, measure=True):
+        self.shape, self.chunk, self.n_threads = shape, chunk, n_threads
+        self.sub = _Plan(snapshot, (chunk,) + shape[1:], dtype, n_threads, measure=measure,
+                         chunked=True)
+        self.n_chunks = shape[0] // chunk
+        self.output = np.zeros((shape[0],) + self.sub.output.shape[1:], dtype)
+        self.in_bytes = math.prod((chunk,) + shape[1:]) * dtype.itemsize
+        self.out_bytes = self.sub.output.nbytes
+
+    @staticmethod
+    def fits(plan):
+        """Whether ``plan``'s network can run chunked (no Python steps)."""
+        return not any(op.kind == "py" for op in plan.ops)
+
+    def run(self, x):
+        sub = self.sub
+        args = (x, self.output, self.n_chunks, self.in_bytes, self.out_bytes, sub.output_slot,
+                self.n_threads)
+        if sub.blas:
+            with blas_single_thread():
+                sub.executor.run_chunked(*args)
+        else:
+            sub.executor.run_chunked(*args)
+        return self.output
+
+    def describe(self):
+        return (f"  {self.n_chunks} chunks of {self.chunk} image{'s' if self.chunk > 1 else ''}, "
+                f"each through every step on one of {self.n_threads} thread"
+                f"{'s' if self.n_threads > 1 else ''}:\n" + self.sub.describe())
+
+
+def _time_runs(plan, x, reps):
+    ts = []
+    for _ in range(reps):
+        t0 = time.perf_counter_ns()
+        plan.run(x)
+        ts.append(time.perf_counter_ns() - t0)
+    return sorted(ts)[len(ts) // 2]
+
+
+#: Chunk sizes a batch may be split into (those that divide it, leave a chunk for every
+#: thread and are smaller than the batch), each timed against the layer-by-layer plan.
+CHUNK_SIZES = (1, 2, 4, 8, 16)
+
+
+def _choose_plan(snapshot, shape, dtype, n_threads, measure):
+    """The layer-by-layer plan for ``shape``, or a chunked one where that measured faster."""
+    plan = _Plan(snapshot, shape, dtype, n_threads, measure)
+    n = shape[0]
+    if not measure or n < 2 or not _ChunkedPlan.fits(plan):
+        return plan
+    candidates = [plan] + [_ChunkedPlan(snapshot, shape, dtype, n_threads, c) for c in CHUNK_SIZES
+                           if n % c == 0 and n // c >= max(1, n_threads) and c < n]
+    x = np.random.default_rng(0).standard_normal(shape).astype(dtype)
+    first = min(_time_runs(c, x, 1) for c in candidates)
+    reps = int(min(9, max(3, 2e7 // max(first, 1))))
+    times = [[] for _ in candidates]
+    for _ in range(3):  # interleaved rounds
+        for j, c in enumerate(candidates):
+            times[j].append(_time_runs(c, x, reps))
+    med = [sorted(t)[1] for t in times]
+    best = min(range(len(candidates)), key=med.__getitem__)
+    # chunked only when clearly faster
+    return candidates[best] if med[best] < 0.95 * med[0] else plan
 
 
 class _EpilogueLabel:
@@ -767,7 +899,7 @@ class CompiledModel:
                     f"plan (compiled for input_shape {self.input_shape}), got {shape}")
             if shape[0] < 1:
                 raise ValueError(f"x must have at least one sample, got shape {shape}")
-            plan = _Plan(self._snapshot, shape, self.dtype, n_threads, self._measure)
+            plan = _choose_plan(self._snapshot, shape, self.dtype, n_threads, self._measure)
             self._plans[key] = plan
         return plan
 

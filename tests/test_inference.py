@@ -375,3 +375,50 @@ def test_plan_is_independent_of_later_deepcopy():
     ref = _reference(model, x)
     plan = inference.compile(copy.deepcopy(model), x.shape, measure=False)
     np.testing.assert_allclose(plan(x), ref, **tol(np.float32))
+
+
+@pytest.mark.parametrize("n_threads", [1, 2])
+@pytest.mark.parametrize("chunk", [1, 2, 3])
+@pytest.mark.parametrize("name", ["lenet5", "resnet8", "concat", "adaptive", "bn_without_conv"])
+def test_chunked_plan_matches_layer_plan(name, chunk, n_threads):
+    """The whole network run chunk by chunk, each chunk on one thread's own buffers, gives
+    the layer-by-layer plan's results (the same kernels on the same images)."""
+    if name in models.MODELS:
+        model, shape = models.MODELS[name](rng=0), (6, 1, 28, 28)
+    else:
+        model, shape = _conv_nets(np.float32)[name], (6, 3, 11, 9)
+    model = _randomize_bn(model, np.random.default_rng(3))
+    x = np.random.default_rng(4).standard_normal(shape).astype(np.float32)
+    snapshot = copy.deepcopy(model).eval()
+    layer = inference._Plan(snapshot, shape, np.dtype(np.float32), n_threads, measure=False)
+    chunked = inference._ChunkedPlan(snapshot, shape, np.dtype(np.float32), n_threads, chunk)
+    assert inference._ChunkedPlan.fits(layer)
+    assert "chunks of" in chunked.describe()
+    expected = layer.run(x).copy()
+    np.testing.assert_allclose(chunked.run(x), expected, **tol(np.float32))
+    np.testing.assert_allclose(expected, _reference(model, x), **tol(np.float32))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("algorithm", ["winograd", "im2col"])
+@pytest.mark.parametrize("name", ["resnet8", "bn_after_conv", "residual_identity"])
+def test_other_conv_algorithms(name, algorithm, dtype):
+    """The convolutions the planner may move to Winograd (a kernel step, epilogue fused) or
+    im2col (a Python step, then an epilogue step) give the eval-mode results, in the layer
+    plan and (Winograd) in the chunked one."""
+    if name in models.MODELS:
+        model, shape = models.MODELS[name](rng=0, dtype=dtype), (5, 1, 28, 28)
+    else:
+        model, shape = _conv_nets(dtype)[name], (5, 3, 11, 9)
+    model = _randomize_bn(model, np.random.default_rng(5))
+    x = np.random.default_rng(6).standard_normal(shape).astype(dtype)
+    snapshot = copy.deepcopy(model).eval()
+    dt = np.dtype(dtype)
+    plan = inference._Plan(snapshot, shape, dt, 2, measure=False, force_algorithm=algorithm)
+    if algorithm == "winograd" or name != "residual_identity":  # (no 1x1 convolution there)
+        assert algorithm in plan.describe()
+    ref = _reference(model, x)
+    np.testing.assert_allclose(plan.run(x), ref, **tol(dtype))
+    if algorithm == "winograd":
+        chunked = inference._ChunkedPlan(snapshot, shape, dt, 2, 1, measure=False)
+        np.testing.assert_allclose(chunked.run(x), ref, **tol(dtype))

@@ -9,6 +9,7 @@
 #define FASTCONV_PLAN_H
 #include <stddef.h>
 #include "_multiversion.h"
+#include "_conv_avx512.h"
 
 #if FC_HAVE_AVX512
 /* c[j] = sum_k a[k] * b[j*ldb + k] (+ bias[j]) for j in [j0, min(j0 + 8, N)). */
@@ -41,6 +42,97 @@ static void fc_plan_dot_row_f(ptrdiff_t N, ptrdiff_t K, const float* a, const fl
                               ptrdiff_t ldb, const float* bias, float* c, ptrdiff_t j0)
 {
 }
+#endif
+
+#if FC_HAVE_AVX512
+/* ReLU of a vector keeping NaN (0 where v <= 0). */
+FC_TARGET_AVX512 static inline __m512 fc_plan_relu16(__m512 v)
+{
+    const __m512 z = _mm512_setzero_ps();
+    return _mm512_mask_mov_ps(v, _mm512_cmp_ps_mask(v, z, _CMP_LE_OQ), z);
+}
+
+/* The pixel tile of _conv_avx512.h (fc_conv_avx512_f20: 8 channels x 16 pixels x 2 rows,
+ * stride 1 along rows, the same sums by fc_pixels_sums_f) with its epilogue in registers:
+ * ReLU when relu, and each channel's row of 16 pixels written by one masked store (the
+ * original copies the tile out element by element: for LeNet's C1, one input channel,
+ * that copy cost about as much as the sums). */
+FC_TARGET_AVX512 static void fc_plan_conv_pixels_f(FC_CONV_PARAMS(float), int relu)
+{
+    enum { CB = 8, LANES = 16 };
+    const ptrdiff_t K = C * kh * kw;
+    float acc[2][CB][LANES] __attribute__((aligned(64)));
+    (void)sw; /* 1 */
+    for (ptrdiff_t cb = 0; cb * CB < cout; ++cb) {
+        const float* wp = wpack + cb * K * CB;
+        const ptrdiff_t nco = (cout - cb * CB) < CB ? (cout - cb * CB) : CB;
+        float bv[CB];
+        for (int l = 0; l < CB; ++l) bv[l] = l < nco ? bias[cb * CB + l] : 0.0f;
+        for (ptrdiff_t oh = 0; oh < OH; oh += 2) {
+            const ptrdiff_t oh1 = oh + 1 < OH ? oh + 1 : oh;
+            for (ptrdiff_t ow0 = 0; ow0 < OW; ow0 += LANES) {
+                fc_pixels_sums_f(xpad + oh * sh * Wp + ow0, xpad + oh1 * sh * Wp + ow0, wp, bv, C,
+                                 kh, kw, Hp * Wp, dh * Wp, dw, acc);
+                const ptrdiff_t nq = (OW - ow0) < LANES ? (OW - ow0) : LANES;
+                float* o = out + cb * CB * ocs + oh * ors + ow0 * ops;
+                const ptrdiff_t n_rows = 1 + (oh1 != oh);
+                if (ops == 1) {
+                    const __mmask16 m = fc_lanes16(nq);
+                    for (ptrdiff_t r = 0; r < n_rows; ++r)
+                        for (ptrdiff_t l = 0; l < nco; ++l) {
+                            __m512 v = _mm512_load_ps(acc[r][l]);
+                            if (relu) v = fc_plan_relu16(v);
+                            _mm512_mask_storeu_ps(o + l * ocs + r * ors, m, v);
+                        }
+                } else {
+                    for (ptrdiff_t r = 0; r < n_rows; ++r)
+                        for (ptrdiff_t l = 0; l < nco; ++l)
+                            for (ptrdiff_t q = 0; q < nq; ++q) {
+                                const float v = acc[r][l][q];
+                                o[l * ocs + r * ors + q * ops] = relu && v <= 0 ? 0.0f : v;
+                            }
+                }
+            }
+        }
+    }
+}
+
+/* 2x2 / stride 2 max pooling of one plane without indices (inference needs none): the
+ * selects of fc_max_pool_2x2_avx512_f (NaN propagates), 16 outputs a step. */
+FC_TARGET_AVX512 static void fc_plan_max_pool_2x2_f(const float* x, ptrdiff_t W, float* out,
+                                                     ptrdiff_t OH, ptrdiff_t OW)
+{
+    const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+    const __m512i odd = _mm512_add_epi32(even, _mm512_set1_epi32(1));
+    for (ptrdiff_t oh = 0; oh < OH; ++oh) {
+        const float* x0 = x + 2 * oh * W;
+        const float* x1 = x0 + W;
+        for (ptrdiff_t o0 = 0; o0 < OW; o0 += 16) {
+            const ptrdiff_t n = (OW - o0) < 16 ? (OW - o0) : 16;
+            const __mmask16 m_out = (__mmask16)((1u << n) - 1u);
+            const ptrdiff_t n_in = 2 * n;
+            const __mmask16 m_lo = (__mmask16)(n_in >= 16 ? 0xFFFFu : (1u << n_in) - 1u);
+            const __mmask16 m_hi = (__mmask16)(n_in <= 16 ? 0u : (1u << (n_in - 16)) - 1u);
+            const float* p0 = x0 + 2 * o0;
+            const float* p1 = x1 + 2 * o0;
+            const __m512 r0a = _mm512_maskz_loadu_ps(m_lo, p0), r0b = _mm512_maskz_loadu_ps(m_hi, p0 + 16);
+            const __m512 r1a = _mm512_maskz_loadu_ps(m_lo, p1), r1b = _mm512_maskz_loadu_ps(m_hi, p1 + 16);
+            const __m512 a = _mm512_permutex2var_ps(r0a, even, r0b);
+            const __m512 b = _mm512_permutex2var_ps(r0a, odd, r0b);
+            const __m512 c = _mm512_permutex2var_ps(r1a, even, r1b);
+            const __m512 d = _mm512_permutex2var_ps(r1a, odd, r1b);
+            __m512 best = a;
+            best = _mm512_mask_mov_ps(best, _mm512_cmp_ps_mask(b, best, _CMP_GT_OQ) | _mm512_cmp_ps_mask(b, b, _CMP_UNORD_Q), b);
+            best = _mm512_mask_mov_ps(best, _mm512_cmp_ps_mask(c, best, _CMP_GT_OQ) | _mm512_cmp_ps_mask(c, c, _CMP_UNORD_Q), c);
+            best = _mm512_mask_mov_ps(best, _mm512_cmp_ps_mask(d, best, _CMP_GT_OQ) | _mm512_cmp_ps_mask(d, d, _CMP_UNORD_Q), d);
+            _mm512_mask_storeu_ps(out + oh * OW + o0, m_out, best);
+        }
+    }
+}
+#else
+static void fc_plan_conv_pixels_f(FC_CONV_PARAMS(float), int relu) {}
+static void fc_plan_max_pool_2x2_f(const float* x, ptrdiff_t W, float* out, ptrdiff_t OH,
+                                   ptrdiff_t OW) {}
 #endif
 
 /* The epilogue of one output span: o[k] (+= r[k] when r) then ReLU (NaN kept) when relu. */

@@ -25,7 +25,8 @@ from cython.parallel cimport parallel, prange, threadid
 from libc.stdint cimport int64_t
 from libc.string cimport memcpy, memset
 from posix.time cimport clock_gettime, timespec, CLOCK_MONOTONIC
-from cpython.buffer cimport PyObject_GetBuffer, PyBuffer_Release, PyBUF_ANY_CONTIGUOUS
+from cpython.buffer cimport (PyObject_GetBuffer, PyBuffer_Release, PyBUF_ANY_CONTIGUOUS,
+                            PyBUF_WRITABLE)
 
 from ._common cimport gemm_rm
 
@@ -68,9 +69,42 @@ cdef extern from "_adaptive_planes.h":
     void fc_adaptive_max_d(const double* x, Py_ssize_t n_planes, Py_ssize_t H, Py_ssize_t W,
                            double* out, int64_t* idx, Py_ssize_t OH, Py_ssize_t OW) noexcept nogil
 
+cdef extern from "_winograd.h":
+    void fc_wino_input_f(const float* xp, Py_ssize_t C, Py_ssize_t Hp, Py_ssize_t Wp,
+                         Py_ssize_t th, Py_ssize_t tw, float* V, Py_ssize_t ld, Py_ssize_t xis,
+                         Py_ssize_t t0, float* e) noexcept nogil
+    void fc_wino_input_d(const double* xp, Py_ssize_t C, Py_ssize_t Hp, Py_ssize_t Wp,
+                         Py_ssize_t th, Py_ssize_t tw, double* V, Py_ssize_t ld, Py_ssize_t xis,
+                         Py_ssize_t t0, double* e) noexcept nogil
+    void fc_wino_output_f(const float* M, Py_ssize_t xis, Py_ssize_t nt, float bias,
+                          float* y) noexcept nogil
+    void fc_wino_output_d(const double* M, Py_ssize_t xis, Py_ssize_t nt, double bias,
+                          double* y) noexcept nogil
+    void fc_wino_scatter_f(const float* y, Py_ssize_t nt, Py_ssize_t t0, Py_ssize_t th,
+                           Py_ssize_t tw, float* o, Py_ssize_t OH, Py_ssize_t OW,
+                           Py_ssize_t ors) noexcept nogil
+    void fc_wino_scatter_d(const double* y, Py_ssize_t nt, Py_ssize_t t0, Py_ssize_t th,
+                           Py_ssize_t tw, double* o, Py_ssize_t OH, Py_ssize_t OW,
+                           Py_ssize_t ors) noexcept nogil
+    void fc_wino_input_avx512_f(const float* x, Py_ssize_t C, Py_ssize_t H, Py_ssize_t W,
+                                Py_ssize_t pt, Py_ssize_t pl, Py_ssize_t th, Py_ssize_t tw,
+                                float* V, Py_ssize_t ld, Py_ssize_t xis, Py_ssize_t t0,
+                                float* q) noexcept nogil
+    void fc_wino_scatter_avx512_f(const float* y, Py_ssize_t nt, Py_ssize_t t0, Py_ssize_t th,
+                                  Py_ssize_t tw, float* o, Py_ssize_t OH, Py_ssize_t OW,
+                                  Py_ssize_t ors) noexcept nogil
+
 cdef extern from "_plan.h":
     void fc_plan_dot_row_f(Py_ssize_t N, Py_ssize_t K, const float* a, const float* b,
                            Py_ssize_t ldb, const float* bias, float* c, Py_ssize_t j0) noexcept nogil
+    void fc_plan_conv_pixels_f(const float* xpad, Py_ssize_t C, Py_ssize_t Hp, Py_ssize_t Wp,
+                               const float* wpack, const float* bias, Py_ssize_t cout, float* out,
+                               Py_ssize_t OH, Py_ssize_t OW, Py_ssize_t kh, Py_ssize_t kw,
+                               Py_ssize_t sh, Py_ssize_t sw, Py_ssize_t dh, Py_ssize_t dw,
+                               Py_ssize_t ocs, Py_ssize_t ors, Py_ssize_t ops, int relu) noexcept nogil
+    void fc_plan_max_pool_2x2_f(const float* x, Py_ssize_t W, float* out, Py_ssize_t OH,
+                                Py_ssize_t OW) noexcept nogil
+    int FC_AVX512_PIXEL_TILE
     void fc_plan_epilogue_f(float* o, const float* r, Py_ssize_t n, int relu) noexcept nogil
     void fc_plan_epilogue_d(double* o, const double* r, Py_ssize_t n, int relu) noexcept nogil
     void fc_plan_add_f(const float* a, const float* b, float* out, Py_ssize_t n, int relu) noexcept nogil
@@ -83,7 +117,7 @@ cdef extern from "_plan.h":
 # Step kinds.
 cdef enum:
     K_CONV = 1, K_LINEAR, K_MAXPOOL, K_AVGPOOL, K_ADAPTIVE_AVG, K_ADAPTIVE_MAX, K_RELU, K_ADD
-    K_AFFINE, K_COPY, K_PY
+    K_AFFINE, K_COPY, K_PY, K_WINOGRAD
 
 # Columns every step has; the kind's own start at A (A + i below).
 cdef enum:
@@ -100,7 +134,7 @@ cdef enum:
     LN_W = 0, LN_B, LN_N, LN_K, LN_M, LN_AVX, LN_ROWS
 cdef enum:
     # pooling over NC planes H x W -> OH x OW; PL_IDX scratch: (threads, OH*OW) for max
-    # pooling, (NC*OH*OW) for adaptive max; PL_PER planes per task (adaptive)
+    # pooling, (threads, NC*OH*OW) for adaptive max; PL_PER planes per task (adaptive)
     PL_IDX = 0, PL_NC, PL_H, PL_W, PL_OH, PL_OW, PL_KH, PL_KW, PL_SH, PL_SW, PL_PH, PL_PW,
     PL_CIP, PL_PER
 cdef enum:
@@ -115,11 +149,16 @@ cdef enum:
 cdef enum:
     # K_PY: index into the executor's list of callables
     PY_INDEX = 0
+cdef enum:
+    # K_WINOGRAD: U (16, C_out, C_in) transformed weights, bias, per-thread scratch
+    # (threads, SLEN), chunks of CHUNK images; AVX: the AVX-512 input transform / scatter
+    WG_U = 0, WG_B, WG_SCRATCH, WG_SLEN, WG_N, WG_C, WG_H, WG_W, WG_COUT, WG_OH, WG_OW,
+    WG_PT, WG_PL, WG_CHUNK, WG_AVX
 
 #: Column layout, for the planner (fastconv/inference.py).
 KINDS = dict(conv=K_CONV, linear=K_LINEAR, maxpool=K_MAXPOOL, avgpool=K_AVGPOOL,
              adaptive_avg=K_ADAPTIVE_AVG, adaptive_max=K_ADAPTIVE_MAX, relu=K_RELU, add=K_ADD,
-             affine=K_AFFINE, copy=K_COPY, py=K_PY)
+             affine=K_AFFINE, copy=K_COPY, py=K_PY, winograd=K_WINOGRAD)
 COMMON = dict(kind=C_KIND, double=C_DOUBLE, threads=C_THREADS, input=C_IN, output=C_OUT,
               residual=C_RES, relu=C_RELU, tasks=C_TASKS)
 N_COLS = N_COLUMNS
@@ -134,6 +173,8 @@ FIELDS = dict(
     affine=("s", "t", "n", "c", "plane"),
     copy=("outer", "src", "dst", "off", "per"),
     py=("index",),
+    winograd=("u", "b", "scratch", "slen", "n", "c", "h", "w", "cout", "oh", "ow", "pt", "pl",
+              "chunk", "avx"),
 )
 assert len(FIELDS["conv"]) == CV_CHUNKS + 1 and A + CV_CHUNKS < N_COLUMNS
 
@@ -181,10 +222,19 @@ cdef inline void conv_task(const Py_ssize_t* p, const Py_ssize_t* slots, Py_ssiz
         return
     pad_rows(x, cig, H, W, xp, hp, wp, q[CV_PT], q[CV_PL], r0 * sh,
              min(hp, (r1 - 1) * sh + (kh - 1) * dh + 1))
+    cdef int relu = <int>p[C_RELU]
     if floating is float:
-        fc_conv_tile_f(<int>q[CV_TILE], q[CV_CB], xp + r0 * sh * wp, cig, hp, wp, w, b, cog,
-                       out + r0 * OW, r1 - r0, OW, kh, q[CV_KW], sh, q[CV_SW], dh, q[CV_DW],
-                       plane, OW, 1)
+        if q[CV_TILE] == FC_AVX512_PIXEL_TILE:
+            # the pixel tile with the ReLU in registers (a residual needs the add first)
+            fc_plan_conv_pixels_f(xp + r0 * sh * wp, cig, hp, wp, w, b, cog, out + r0 * OW,
+                                  r1 - r0, OW, kh, q[CV_KW], sh, q[CV_SW], dh, q[CV_DW],
+                                  plane, OW, 1, relu and p[C_RES] < 0)
+            if p[C_RES] < 0:
+                return
+        else:
+            fc_conv_tile_f(<int>q[CV_TILE], q[CV_CB], xp + r0 * sh * wp, cig, hp, wp, w, b, cog,
+                           out + r0 * OW, r1 - r0, OW, kh, q[CV_KW], sh, q[CV_SW], dh, q[CV_DW],
+                           plane, OW, 1)
     else:
         fc_conv_tile_d(<int>q[CV_TILE], q[CV_CB], xp + r0 * sh * wp, cig, hp, wp, w, b, cog,
                        out + r0 * OW, r1 - r0, OW, kh, q[CV_KW], sh, q[CV_SW], dh, q[CV_DW],
@@ -201,6 +251,70 @@ cdef inline void conv_task(const Py_ssize_t* p, const Py_ssize_t* slots, Py_ssiz
                 fc_plan_epilogue_d(out + co * plane + r0 * OW,
                                    res + co * plane + r0 * OW if res != NULL else NULL,
                                    (r1 - r0) * OW, <int>p[C_RELU])
+
+
+cdef inline void winograd_task(const Py_ssize_t* p, const Py_ssize_t* slots, Py_ssize_t k,
+                               int tid, floating* tag) noexcept nogil:
+    """Chunk k of a 3x3 stride-1 convolution by Winograd F(2x2, 3x3), as
+    ``_direct.conv2d_winograd_forward`` does it, then the epilogue on the chunk's planes."""
+    cdef const Py_ssize_t* q = p + A
+    cdef Py_ssize_t N = q[WG_N], C = q[WG_C], H = q[WG_H], W = q[WG_W], Co = q[WG_COUT]
+    cdef Py_ssize_t OH = q[WG_OH], OW = q[WG_OW], pt = q[WG_PT], pl = q[WG_PL]
+    cdef Py_ssize_t chunk = q[WG_CHUNK]
+    cdef Py_ssize_t th = (OH + 1) // 2, tw = (OW + 1) // 2, ti = th * tw
+    cdef Py_ssize_t hp = 2 * th + 2, wp = 2 * tw + 2, tc = chunk * ti
+    cdef Py_ssize_t n0 = k * chunk, nc = min(chunk, N - n0), nt = nc * ti, i, xi, co
+    cdef bint avx_in = q[WG_AVX] and tw <= 15
+    cdef bint avx_out = q[WG_AVX] and tw <= 8
+    cdef const floating* x = <const floating*>slots[p[C_IN]]
+    cdef floating* out = <floating*>slots[p[C_OUT]]
+    cdef const floating* u = <const floating*>q[WG_U]
+    cdef const floating* bias = <const floating*>q[WG_B]
+    cdef const floating* res = NULL
+    cdef floating* xp = (<floating*>q[WG_SCRATCH]) + tid * q[WG_SLEN]
+    cdef floating* e = xp + C * hp * wp
+    cdef floating* V = e + 8 * (th + 1) * tw
+    cdef floating* M = V + 16 * C * tc
+    cdef floating* y = M + 16 * Co * tc
+    cdef Py_ssize_t plane = OH * OW
+    if nc <= 0:
+        return
+    for i in range(nc):
+        if floating is float:
+            if avx_in:
+                fc_wino_input_avx512_f(x + (n0 + i) * C * H * W, C, H, W, pt, pl, th, tw, V, nt,
+                                       C * nt, i * ti, e)
+                continue
+        pad_rows(x + (n0 + i) * C * H * W, C, H, W, xp, hp, wp, pt, pl, 0, hp)
+        if floating is float:
+            fc_wino_input_f(xp, C, hp, wp, th, tw, V, nt, C * nt, i * ti, e)
+        else:
+            fc_wino_input_d(xp, C, hp, wp, th, tw, V, nt, C * nt, i * ti, e)
+    for xi in range(16):
+        gemm_rm(78, 78, <int>Co, <int>nt, <int>C, <floating>1, u + xi * Co * C, <int>C,
+                V + xi * C * nt, <int>nt, <floating>0, M + xi * Co * nt, <int>nt)
+    for co in range(Co):
+        if floating is float:
+            fc_wino_output_f(M + co * nt, Co * nt, nt, bias[co], y)
+            for i in range(nc):
+                if avx_out:
+                    fc_wino_scatter_avx512_f(y, nt, i * ti, th, tw, out + ((n0 + i) * Co + co) * plane,
+                                             OH, OW, OW)
+                else:
+                    fc_wino_scatter_f(y, nt, i * ti, th, tw, out + ((n0 + i) * Co + co) * plane,
+                                      OH, OW, OW)
+        else:
+            fc_wino_output_d(M + co * nt, Co * nt, nt, bias[co], y)
+            for i in range(nc):
+                fc_wino_scatter_d(y, nt, i * ti, th, tw, out + ((n0 + i) * Co + co) * plane, OH,
+                                  OW, OW)
+    if p[C_RES] >= 0 or p[C_RELU]:
+        if p[C_RES] >= 0:
+            res = (<const floating*>slots[p[C_RES]]) + n0 * Co * plane
+        if floating is float:
+            fc_plan_epilogue_f(out + n0 * Co * plane, res, nc * Co * plane, <int>p[C_RELU])
+        else:
+            fc_plan_epilogue_d(out + n0 * Co * plane, res, nc * Co * plane, <int>p[C_RELU])
 
 
 cdef inline void linear_task(const Py_ssize_t* p, const Py_ssize_t* slots, Py_ssize_t t,
@@ -257,6 +371,9 @@ cdef inline void pool_task(const Py_ssize_t* p, const Py_ssize_t* slots, Py_ssiz
     cdef int kind = <int>p[C_KIND]
     if kind == K_MAXPOOL:
         if floating is float:
+            if q[PL_CIP]:  # (set by the planner: 2x2 / stride 2, whole windows, AVX-512)
+                fc_plan_max_pool_2x2_f(x + t * H * W, W, out + t * OH * OW, OH, OW)
+                return
             fc_max_pool_plane_f(x + t * H * W, H, W, out + t * OH * OW, idx + tid * OH * OW,
                                 OH, OW, kh, kw, sh, sw, ph, pw)
         else:
@@ -296,10 +413,10 @@ cdef inline void pool_task(const Py_ssize_t* p, const Py_ssize_t* slots, Py_ssiz
         else:
             if floating is float:
                 fc_adaptive_max_f(x + p0 * H * W, nplanes, H, W, out + p0 * OH * OW,
-                                  idx + p0 * OH * OW, OH, OW)
+                                  idx + (tid * NC + p0) * OH * OW, OH, OW)
             else:
                 fc_adaptive_max_d(x + p0 * H * W, nplanes, H, W, out + p0 * OH * OW,
-                                  idx + p0 * OH * OW, OH, OW)
+                                  idx + (tid * NC + p0) * OH * OW, OH, OW)
 
 
 cdef inline void elementwise_task(const Py_ssize_t* p, const Py_ssize_t* slots, Py_ssize_t t,
@@ -348,6 +465,8 @@ cdef inline void run_task(const Py_ssize_t* p, const Py_ssize_t* slots, Py_ssize
     cdef int kind = <int>p[C_KIND]
     if kind == K_CONV:
         conv_task(p, slots, t, tid, tag)
+    elif kind == K_WINOGRAD:
+        winograd_task(p, slots, t, tid, tag)
     elif kind == K_LINEAR:
         linear_task(p, slots, t, tag)
     elif kind <= K_ADAPTIVE_MAX:
@@ -356,18 +475,19 @@ cdef inline void run_task(const Py_ssize_t* p, const Py_ssize_t* slots, Py_ssize
         elementwise_task(p, slots, t, tag)
 
 
-cdef void run_step(const Py_ssize_t* p, const Py_ssize_t* slots, int n_threads) noexcept nogil:
-    """All tasks of one step: serially with one thread (no parallel region), else
-    statically shared among n_threads (task t always goes to the same thread)."""
+cdef void run_step(const Py_ssize_t* p, const Py_ssize_t* slots, int n_threads,
+                   int tid0) noexcept nogil:
+    """All tasks of one step: serially with one thread (no parallel region; scratch row
+    tid0), else statically shared among n_threads (task t always goes to the same thread)."""
     cdef Py_ssize_t t, T = p[C_TASKS]
     cdef bint dbl = p[C_DOUBLE] != 0
     cdef int tid
     if n_threads <= 1 or T <= 1:
         for t in range(T):
             if dbl:
-                run_task(p, slots, t, 0, <double*>NULL)
+                run_task(p, slots, t, tid0, <double*>NULL)
             else:
-                run_task(p, slots, t, 0, <float*>NULL)
+                run_task(p, slots, t, tid0, <float*>NULL)
         return
     with parallel(num_threads=n_threads):
         tid = threadid()
@@ -378,23 +498,28 @@ cdef void run_step(const Py_ssize_t* p, const Py_ssize_t* slots, int n_threads) 
                 run_task(p, slots, t, tid, <float*>NULL)
 
 
-cdef double now_ns() noexcept nogil:
+cdef extern from "<time.h>" nogil:
+    int CLOCK_THREAD_CPUTIME_ID
+
+
+cdef double now_ns(bint cpu) noexcept nogil:
     cdef timespec ts
-    clock_gettime(CLOCK_MONOTONIC, &ts)
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID if cpu else CLOCK_MONOTONIC, &ts)
     return ts.tv_sec * 1e9 + ts.tv_nsec
 
 
 cdef class Executor:
-    """Runs a step table. ``steps``: (n_steps, N_COLS) intp; ``slots``: intp buffer
-    addresses (slot 0: the input, set by :meth:`run`); ``py_steps``: callables of the
-    ``K_PY`` steps. The owner keeps every buffer the tables point to alive."""
+    """Runs a step table. ``steps``: (n_steps, N_COLS) intp; ``slots``: (replicas, n_slots)
+    intp buffer addresses (slot 0: the input, set by the runs; one row of buffers per
+    thread for :meth:`run_chunked`, else one row); ``py_steps``: callables of the ``K_PY``
+    steps. The owner keeps every buffer the tables point to alive."""
 
     cdef Py_ssize_t[:, ::1] steps
-    cdef Py_ssize_t[::1] slots
+    cdef Py_ssize_t[:, ::1] slots
     cdef list py_steps
 
-    def __init__(self, Py_ssize_t[:, ::1] steps, Py_ssize_t[::1] slots, list py_steps):
-        assert steps.shape[1] == N_COLUMNS
+    def __init__(self, Py_ssize_t[:, ::1] steps, Py_ssize_t[:, ::1] slots, list py_steps):
+        assert steps.shape[1] == N_COLUMNS and slots.shape[0] >= 1
         self.steps = steps
         self.slots = slots
         self.py_steps = py_steps
@@ -408,7 +533,7 @@ cdef class Executor:
                 self.py_steps[p[A + PY_INDEX]]()
             else:
                 with nogil:
-                    run_step(p, &self.slots[0], <int>p[C_THREADS])
+                    run_step(p, &self.slots[0, 0], <int>p[C_THREADS], 0)
 
     def run(self, object x):
         """Run every step on ``x``, a contiguous array of the plan's input shape and dtype
@@ -416,19 +541,67 @@ cdef class Executor:
         cdef Py_buffer view
         PyObject_GetBuffer(x, &view, PyBUF_ANY_CONTIGUOUS)
         try:
-            self.slots[0] = <Py_ssize_t>view.buf
+            self.slots[0, 0] = <Py_ssize_t>view.buf
             self._run_range(0, self.steps.shape[0])
         finally:
             PyBuffer_Release(&view)
 
+    def run_chunked(self, object x, object out, Py_ssize_t n_chunks, Py_ssize_t in_bytes,
+                    Py_ssize_t out_bytes, Py_ssize_t out_slot, int n_threads):
+        """The whole network chunk by chunk: chunk k of x (``in_bytes`` from byte
+        k*in_bytes, one plan input) goes through every step on the buffers of the thread
+        that takes it (row ``threadid()`` of the slots), and its output (slot ``out_slot``)
+        is copied to byte k*out_bytes of ``out``. One parallel region for the whole call;
+        chunks are handed out dynamically (a thread the OS delays does not hold the others
+        up), each computed whole by one thread the same way, so results do not depend on
+        the thread count. Only for tables without Python steps."""
+        cdef Py_buffer xv, ov
+        cdef Py_ssize_t n_steps = self.steps.shape[0], ns = self.slots.shape[1], k, i
+        cdef const Py_ssize_t* steps0 = &self.steps[0, 0]
+        cdef Py_ssize_t* slots0 = &self.slots[0, 0]
+        cdef Py_ssize_t* s
+        cdef char* xb
+        cdef char* ob
+        cdef int tid
+        assert n_threads <= self.slots.shape[0]
+        for i in range(n_steps):
+            assert steps0[i * N_COLUMNS + C_KIND] != K_PY
+        PyObject_GetBuffer(x, &xv, PyBUF_ANY_CONTIGUOUS)
+        try:
+            PyObject_GetBuffer(out, &ov, PyBUF_ANY_CONTIGUOUS | PyBUF_WRITABLE)
+            try:
+                xb = <char*>xv.buf
+                ob = <char*>ov.buf
+                with nogil:
+                    if n_threads <= 1:
+                        for k in range(n_chunks):
+                            slots0[0] = <Py_ssize_t>(xb + k * in_bytes)
+                            for i in range(n_steps):
+                                run_step(steps0 + i * N_COLUMNS, slots0, 1, 0)
+                            memcpy(ob + k * out_bytes, <char*>slots0[out_slot], out_bytes)
+                    else:
+                        with parallel(num_threads=n_threads):
+                            tid = threadid()
+                            for k in prange(n_chunks, schedule="dynamic"):
+                                s = slots0 + tid * ns
+                                s[0] = <Py_ssize_t>(xb + k * in_bytes)
+                                for i in range(n_steps):
+                                    run_step(steps0 + i * N_COLUMNS, s, 1, tid)
+                                memcpy(ob + k * out_bytes, <char*>s[out_slot], out_bytes)
+            finally:
+                PyBuffer_Release(&ov)
+        finally:
+            PyBuffer_Release(&xv)
+
     def run_steps(self, Py_ssize_t input_address, Py_ssize_t start, Py_ssize_t stop):
         """Run steps [start, stop) (for tests and for timing)."""
-        self.slots[0] = input_address
+        self.slots[0, 0] = input_address
         self._run_range(start, stop)
 
-    def time_step(self, Py_ssize_t i, int n_threads, int reps):
+    def time_step(self, Py_ssize_t i, int n_threads, int reps, bint cpu=False):
         """Median nanoseconds of ``reps`` runs of C step i with ``n_threads`` threads (its
-        inputs must hold data: run the steps before it first)."""
+        inputs must hold data: run the steps before it first); ``cpu``: this thread's CPU
+        time instead of wall time (for one thread on a busy machine)."""
         cdef const Py_ssize_t* p = &self.steps[i, 0]
         cdef double t0
         cdef list times = []
@@ -436,9 +609,9 @@ cdef class Executor:
         assert p[C_KIND] != K_PY
         for r in range(reps):
             with nogil:
-                t0 = now_ns()
-                run_step(p, &self.slots[0], n_threads)
-                t0 = now_ns() - t0
+                t0 = now_ns(cpu)
+                run_step(p, &self.slots[0, 0], n_threads, 0)
+                t0 = now_ns(cpu) - t0
             times.append(t0)
         times.sort()
         return times[len(times) // 2]
