@@ -384,8 +384,18 @@ class ImportContext:
         self.constants[name] = value
 
     # fastconv nodes
-    def node_name(self, node, suffix=""):
-        base = re.sub(r"[^0-9A-Za-z_]+", "_", node.name or "").strip("_") or node.op_type.lower()
+    def node_name(self, node, suffix="", module=None):
+        """A child-module name for ``node``: the prefix of its weight's initializer name
+        when that reads as a state-dict key (``3.body.0.weight`` -> ``3_body_0``, so the
+        weights stay recognisable), else the node's name; sanitised (no ".") and unique."""
+        base = ""
+        if module is not None and not suffix and module._parameters:
+            for v in node.input[1:]:
+                v = self.resolve(v) if v else ""
+                if v in self.constants and re.fullmatch(r"[0-9A-Za-z_.]+\.weight", v):
+                    base = v[: -len(".weight")]
+                    break
+        base = re.sub(r"[^0-9A-Za-z_]+", "_", base or node.name or "").strip("_") or node.op_type.lower()
         base += suffix
         name, i = base, 0
         while name in self._names:
@@ -419,7 +429,7 @@ class ImportContext:
             if p.size > MAX_PROBE_ELEMENTS:
                 raise _fail(node, f"output {o!r} of shape {p.shape} is too large")
             self.probes[o] = np.array(p)  # own copy: modules reuse their output arrays
-        self.nodes.append((self.node_name(node, suffix), module, list(inputs), list(outputs)))
+        self.nodes.append((self.node_name(node, suffix, module), module, list(inputs), list(outputs)))
         return outputs
 
     def make(self, node, cls, *args, **kwargs):
