@@ -17,9 +17,15 @@
 * the whole step list runs inside one call of a Cython executor
   (``fastconv._kernels._plan``): no Python between layers (layers without a kernel there,
   such as Tanh or Softmax, run as Python steps on preallocated arrays);
-* each step's thread count is a measured choice: at compile time every step is timed on
-  one thread and on all of them (``fastconv.get_num_threads()``), and keeps the faster
-  (at batch 1 an OpenMP fork/join can cost more than a small layer).
+* measured choices, made when a plan is built (by timing, not by a table): each step's
+  thread count (one thread or all of ``fastconv.get_num_threads()``; at batch 1 an OpenMP
+  fork/join can cost more than a small layer, and with few images a convolution splits
+  its output rows between threads), each 3x3 stride-1 convolution's algorithm (the direct
+  tiles or Winograd F(2x2, 3x3), both executor steps with the epilogue fused; 1x1
+  convolutions may go to im2col + GEMM), and how a batch runs: layer by layer over the
+  whole batch, or in chunks of 1 to 16 images that each go through the whole network on
+  one thread (one parallel region per call, activations kept in that core's cache).
+  With one thread the choices compare CPU time, so a busy machine disturbs them less.
 
 Weights are a snapshot: the plan copies the model when it is compiled, so later changes to
 the model (training, ``load_state_dict``) do not reach it until :meth:`CompiledModel.refresh`
@@ -377,7 +383,8 @@ class _Plan:
                 pick = 0 if self.chunked else -1  # chunked plans: serial steps
                 direct_row = self.steps[i].copy()
                 nt = int(direct_row[_COLS["threads"]])
-                first = self.executor.time_step(i, nt, 1)
+                cpu = self.n_threads <= 1
+                first = self.executor.time_step(i, nt, 1, cpu)
                 reps = int(min(15, max(3, 2e6 // max(first, 1.0))))
                 times = {"direct": []}
                 if alternatives == ("winograd",):
@@ -390,9 +397,9 @@ class _Plan:
                     times["winograd"] = []
                     for _ in range(3):
                         self.steps[i] = direct_row
-                        times["direct"].append(self.executor.time_step(i, nt, reps))
+                        times["direct"].append(self.executor.time_step(i, nt, reps, cpu))
                         self.steps[i] = wrow
-                        times["winograd"].append(self.executor.time_step(i, wt, reps))
+                        times["winograd"].append(self.executor.time_step(i, wt, reps, cpu))
                     self.steps[i] = direct_row
                     if sorted(times["winograd"])[1] < sorted(times["direct"])[1]:
                         op.algorithm = "winograd"
@@ -401,14 +408,15 @@ class _Plan:
                     continue
                 fn = self._conv_alternative_fn(op, "im2col")
                 times["im2col"] = []
+                clock = _clock(self.n_threads)
                 for _ in range(3):
-                    times["direct"].append(self.executor.time_step(i, nt, reps))
+                    times["direct"].append(self.executor.time_step(i, nt, reps, cpu))
                     fn()
                     ts = []
                     for _ in range(reps):
-                        t0 = time.perf_counter_ns()
+                        t0 = clock()
                         fn()
-                        ts.append(time.perf_counter_ns() - t0)
+                        ts.append(clock() - t0)
                     times["im2col"].append(sorted(ts)[len(ts) // 2])
                 if sorted(times["im2col"])[1] < 0.9 * sorted(times["direct"])[1]:
                     op.algorithm = "im2col"
@@ -538,7 +546,8 @@ class _Plan:
                   xpad=self._buffer(xpad), xpad_len=xpad.shape[1], n=g.N, cin=g.C_in, h=g.H,
                   w_in=g.W, cout=g.C_out, groups=g.groups, tile=tile, cb=cb, hp=hp, wp=wp,
                   kh=g.kh, kw=g.kw, sh=g.sh, sw=g.sw, pt=g.pad_top, pl=g.pad_left, dh=g.dh,
-                  dw=g.dw, oh=g.OH, ow=g.OW, wgl=packed.shape[1])
+                  dw=g.dw, oh=g.OH, ow=g.OW, wgl=packed.shape[1],
+                  direct=g.pad_top == 0 and g.pad_left == 0 and hp <= g.H and wp <= g.W)
         images = g.N * g.groups
         serial = (1, images, dict(rows=g.OH, chunks=1))
         if images >= self.n_threads or g.OH < 2:
@@ -779,12 +788,19 @@ class _ChunkedPlan:
                 f"{'s' if self.n_threads > 1 else ''}:\n" + self.sub.describe())
 
 
+def _clock(n_threads):
+    """The clock of the measured choices: with one thread this thread's CPU time (robust to
+    other processes taking the core for a while), else wall time."""
+    return time.thread_time_ns if n_threads <= 1 else time.perf_counter_ns
+
+
 def _time_runs(plan, x, reps):
+    clock = _clock(plan.n_threads)
     ts = []
     for _ in range(reps):
-        t0 = time.perf_counter_ns()
+        t0 = clock()
         plan.run(x)
-        ts.append(time.perf_counter_ns() - t0)
+        ts.append(clock() - t0)
     return sorted(ts)[len(ts) // 2]
 
 

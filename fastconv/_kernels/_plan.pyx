@@ -128,7 +128,7 @@ cdef enum:
     # K_CONV
     CV_W, CV_B, CV_XPAD, CV_XPAD_LEN, CV_N, CV_CIN, CV_H, CV_W_IN, CV_COUT, CV_GROUPS,
     CV_TILE, CV_CB, CV_HP, CV_WP, CV_KH, CV_KW, CV_SH, CV_SW, CV_PT, CV_PL, CV_DH, CV_DW,
-    CV_OH, CV_OW, CV_WGL, CV_ROWS, CV_CHUNKS
+    CV_OH, CV_OW, CV_WGL, CV_ROWS, CV_CHUNKS, CV_DIRECT
 cdef enum:
     # K_LINEAR: W (M, K), bias (M,) or 0; AVX: the AVX-512 float32 blocks, else BLAS rows
     LN_W = 0, LN_B, LN_N, LN_K, LN_M, LN_AVX, LN_ROWS
@@ -166,7 +166,7 @@ ARG0 = A
 FIELDS = dict(
     conv=("w", "b", "xpad", "xpad_len", "n", "cin", "h", "w_in", "cout", "groups", "tile", "cb",
           "hp", "wp", "kh", "kw", "sh", "sw", "pt", "pl", "dh", "dw", "oh", "ow", "wgl", "rows",
-          "chunks"),
+          "chunks", "direct"),
     linear=("w", "b", "n", "k", "m", "avx", "rows"),
     pool=("idx", "nc", "h", "w", "oh", "ow", "kh", "kw", "sh", "sw", "ph", "pw", "cip", "per"),
     elementwise=("size", "per"),
@@ -176,7 +176,7 @@ FIELDS = dict(
     winograd=("u", "b", "scratch", "slen", "n", "c", "h", "w", "cout", "oh", "ow", "pt", "pl",
               "chunk", "avx"),
 )
-assert len(FIELDS["conv"]) == CV_CHUNKS + 1 and A + CV_CHUNKS < N_COLUMNS
+assert len(FIELDS["conv"]) == CV_DIRECT + 1 and A + CV_DIRECT < N_COLUMNS
 
 
 cdef inline void pad_rows(const floating* x, Py_ssize_t C, Py_ssize_t H, Py_ssize_t W,
@@ -220,8 +220,14 @@ cdef inline void conv_task(const Py_ssize_t* p, const Py_ssize_t* slots, Py_ssiz
     cdef const floating* res = NULL
     if r1 <= r0:
         return
-    pad_rows(x, cig, H, W, xp, hp, wp, q[CV_PT], q[CV_PL], r0 * sh,
-             min(hp, (r1 - 1) * sh + (kh - 1) * dh + 1))
+    if q[CV_DIRECT]:
+        # no padding and every row and column the tiles read lies inside x: read x itself
+        xp = <floating*>x
+        hp = H
+        wp = W
+    else:
+        pad_rows(x, cig, H, W, xp, hp, wp, q[CV_PT], q[CV_PL], r0 * sh,
+                 min(hp, (r1 - 1) * sh + (kh - 1) * dh + 1))
     cdef int relu = <int>p[C_RELU]
     if floating is float:
         if q[CV_TILE] == FC_AVX512_PIXEL_TILE:
