@@ -410,6 +410,10 @@ def test_load_models_round_trip(name, tmp_path, rng):
     assert sum(p.data.size for p in params) == sum(p.data.size for p in m.parameters())
     if name == "lenet5":  # one fastconv layer per node: the same state-dict keys
         assert list(loaded.state_dict()) == list(m.state_dict())
+    if name == "resnet8":  # Graph nodes named after the weights' keys
+        keys = loaded.state_dict()
+        assert "3_0_0_body_0.weight" in keys and "4_0_0_shortcut_1.running_var" in keys
+        np.testing.assert_array_equal(keys["3_0_0_body_0.weight"], m.state_dict()["3.0.0.body.0.weight"])
 
 
 def test_load_round_trip_through_onnx_load(tmp_path, rng):
