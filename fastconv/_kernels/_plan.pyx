@@ -17,7 +17,8 @@ Pooling: ``_pool_planes.h`` and ``_adaptive_planes.h``.
 Each step carries its own thread count (chosen by the planner by timing the step with one
 thread and with all: at batch 1 an OpenMP fork/join can cost more than a small layer); a
 step with one thread runs without entering a parallel region. Every output element is
-written by one task, so results do not depend on the thread count. The planner validates
+written by one task, so results do not depend on the thread count or on which thread
+runs a task (tasks are handed out dynamically; scratch is per thread). The planner validates
 everything: these functions trust the tables.
 """
 from cython cimport floating
@@ -484,7 +485,9 @@ cdef inline void run_task(const Py_ssize_t* p, const Py_ssize_t* slots, Py_ssize
 cdef void run_step(const Py_ssize_t* p, const Py_ssize_t* slots, int n_threads,
                    int tid0) noexcept nogil:
     """All tasks of one step: serially with one thread (no parallel region; scratch row
-    tid0), else statically shared among n_threads (task t always goes to the same thread)."""
+    tid0), else handed out dynamically to n_threads (a thread the OS delays does not hold
+    the others' tasks up; each task writes its own outputs, computed the same way by any
+    thread, so results do not depend on the thread count or the schedule)."""
     cdef Py_ssize_t t, T = p[C_TASKS]
     cdef bint dbl = p[C_DOUBLE] != 0
     cdef int tid
@@ -497,7 +500,7 @@ cdef void run_step(const Py_ssize_t* p, const Py_ssize_t* slots, int n_threads,
         return
     with parallel(num_threads=n_threads):
         tid = threadid()
-        for t in prange(T, schedule="static"):
+        for t in prange(T, schedule="dynamic"):
             if dbl:
                 run_task(p, slots, t, tid, <double*>NULL)
             else:
