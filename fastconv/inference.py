@@ -62,13 +62,14 @@ _FIELD_COLS = {group: {name: _plan.ARG0 + i for i, name in enumerate(names)}
 class _Value:
     """An array of the network: its shape, and the value whose buffer it views (Flatten)."""
 
-    __slots__ = ("shape", "base", "producer", "uses")
+    __slots__ = ("shape", "base", "producer", "uses", "pinned")
 
     def __init__(self, shape, base=None, producer=None):
         self.shape = tuple(int(s) for s in shape)
         self.base = base  # None: owns a buffer (or is the input)
         self.producer = producer
         self.uses = 0
+        self.pinned = False  # read by later consumers too (a Graph value): never fused into
 
     @property
     def root(self):
@@ -101,7 +102,7 @@ def _fusable(x, kinds):
     """The op that produced ``x`` when nothing else reads ``x`` yet and it is one of ``kinds``
     with an empty epilogue (so a following BatchNorm / ReLU / add may join it)."""
     op = x.producer
-    if op is None or x.uses or x.base is not None or op.kind not in kinds:
+    if op is None or x.uses or x.pinned or x.base is not None or op.kind not in kinds:
         return None
     return op
 
@@ -301,6 +302,73 @@ def _lower_concat(b, m, x, name):
     return b.emit("copy", outs, tuple(shape), f"{name}: concat dim {axis}", axis=axis)
 
 
+def _lower_graph(b, g, x, name):
+    """A one-input, one-output Graph: its nodes in execution order over named values. A
+    value read by more than one node (or a graph output read by a node) is pinned: no
+    BatchNorm, ReLU or add is fused into the op that produced it."""
+    if len(g.inputs) != 1 or len(g.outputs) != 1:
+        raise ValueError(f"layer {name or '(model)'} (Graph) has {len(g.inputs)} inputs and "
+                         f"{len(g.outputs)} outputs; a plan takes one of each")
+    readers = {}
+    for node in g.nodes:
+        for v in node.inputs:
+            readers[v] = readers.get(v, 0) + 1
+    for v in g.outputs:
+        readers[v] = readers.get(v, 0) + 1
+    values = {g.inputs[0]: x}
+    for node in g.nodes:
+        node_name = _join(name, node.name)
+        if len(node.outputs) != 1:
+            raise ValueError(f"layer {node_name} ({type(node.module).__name__}) has "
+                             f"{len(node.outputs)} outputs, which plans do not support")
+        ins = [values[v] for v in node.inputs]
+        if len(ins) == 1:
+            y = b.lower(node.module, ins[0], node_name)
+        else:
+            fn = _MULTI_INPUT.get(type(node.module))
+            if fn is None:
+                raise ValueError(f"layer {node_name} ({type(node.module).__name__}) with "
+                                 f"{len(ins)} inputs is not supported")
+            y = fn(b, node.module, ins, node_name)
+        if readers.get(node.outputs[0], 0) > 1:
+            y.pinned = True
+        values[node.outputs[0]] = y
+    return values[g.outputs[0]]
+
+
+def _lower_add(b, m, ins, name):
+    shapes = {v.shape for v in ins}
+    if len(shapes) == 1:  # kernel adds, the first of them fusable into a conv's epilogue
+        y = ins[0]
+        for i, v in enumerate(ins[1:]):
+            op = _fusable(y, ("conv",)) if i == 0 else None
+            if op is not None and op.residual is None and not op.relu:
+                op.fuse_residual(v)
+                op.label += " +residual"
+            else:
+                y = b.emit("add", [y, v], y.shape, f"{name}: add")
+        return y
+    shape = np.broadcast_shapes(*[v.shape for v in ins])
+    return b.emit("py", ins, shape, f"{name}: add (broadcast, python)",
+                  fn=lambda *arrays: _add_into(arrays[-1], arrays[:-1]))
+
+
+def _add_into(out, arrays):
+    np.add(arrays[0], arrays[1], out=out)
+    for a in arrays[2:]:
+        np.add(out, a, out=out)
+
+
+def _lower_cat(b, m, ins, name):
+    first = ins[0].shape
+    axis = m.dim % len(first)
+    shape = list(first)
+    shape[axis] = sum(v.shape[axis] for v in ins)
+    return b.emit("copy", ins, tuple(shape), f"{name}: cat dim {axis}", axis=axis)
+
+
+_MULTI_INPUT = {}
+
 _LOWERINGS = {
     nn.Sequential: _lower_sequential,
     nn.Conv2d: _lower_conv,
@@ -325,6 +393,12 @@ _LOWERINGS = {
     nn.LogSoftmax: _lower_python_layer,
     nn.Maxout: _lower_python_layer,
 }
+if hasattr(nn, "Graph"):  # the DAG container and its merge / pad layers
+    _LOWERINGS[nn.Graph] = _lower_graph
+    _MULTI_INPUT.update({nn.Add: _lower_add, nn.Cat: _lower_cat})
+    for _name in ("ZeroPad2d", "ConstantPad2d", "ReflectionPad2d", "ReplicationPad2d",
+                  "CircularPad2d"):
+        _LOWERINGS[getattr(nn, _name)] = _lower_python_layer
 
 
 # -- from ops to the executor's tables -----------------------------------------------------
@@ -688,9 +762,14 @@ class _Plan:
                                      (self.n_threads, -(-outer // per), dict(fields, per=per)))
 
     def _table_py(self, op, row):
-        fn, get_in, get_out = op.fn, self._array(op.inputs[0]), self._array(op.output)
+        fn, get_out = op.fn, self._array(op.output)
+        gets = [self._array(v) for v in op.inputs]
         self._set(row, "py", index=len(self.py_steps))
-        self.py_steps.append(lambda: fn(get_in(), get_out()))
+        if len(gets) == 1:
+            get_in = gets[0]
+            self.py_steps.append(lambda: fn(get_in(), get_out()))
+        else:
+            self.py_steps.append(lambda: fn(*[g() for g in gets], get_out()))
         return [(1, 1, {})]
 
     # -- thread counts, measured

@@ -422,3 +422,42 @@ def test_other_conv_algorithms(name, algorithm, dtype):
     if algorithm == "winograd":
         chunked = inference._ChunkedPlan(snapshot, shape, dt, 2, 1, measure=False)
         np.testing.assert_allclose(chunked.run(x), ref, **tol(dtype))
+
+
+# -- Graph models ---------------------------------------------------------------------------
+def _graph(dtype):
+    kw = dict(dtype=dtype)
+    return nn.Graph([
+        ("conv1", nn.Conv2d(3, 8, 3, padding=1, rng=0, **kw), ["input"]),
+        ("bn1", nn.BatchNorm2d(8, **kw), ["conv1"]),  # conv1 is read twice: not folded
+        ("relu1", nn.ReLU(), ["bn1"]),
+        ("conv2", nn.Conv2d(8, 8, 3, padding=1, rng=1, **kw), ["relu1"]),
+        ("bn2", nn.BatchNorm2d(8, **kw), ["conv2"]),  # folded
+        ("add", nn.Add(), ["bn2", "relu1"]),  # fused into conv2's epilogue
+        ("relu2", nn.ReLU(), ["add"]),
+        ("gap", nn.AdaptiveAvgPool2d(1), ["relu2"]),
+        ("scale", nn.Add(), ["relu2", "gap"]),  # broadcast: a Python step
+        ("cat", nn.Cat(1), ["scale", "conv1"]),
+        ("pad", nn.ZeroPad2d(1), ["cat"]),
+        ("conv3", nn.Conv2d(16, 4, 3, rng=2, **kw), ["pad"]),
+    ])
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("batch", [1, 3])
+def test_graph_model(batch, dtype):
+    g = _randomize_bn(_graph(dtype), np.random.default_rng(14))
+    plan, _, _ = _check(g, (batch, 3, 9, 9), dtype)
+    text = plan.steps()
+    assert "bn1: batch_norm (affine) +relu" in text  # conv1 pinned: read by bn1 and cat
+    assert "conv2: conv 8->8 3x3 +bn +residual +relu" in text
+
+
+def test_graph_refused():
+    two_in = nn.Graph([("add", nn.Add(), ["a", "b"])], inputs=["a", "b"])
+    with pytest.raises(ValueError, match="2 inputs and 1 outputs"):
+        inference.compile(two_in, (1, 2, 3, 3))
+    split = nn.Graph([("split", nn.Split([1, 1], dim=1), ["input"], ["p", "q"]),
+                      ("add", nn.Add(), ["p", "q"])])
+    with pytest.raises(ValueError, match=r"layer split \(Split\) has 2 outputs"):
+        inference.compile(split, (1, 2, 3, 3))
