@@ -18,7 +18,12 @@ from .container import Container, _sum_grads
 from .module import Module, _grad_flags_changed, _grad_flags_version
 
 if TYPE_CHECKING:
-    from .._typing import DTypeLike, Shape
+    from .._typing import DTypeLike, FloatArray, Shape
+
+    #: what forward returns: one array for one output, else a tuple
+    Outputs = Union[FloatArray, Tuple[FloatArray, ...]]
+    #: what backward takes (None: zero) and returns (None: not needed)
+    Gradients = Union[Optional[FloatArray], Sequence[Optional[FloatArray]]]
 
 #: ``(name, module, inputs)`` or ``(name, module, inputs, outputs)``
 NodeSpec = Sequence[Any]
@@ -310,7 +315,7 @@ class Graph(Container):
     def __len__(self) -> int:
         return len(self._modules)
 
-    def __call__(self, *xs):
+    def __call__(self, *xs: FloatArray) -> Outputs:
         return self.forward(*xs)
 
     # -- gradient flags ---------------------------------------------------------------------
@@ -332,9 +337,9 @@ class Graph(Container):
         object.__setattr__(self, "_grad_plan_key", key)
 
     # -- computation ------------------------------------------------------------------------
-    # forward/backward take and return tuples for several inputs/outputs, which the
-    # one-array signatures of Module.forward/backward do not describe: left unannotated
-    def forward(self, *xs):
+    # forward/backward take and return tuples for several inputs/outputs (unlike the
+    # one-array signatures of Module.forward/backward)
+    def forward(self, *xs: FloatArray) -> Outputs:
         """Run the nodes in topological order; one array for one output, else a tuple."""
         if len(xs) != len(self.inputs):
             raise TypeError(f"Graph.forward takes {len(self.inputs)} input(s) {list(self.inputs)}, got {len(xs)}")
@@ -392,7 +397,7 @@ class Graph(Container):
             return None
         return _sum_grads(grads, self._workspace, ("grad", v))
 
-    def backward(self, grad_output):
+    def backward(self, grad_output: Gradients) -> Gradients:
         """Gradients of the graph inputs from those of the outputs (one array, or a tuple
         with one per output; None counts as zero). Returns one array for a one-input graph,
         else a tuple (None where a gradient is not needed)."""

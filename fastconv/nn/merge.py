@@ -19,8 +19,7 @@ if TYPE_CHECKING:
     from .._typing import FloatArray
 
 # Add/Cat.backward return a tuple (one gradient per input) and Split's forward/backward
-# return/take tuples, which Module's one-array signatures do not describe: those methods
-# are left unannotated.
+# return/take tuples: their signatures differ from Module's one-array ones.
 
 
 def _check_inputs(xs: Sequence[Any], who: str, minimum: int) -> np.dtype:
@@ -99,7 +98,7 @@ class Add(Module):
                 return i
         return len(shapes) - 1  # pragma: no cover
 
-    def backward(self, grad_output):
+    def backward(self, grad_output: FloatArray) -> Tuple[Optional[FloatArray], ...]:
         if self._shapes is None:
             raise RuntimeError("Add.backward called before forward")
         g = _check_grad(grad_output, self._shape, self._dtype)
@@ -160,7 +159,7 @@ class Cat(Module):
         self._axis, self._shape, self._dtype = axis, out.shape, dtype
         return out
 
-    def backward(self, grad_output):
+    def backward(self, grad_output: FloatArray) -> Tuple[Optional[FloatArray], ...]:
         if self._sizes is None:
             raise RuntimeError("Cat.backward called before forward")
         g = _check_grad(grad_output, self._shape, self._dtype)
@@ -234,7 +233,7 @@ class Split(Module):
                              f"{self.dim} has size {n}")
         return self.sections
 
-    def forward(self, x):
+    def forward(self, x: FloatArray) -> Tuple[FloatArray, ...]:
         _check_inputs((x,), "Split", 1)
         axis = _check_dim(self.dim, x.ndim, "Split")
         sizes = self._sizes_for(x.shape[axis])
@@ -251,7 +250,7 @@ class Split(Module):
         self._out_shapes = [o.shape for o in outs]
         return tuple(outs)
 
-    def backward(self, grads):
+    def backward(self, grads: Sequence[Optional[FloatArray]]) -> Optional[FloatArray]:
         if self._in_shape is None:
             raise RuntimeError("Split.backward called before forward")
         if isinstance(grads, np.ndarray) or not isinstance(grads, (tuple, list)):
