@@ -4,14 +4,17 @@ The kernels parallelise over images with OpenMP and call GEMM from inside those 
 loops; a multithreaded BLAS there would oversubscribe the cores (OpenBLAS even warns it
 may hang), so every kernel call that may reach BLAS runs under :func:`blas_single_thread`.
 """
+from __future__ import annotations
+
 import threading
+from typing import Any
 
 from ._kernels import _openmp_helpers
 
-_explicit_num_threads = None
+_explicit_num_threads: int | None = None
 
 
-def openmp_enabled():
+def openmp_enabled() -> bool:
     """Return True if the kernels were built with OpenMP (otherwise they run serially)."""
     return _openmp_helpers.openmp_enabled()
 
@@ -20,7 +23,7 @@ def openmp_enabled():
 _OPENMP = bool(_openmp_helpers.openmp_enabled())
 
 
-def get_num_threads():
+def get_num_threads() -> int:
     """Number of threads the kernels use.
 
     The value set by :func:`set_num_threads` if any; otherwise OpenMP's default, which
@@ -34,7 +37,7 @@ def get_num_threads():
     return max(1, int(_openmp_helpers.omp_max_threads()))
 
 
-def set_num_threads(n):
+def set_num_threads(n: int | None) -> None:
     """Set the number of threads the kernels use; ``None`` restores the default.
 
     Parameters
@@ -105,6 +108,6 @@ class _BlasPinner:
 _blas_pinner = _BlasPinner()
 
 
-def blas_single_thread():
+def blas_single_thread() -> _BlasPinner:
     """Context manager in which BLAS runs single-threaded (safe to call from inside prange)."""
     return _blas_pinner

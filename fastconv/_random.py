@@ -1,12 +1,15 @@
 """The package-wide random generator (weight init, dropout, shuffling)."""
+from __future__ import annotations
+
 import numbers
+from typing import Union
 
 import numpy as np
 
 _rng = np.random.default_rng()
 
 
-def manual_seed(seed):
+def manual_seed(seed: int) -> np.random.Generator:
     """Seed fastconv's global generator (like ``torch.manual_seed``); returns it.
 
     Parameters
@@ -22,7 +25,7 @@ def manual_seed(seed):
     return _rng
 
 
-def get_rng(rng=None):
+def get_rng(rng: Union[np.random.Generator, int, None] = None) -> np.random.Generator:
     """Return ``rng`` as a Generator: a Generator, an int seed, or None for the global one."""
     if rng is None:
         return _rng

@@ -3,15 +3,18 @@
 Every message names the argument and the expected form, in the style of NumPy/SciPy
 (``ValueError`` for a bad value, ``TypeError`` for a bad type).
 """
+from __future__ import annotations
+
 import numbers
 import os
+from typing import Any
 
 import numpy as np
 
 FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 
 
-def check_int(value, name, minimum=1):
+def check_int(value: Any, name: str, minimum: int = 1) -> int:
     """Return ``value`` as an int, requiring an integer (not bool) >= minimum."""
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
         raise TypeError(f"{name} must be an int, got {type(value).__name__} {value!r}")
@@ -22,14 +25,14 @@ def check_int(value, name, minimum=1):
     return value
 
 
-def check_bool(value, name):
+def check_bool(value: Any, name: str) -> bool:
     """Return ``value`` as a bool, requiring a bool (not 0/1 or a string)."""
     if not isinstance(value, (bool, np.bool_)):
         raise TypeError(f"{name} must be a bool, got {type(value).__name__} {value!r}")
     return bool(value)
 
 
-def check_pair(value, name, minimum=1):
+def check_pair(value: Any, name: str, minimum: int = 1) -> tuple[int, int]:
     """Return ``(a, b)`` from an int or a pair of ints, each >= minimum."""
     if isinstance(value, (tuple, list)):
         if len(value) != 2:
@@ -47,7 +50,7 @@ def check_pair(value, name, minimum=1):
     return (v, v)
 
 
-def check_array(x, name, ndim, shape_doc):
+def check_array(x: Any, name: str, ndim: int, shape_doc: str) -> np.ndarray[Any, np.dtype[Any]]:
     """Return ``x`` as a C-contiguous, native-byte-order float32/float64 ndarray.
 
     Non-contiguous, Fortran-ordered and byte-swapped inputs are copied; read-only inputs
@@ -67,7 +70,7 @@ def check_array(x, name, ndim, shape_doc):
     return np.ascontiguousarray(x)
 
 
-def check_same_dtype(**arrays):
+def check_same_dtype(**arrays: Any) -> np.dtype[Any]:
     """Raise TypeError unless every non-None array has the same dtype; return that dtype."""
     present = {k: v for k, v in arrays.items() if v is not None}
     dtypes = {v.dtype for v in present.values()}
@@ -86,7 +89,7 @@ def _memory_limit_bytes():
         return 1 << 46
 
 
-def check_allocation(shape, dtype, name):
+def check_allocation(shape: tuple[int, ...], dtype: Any, name: str) -> int:
     """Raise before allocating an array the machine cannot hold.
 
     Linux overcommits, so ``np.empty`` of 200 GB can "succeed" and the process is killed

@@ -1,12 +1,24 @@
 """Training and evaluation loops used by the CLI (importable on their own)."""
+from __future__ import annotations
+
 import time
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Sequence
 
 import numpy as np
 
 from ._parallel import blas_single_thread
 
+if TYPE_CHECKING:
+    from ._typing import ArrayLike, FloatArray, NDArray
+    from .nn import CrossEntropyLoss, Module
+    from .optim import Optimizer
+    from .optim.lr_scheduler import LRScheduler
 
-def train_epoch(model, loss_fn, optimizer, batches, progress=None, scheduler=None):
+
+def train_epoch(model: Module, loss_fn: CrossEntropyLoss, optimizer: Optimizer,
+                batches: Iterable[tuple[FloatArray, ArrayLike]],
+                progress: Callable[[int, float, float], Any] | None = None,
+                scheduler: LRScheduler | None = None) -> Any:
     """One pass over ``batches`` (an iterable of (x, labels)).
 
     ``progress(n, loss, images_per_second)`` is called after each step; ``scheduler``, if
@@ -43,21 +55,21 @@ def train_epoch(model, loss_fn, optimizer, batches, progress=None, scheduler=Non
             "samples": seen, "seconds": seconds}
 
 
-def predict(model, batches):
+def predict(model: Module, batches: Iterable[tuple[FloatArray, Any]]) -> NDArray[Any]:
     """Predicted classes for every batch, concatenated (model in eval mode)."""
     model.eval()
     preds = [model(x).argmax(axis=1) for x, _ in batches]
     return np.concatenate(preds) if preds else np.zeros(0, np.intp)
 
 
-def confusion_matrix(labels, predictions, num_classes=10):
+def confusion_matrix(labels: ArrayLike, predictions: ArrayLike, num_classes: int = 10) -> NDArray[Any]:
     """``m[i, j]`` = number of samples of class i predicted as j."""
-    m = np.zeros((num_classes, num_classes), np.int64)
+    m: NDArray[np.int64] = np.zeros((num_classes, num_classes), np.int64)
     np.add.at(m, (np.asarray(labels, np.intp), np.asarray(predictions, np.intp)), 1)
     return m
 
 
-def freeze(model, prefixes):
+def freeze(model: Module, prefixes: str | Sequence[str]) -> list[str]:
     """Freeze (``requires_grad=False``) every parameter whose dotted name is one of
     ``prefixes`` or lies under one (``"0"`` freezes ``0.weight`` and ``0.bias``, not ``10.weight``).
 
@@ -107,7 +119,8 @@ def _constant(optimizer, epochs, steps_per_epoch):
 LR_SCHEDULES = {"cosine": _cosine, "step": _step, "onecycle": _onecycle, "constant": _constant}
 
 
-def make_lr_schedule(name, optimizer, epochs, steps_per_epoch):
+def make_lr_schedule(name: str, optimizer: Optimizer, epochs: int,
+                     steps_per_epoch: int) -> tuple[LRScheduler | None, bool]:
     """The scheduler for ``name`` (see :data:`LR_SCHEDULES`) and whether it steps per batch
     (True) or per epoch (False); ``(None, False)`` for a constant rate."""
     if name not in LR_SCHEDULES:

@@ -9,6 +9,8 @@ Fashion-MNIST also ``/usr/share/datasets/fashion-mnist``, Debian's
 Batch augmentation (random crops, flips, normalisation) is in
 :mod:`fastconv.datasets.transforms`; pass it to :class:`BatchIterator` as ``transform``.
 """
+from __future__ import annotations
+
 import gzip
 import hashlib
 import os
@@ -18,10 +20,14 @@ import urllib.request
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, Callable, Iterator, Union
 
 import numpy as np
 
 from .._random import get_rng
+from .._typing import DTypeLike, FloatArray, NDArray, RNGLike
+
+_Path = Union[str, "os.PathLike[str]"]
 
 
 class DatasetError(ValueError):
@@ -88,7 +94,7 @@ IDX_IMAGES_MAGIC = 2051
 IDX_LABELS_MAGIC = 2049
 
 
-def default_cache_dir(dataset):
+def default_cache_dir(dataset: str) -> Path:
     """``~/.cache/fastconv/<dataset>`` (``$XDG_CACHE_HOME`` respected)."""
     base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
     return Path(base) / "fastconv" / dataset
@@ -117,7 +123,7 @@ def _find_file(folder, stem):
     return None
 
 
-def read_idx(path, expected_magic=None):
+def read_idx(path: _Path, expected_magic: int | None = None) -> NDArray[np.uint8]:
     """Read an IDX file (``.gz`` or raw) into a uint8 array, checking its header and length.
 
     Raises
@@ -202,7 +208,8 @@ def _load(dataset, root, split, download):
     return images, labels
 
 
-def load_mnist(root=None, split="train", download=False):
+def load_mnist(root: _Path | None = None, split: str = "train",
+               download: bool = False) -> tuple[NDArray[np.uint8], NDArray[np.uint8]]:
     """Load MNIST.
 
     Parameters
@@ -222,12 +229,14 @@ def load_mnist(root=None, split="train", download=False):
     return _load("mnist", root, split, download)
 
 
-def load_fashion_mnist(root=None, split="train", download=False):
+def load_fashion_mnist(root: _Path | None = None, split: str = "train",
+                       download: bool = False) -> tuple[NDArray[np.uint8], NDArray[np.uint8]]:
     """Load Fashion-MNIST; same interface as :func:`load_mnist`."""
     return _load("fashion-mnist", root, split, download)
 
 
-def load_dataset(name, root=None, split="train", download=False):
+def load_dataset(name: str, root: _Path | None = None, split: str = "train",
+                 download: bool = False) -> tuple[NDArray[np.uint8], NDArray[np.uint8]]:
     """Load ``"mnist"`` or ``"fashion-mnist"`` by name."""
     return _load(name, root, split, download)
 
@@ -245,7 +254,7 @@ def _sha256_of_content(path):
     return h.hexdigest()
 
 
-def download_file(info, stem, folder):
+def download_file(info: DatasetInfo, stem: str, folder: _Path) -> Path:
     """Download ``<stem>.gz`` into ``folder`` from the first mirror that serves it intact.
 
     The file is written to a temporary name in ``folder``, its decompressed SHA-256 checked
@@ -307,8 +316,10 @@ class BatchIterator:
         with or without a transform.
     """
 
-    def __init__(self, images, labels, batch_size=64, shuffle=False, drop_last=False,
-                 normalize=None, rng=None, dtype=np.float32, transform=None):
+    def __init__(self, images: NDArray[Any], labels: NDArray[Any], batch_size: int = 64, shuffle: bool = False,
+                 drop_last: bool = False, normalize: tuple[float, float] | None = None, rng: RNGLike = None,
+                 dtype: DTypeLike = np.float32,
+                 transform: Callable[[FloatArray, Any], FloatArray] | None = None) -> None:
         images = np.asarray(images)
         labels = np.asarray(labels)
         if images.ndim != 3:
@@ -335,11 +346,11 @@ class BatchIterator:
         self.transform = transform
         self._transform_rng = _spawn(self._rng) if transform is not None else None
 
-    def __len__(self):
+    def __len__(self) -> int:
         n = len(self.images)
         return n // self.batch_size if self.drop_last else -(-n // self.batch_size)
 
-    def to_float(self, images):
+    def to_float(self, images: NDArray[Any]) -> FloatArray:
         """uint8 (B, H, W) -> float (B, 1, H, W), scaled and normalised as configured."""
         x = images.astype(self.dtype)
         x *= self.dtype.type(self._scale)
@@ -347,7 +358,7 @@ class BatchIterator:
             x += self.dtype.type(self._shift)
         return x[:, None]
 
-    def __iter__(self):
+    def __iter__(self) -> Iterator[tuple[FloatArray, NDArray[Any]]]:
         n = len(self.images)
         order = self._rng.permutation(n) if self.shuffle else np.arange(n)
         for i in range(len(self)):

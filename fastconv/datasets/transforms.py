@@ -7,10 +7,15 @@ same dtype; ``images`` is not modified. Random transforms draw only from the
 docstrings state, so a fixed seed gives the same batch. No Python loop runs over the
 samples: the per-sample choices are drawn as arrays and applied by indexing.
 """
+from __future__ import annotations
+
 import numbers
+from typing import Any, Callable, Sequence
 
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
+
+from .._typing import FloatArray
 
 __all__ = ["Compose", "RandomCrop", "RandomHorizontalFlip", "Normalize"]
 
@@ -28,7 +33,7 @@ def _check_batch(images):
     return images
 
 
-def _check_rng(rng):
+def _check_rng(rng: Any) -> np.random.Generator:
     if isinstance(rng, np.random.Generator):
         return rng
     if isinstance(rng, numbers.Integral) and not isinstance(rng, bool):
@@ -74,7 +79,7 @@ class Compose:
     transforms : sequence of callables ``t(images, rng)``
     """
 
-    def __init__(self, transforms):
+    def __init__(self, transforms: Sequence[Callable[..., FloatArray]]) -> None:
         if isinstance(transforms, (str, bytes)) or not hasattr(transforms, "__iter__"):
             raise TypeError(f"transforms must be a sequence of callables, got {type(transforms).__name__}")
         transforms = list(transforms)
@@ -83,7 +88,7 @@ class Compose:
                 raise TypeError(f"transforms[{i}] must be callable as t(images, rng), got {type(t).__name__}")
         self.transforms = transforms
 
-    def __call__(self, images, rng=None):
+    def __call__(self, images: FloatArray, rng: np.random.Generator | int | None = None) -> FloatArray:
         if rng is not None:
             rng = _check_rng(rng)  # an int seeds one generator that every transform draws from
         for t in self.transforms:
@@ -118,7 +123,8 @@ class RandomCrop:
     torchvision's ``pad_if_needed`` and per-channel fills are not offered.
     """
 
-    def __init__(self, size, padding=None, padding_mode="constant", fill=0):
+    def __init__(self, size: int | tuple[int, int], padding: int | Sequence[int] | None = None,
+                 padding_mode: str = "constant", fill: float = 0) -> None:
         self.size = _check_size(size, "size")
         self.padding = _check_padding(padding)
         if not isinstance(padding_mode, str) or padding_mode not in _PAD_MODES:
@@ -126,9 +132,9 @@ class RandomCrop:
         self.padding_mode = padding_mode
         if isinstance(fill, bool) or not isinstance(fill, numbers.Real):
             raise TypeError(f"fill must be a number, got {type(fill).__name__} {fill!r}")
-        self.fill = fill
+        self.fill: float = fill
 
-    def pad(self, images):
+    def pad(self, images: FloatArray) -> FloatArray:
         """The batch with this transform's padding (a new array, or ``images`` itself when
         there is none)."""
         left, top, right, bottom = self.padding
@@ -140,7 +146,7 @@ class RandomCrop:
             return np.pad(images, widths, mode, constant_values=np.asarray(self.fill).astype(images.dtype))
         return np.pad(images, widths, mode)
 
-    def __call__(self, images, rng):
+    def __call__(self, images: FloatArray, rng: np.random.Generator | int | None) -> FloatArray:
         images = _check_batch(images)
         rng = _check_rng(rng)
         h, w = self.size
@@ -173,14 +179,14 @@ class RandomHorizontalFlip:
     Draws ``flip = rng.random(N) < p`` (one value per sample).
     """
 
-    def __init__(self, p=0.5):
+    def __init__(self, p: float = 0.5) -> None:
         if isinstance(p, bool) or not isinstance(p, numbers.Real):
             raise TypeError(f"p must be a float, got {type(p).__name__} {p!r}")
         if not 0.0 <= p <= 1.0:
             raise ValueError(f"p must be in [0, 1], got {p}")
-        self.p = float(p)
+        self.p: float = float(p)
 
-    def __call__(self, images, rng):
+    def __call__(self, images: FloatArray, rng: np.random.Generator | int | None) -> FloatArray:
         images = _check_batch(images)
         rng = _check_rng(rng)
         flip = rng.random(len(images)) < self.p
@@ -202,7 +208,7 @@ class Normalize:
         ``std`` must be non-zero.
     """
 
-    def __init__(self, mean, std):
+    def __init__(self, mean: float | Sequence[float], std: float | Sequence[float]) -> None:
         self.mean = self._values(mean, "mean")
         self.std = self._values(std, "std")
         if np.any(self.std == 0):
@@ -221,7 +227,7 @@ class Normalize:
             raise ValueError(f"{name} must be a finite float or a 1-D sequence of them, got {v!r}")
         return a.reshape(-1)
 
-    def __call__(self, images, rng=None):
+    def __call__(self, images: FloatArray, rng: np.random.Generator | int | None = None) -> FloatArray:
         images = _check_batch(images)
         if images.dtype.kind != "f":
             raise TypeError(f"images must have a float dtype for Normalize, got {images.dtype}")

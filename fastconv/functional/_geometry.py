@@ -1,10 +1,16 @@
 """Geometry shared by the convolution and pooling families: output sizes, padding and the
 validated shape records (:class:`ConvGeometry`, :class:`PoolGeometry`) the kernels take."""
+from __future__ import annotations
+
 from dataclasses import dataclass
+from typing import Any, Sequence, Tuple, Union
 
 from .._validation import check_bool, check_int, check_pair
 
-def conv_output_size(size, kernel_size, stride=1, padding=(0, 0), dilation=1, ceil_mode=False):
+_Pair = Union[int, Tuple[int, int], Sequence[int]]
+
+def conv_output_size(size: int, kernel_size: int, stride: int = 1, padding: int | tuple[int, int] = (0, 0),
+                     dilation: int = 1, ceil_mode: bool = False) -> int:
     """Length of a convolution or pooling output along one axis.
 
     ``floor((size + pad_before + pad_after - dilation*(kernel_size-1) - 1) / stride) + 1``;
@@ -55,15 +61,15 @@ class ConvGeometry:
     OW: int
 
     @property
-    def output_shape(self):
+    def output_shape(self) -> tuple[int, int, int, int]:
         return (self.N, self.C_out, self.OH, self.OW)
 
     @property
-    def weight_shape(self):
+    def weight_shape(self) -> tuple[int, int, int, int]:
         return (self.C_out, self.C_in // self.groups, self.kh, self.kw)
 
     @property
-    def kernel_args(self):
+    def kernel_args(self) -> tuple[int, int, int, int, int, int]:
         """(sh, sw, pad_top, pad_left, dh, dw): bottom/right padding is implied by OH/OW."""
         return (self.sh, self.sw, self.pad_top, self.pad_left, self.dh, self.dw)
 
@@ -95,7 +101,8 @@ def _parse_padding(padding, kernel, dilation, stride):
     return (ph, ph, pw, pw)
 
 
-def conv_geometry(x_shape, weight_shape, stride=1, padding=0, dilation=1, groups=1):
+def conv_geometry(x_shape: tuple[int, ...], weight_shape: tuple[int, ...], stride: _Pair = 1,
+                  padding: _Pair | str = 0, dilation: _Pair = 1, groups: int = 1) -> ConvGeometry:
     """Validate convolution arguments against the shapes and return a :class:`ConvGeometry`."""
     N, C_in, H, W = x_shape
     C_out, cig, kh, kw = weight_shape
@@ -156,15 +163,16 @@ class PoolGeometry:
     OW: int
 
     @property
-    def output_shape(self):
+    def output_shape(self) -> tuple[int, int, int, int]:
         return (self.N, self.C, self.OH, self.OW)
 
     @property
-    def kernel_args(self):
+    def kernel_args(self) -> tuple[int, int, int, int, int, int]:
         return (self.kh, self.kw, self.sh, self.sw, self.ph, self.pw)
 
 
-def pool_geometry(x_shape, kernel_size, stride=None, padding=0, ceil_mode=False):
+def pool_geometry(x_shape: tuple[int, ...], kernel_size: _Pair, stride: _Pair | None = None,
+                  padding: _Pair = 0, ceil_mode: bool = False) -> PoolGeometry:
     """Validate pooling arguments against ``x_shape`` and return a :class:`PoolGeometry`."""
     N, C, H, W = x_shape
     kh, kw = check_pair(kernel_size, "kernel_size")

@@ -1,4 +1,6 @@
 """Softmax and log-softmax along one axis and their gradients, as ``torch.nn.functional``'s."""
+from __future__ import annotations
+
 import math
 import numbers
 
@@ -6,6 +8,7 @@ import numpy as np
 
 from .._kernels import _softmax
 from .._parallel import get_num_threads
+from .._typing import FloatArray
 from .._validation import FLOAT_DTYPES, check_same_dtype
 
 
@@ -64,7 +67,7 @@ def _softmax_backward_unchecked(grad_output, y, dim, log, grad_input=None):
     return grad_input
 
 
-def softmax(x, dim=1):
+def softmax(x: FloatArray, dim: int = 1) -> FloatArray:
     """Softmax along ``dim``, as ``torch.nn.functional.softmax``.
 
     ``y = exp(x - max) / sum(exp(x - max))`` over the axis: the maximum is subtracted
@@ -92,7 +95,7 @@ def softmax(x, dim=1):
     return _softmax_unchecked(x, _check_dim(dim, x.ndim), False)
 
 
-def log_softmax(x, dim=1):
+def log_softmax(x: FloatArray, dim: int = 1) -> FloatArray:
     """Log-softmax along ``dim``, as ``torch.nn.functional.log_softmax``.
 
     ``y = (x - max) - log(sum(exp(x - max)))``: stable for large inputs, and finite
@@ -124,7 +127,7 @@ def _check_backward(grad_output, y, dim):
     return grad_output, y, _check_dim(dim, y.ndim)
 
 
-def softmax_backward(grad_output, y, dim=1):
+def softmax_backward(grad_output: FloatArray, y: FloatArray, dim: int = 1) -> FloatArray:
     """Gradient of :func:`softmax` with respect to its input.
 
     ``grad_input = y * (grad_output - sum(grad_output * y, dim))``.
@@ -145,7 +148,7 @@ def softmax_backward(grad_output, y, dim=1):
     return _softmax_backward_unchecked(grad_output, y, dim, False)
 
 
-def log_softmax_backward(grad_output, y, dim=1):
+def log_softmax_backward(grad_output: FloatArray, y: FloatArray, dim: int = 1) -> FloatArray:
     """Gradient of :func:`log_softmax` with respect to its input.
 
     ``grad_input = grad_output - exp(y) * sum(grad_output, dim)``.

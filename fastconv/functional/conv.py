@@ -5,11 +5,16 @@ Semantics follow PyTorch (``torch.nn.functional.conv2d``): NCHW layout, cross-co
 (they are copied to C order when needed); outputs are new C-contiguous arrays of the input
 dtype. The kernels behind these functions check nothing, so everything is checked here.
 """
+from __future__ import annotations
+
 import math
 
 import numpy as np
 
 from .._kernels import _direct, _im2col
+from typing import Any
+
+from .._typing import DTypeLike, FloatArray, IntPair, Shape
 from .._parallel import blas_single_thread, get_num_threads
 from .._validation import check_allocation, check_array, check_bool, check_pair, check_same_dtype
 from ._geometry import ConvGeometry, _check_shape4, conv_geometry
@@ -39,7 +44,7 @@ W_DOC = "(C_out, C_in/groups, kH, kW)"
 # --------------------------------------------------------------------------------------
 # Algorithm choice
 # --------------------------------------------------------------------------------------
-def winograd_fits(g):
+def winograd_fits(g: ConvGeometry) -> bool:
     """Whether Winograd F(2x2, 3x3) takes the forward pass of ``g`` (and, the same test,
     its grad_input, a 3x3 stride-1 correlation of grad_output): 3x3 kernels, stride 1, no
     dilation, one group, BLAS-sized products."""
@@ -53,7 +58,7 @@ def _im2col_fits_blas(g):
     return g.OH * g.OW <= _INT32_MAX and k * g.OH * g.OW <= _INT32_MAX and g.C_out <= _INT32_MAX
 
 
-def choose_algorithm(g, dtype=np.float32, op="forward"):
+def choose_algorithm(g: ConvGeometry, dtype: DTypeLike = np.float32, op: str = "forward") -> str:
     """The algorithm ``"auto"`` picks for geometry ``g`` and one operation.
 
     Parameters
@@ -151,7 +156,7 @@ def _im2col_rows_per_chunk(g, itemsize, n_threads, parallel_rows):
     return rows
 
 
-def im2col_workspace_bytes(g, itemsize, n_threads, backward=False):
+def im2col_workspace_bytes(g: ConvGeometry, itemsize: int, n_threads: int, backward: bool = False) -> int:
     """Extra bytes the im2col path allocates for geometry ``g`` (bounded by chunking)."""
     rows = _im2col_rows_per_chunk(g, itemsize, n_threads, parallel_rows=not backward)
     col = g.C_in * g.kh * g.kw * rows * g.OW * itemsize
@@ -171,8 +176,9 @@ def _check_conv_inputs(x, weight):
     return x, weight
 
 
-def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, *,
-           padding_mode="zeros", algorithm="auto"):
+def conv2d(x: FloatArray, weight: FloatArray, bias: FloatArray | None = None, stride: IntPair = 1,
+           padding: IntPair | str = 0, dilation: IntPair = 1, groups: int = 1, *,
+           padding_mode: str = "zeros", algorithm: str = "auto") -> FloatArray:
     """2-D cross-correlation (the CNN "convolution"), as ``torch.nn.functional.conv2d``.
 
     Parameters
@@ -214,7 +220,8 @@ def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, *,
     return conv2d_forward_unchecked(x, weight, bias, g, algo)
 
 
-def conv2d_forward_unchecked(x, weight, bias, g, algorithm, out=None):
+def conv2d_forward_unchecked(x: FloatArray, weight: FloatArray, bias: FloatArray | None, g: ConvGeometry,
+                             algorithm: str, out: FloatArray | None = None) -> FloatArray:
     """Forward pass for arguments already validated into geometry ``g`` (layers' hot path).
 
     ``out``, if given, is a C-contiguous array of ``g.output_shape`` and x's dtype.
@@ -365,7 +372,8 @@ def _taps_slice(taps, step):
     return slice(taps[0], stop if stop >= 0 else None, -step)
 
 
-def _direct_grad_input(grad_output, weight, g, grad_input, n_threads, algorithm="direct"):
+def _direct_grad_input(grad_output: FloatArray, weight: FloatArray, g: ConvGeometry, grad_input: FloatArray,
+                       n_threads: int, algorithm: str = "direct") -> FloatArray:
     """grad_input (N x C_in x H x W, any contents: every element is written) of the direct
     algorithm, or with ``algorithm="winograd"`` (stride 1) of Winograd F(2x2, 3x3).
 
@@ -432,7 +440,8 @@ def _sum_in_thread_order(partials):
     return total
 
 
-def _direct_grad_weight(grad_output, x, g, n_threads):
+def _direct_grad_weight(grad_output: FloatArray, x: FloatArray, g: ConvGeometry,
+                        n_threads: int) -> tuple[FloatArray, FloatArray]:
     """(grad_weight, grad_bias) of the direct algorithm: blocked kernel, per-thread partials
     summed in thread order (grad_bias comes free with grad_output's transpose)."""
     dtype = x.dtype
@@ -474,8 +483,10 @@ def _direct_grad_weight_pixels(grad_output, x, g, n_threads):
     return grad_weight.reshape(g.C_out, cig, g.kh, g.kw), grad_bias.astype(np.float32)
 
 
-def conv2d_backward(grad_output, x, weight, stride=1, padding=0, dilation=1, groups=1, *,
-                    padding_mode="zeros", algorithm="auto", needs_input_grad=True):
+def conv2d_backward(grad_output: FloatArray, x: FloatArray, weight: FloatArray, stride: IntPair = 1,
+                    padding: IntPair | str = 0, dilation: IntPair = 1, groups: int = 1, *,
+                    padding_mode: str = "zeros", algorithm: str = "auto", needs_input_grad: bool = True,
+                    ) -> tuple[FloatArray | None, FloatArray, FloatArray]:
     """Gradients of :func:`conv2d` with respect to its input, weight and bias.
 
     Parameters
@@ -534,7 +545,7 @@ def conv2d_backward_unchecked(grad_output, x, weight, g, algorithm, needs_input_
     if not (needs_weight_grad or needs_input_grad):
         return None, None, None
     if algorithm == "auto":
-        weight_algo = choose_algorithm(g, dtype, "grad_weight")
+        weight_algo: str | None = choose_algorithm(g, dtype, "grad_weight")
         input_algo = choose_algorithm(g, dtype, "grad_input")
     else:
         weight_algo = input_algo = algorithm
@@ -568,7 +579,8 @@ def conv2d_backward_unchecked(grad_output, x, weight, g, algorithm, needs_input_
     return grad_input, grad_weight, grad_bias
 
 
-def _im2col_backward(grad_output, x, weight, g, grad_input, need_weight, n_threads):
+def _im2col_backward(grad_output: FloatArray, x: FloatArray, weight: FloatArray, g: ConvGeometry,
+                     grad_input: FloatArray | None, need_weight: bool, n_threads: int) -> Any:
     """im2col + GEMM gradients: fills grad_input (if given, zeroed) and returns grad_weight."""
     dtype = x.dtype
     need_input = grad_input is not None
@@ -591,7 +603,8 @@ def _im2col_backward(grad_output, x, weight, g, grad_input, need_weight, n_threa
 
 # Below this many multiply-adds per product, Linear's two backward products stay on one
 
-def im2col(x, kernel_size, stride=1, padding=0, dilation=1):
+def im2col(x: FloatArray, kernel_size: IntPair, stride: IntPair = 1, padding: IntPair = 0,
+           dilation: IntPair = 1) -> FloatArray:
     """Unfold sliding windows into columns, as ``torch.nn.functional.unfold``.
 
     Parameters
@@ -616,7 +629,8 @@ def im2col(x, kernel_size, stride=1, padding=0, dilation=1):
     return col
 
 
-def col2im(col, input_shape, kernel_size, stride=1, padding=0, dilation=1):
+def col2im(col: FloatArray, input_shape: Shape, kernel_size: IntPair, stride: IntPair = 1,
+           padding: IntPair = 0, dilation: IntPair = 1) -> FloatArray:
     """Sum columns back into an image: the adjoint (transpose) of :func:`im2col`.
 
     Parameters

@@ -4,13 +4,17 @@ Inputs are (N, C), (N, C, L) or (N, C, H, W); statistics are per channel C, over
 M = N*L or N*H*W values of each channel. The kernels see a (N, C, S) view
 (``fastconv._kernels._norm``).
 """
+from __future__ import annotations
+
 import functools
 import numbers
+from typing import Any, Literal, overload
 
 import numpy as np
 
 from .._kernels import _norm
 from .._parallel import get_num_threads
+from .._typing import FloatArray, NDArray
 from .._validation import check_allocation, check_array, check_bool, check_same_dtype
 
 # Below this many elements one thread: a parallel region costs more than the passes.
@@ -19,8 +23,8 @@ PARALLEL_MIN = 32768
 _SHAPES = {2: "(N, C)", 3: "(N, C, L)", 4: "(N, C, H, W)"}
 _SHAPES_DOC = "(N, C), (N, C, L) or (N, C, H, W)"
 # Stand-ins for absent arrays (the kernels take an empty array for "none").
-_EMPTY = {np.dtype(t): np.empty(0, t) for t in (np.float32, np.float64)}
-_EMPTY3 = {np.dtype(t): np.empty((0, 0, 0), t) for t in (np.float32, np.float64)}
+_EMPTY: dict[np.dtype[Any], NDArray[Any]] = {np.dtype(t): np.empty(0, t) for t in (np.float32, np.float64)}
+_EMPTY3: dict[np.dtype[Any], NDArray[Any]] = {np.dtype(t): np.empty((0, 0, 0), t) for t in (np.float32, np.float64)}
 
 
 def check_norm_input(x, name="x", ndims=(2, 3, 4)):
@@ -103,8 +107,25 @@ def check_training_size(shape):
         raise ValueError(f"Expected more than 1 value per channel when training, got input size {tuple(shape)}")
 
 
-def batch_norm(x, running_mean=None, running_var=None, weight=None, bias=None, training=False,
-               momentum=0.1, eps=1e-5, return_stats=False):
+@overload
+def batch_norm(x: FloatArray, running_mean: FloatArray | None = ..., running_var: FloatArray | None = ...,
+               weight: FloatArray | None = ..., bias: FloatArray | None = ..., training: bool = ...,
+               momentum: float | None = ..., eps: float = ...,
+               return_stats: Literal[False] = ...) -> FloatArray: ...
+@overload
+def batch_norm(x: FloatArray, running_mean: FloatArray | None = ..., running_var: FloatArray | None = ...,
+               weight: FloatArray | None = ..., bias: FloatArray | None = ..., training: bool = ...,
+               momentum: float | None = ..., eps: float = ..., *,
+               return_stats: Literal[True]) -> tuple[FloatArray, FloatArray, FloatArray]: ...
+@overload
+def batch_norm(x: FloatArray, running_mean: FloatArray | None = ..., running_var: FloatArray | None = ...,
+               weight: FloatArray | None = ..., bias: FloatArray | None = ..., training: bool = ...,
+               momentum: float | None = ..., eps: float = ...,
+               return_stats: bool = ...) -> FloatArray | tuple[FloatArray, FloatArray, FloatArray]: ...
+def batch_norm(x: FloatArray, running_mean: FloatArray | None = None, running_var: FloatArray | None = None,
+               weight: FloatArray | None = None, bias: FloatArray | None = None, training: bool = False,
+               momentum: float | None = 0.1, eps: float = 1e-5,
+               return_stats: bool = False) -> FloatArray | tuple[FloatArray, FloatArray, FloatArray]:
     """Batch normalisation, as ``torch.nn.functional.batch_norm``.
 
     ``y = (x - mean) / sqrt(var + eps) * weight + bias`` per channel, with the batch's mean
@@ -231,8 +252,10 @@ def _check_saved(a, name, C):
     return np.ascontiguousarray(a, dtype=np.float64)
 
 
-def batch_norm_backward(grad_output, x, weight, save_mean, save_invstd, training=True,
-                        needs_input_grad=True, needs_weight_grad=True):
+def batch_norm_backward(grad_output: FloatArray, x: FloatArray, weight: FloatArray | None,
+                        save_mean: FloatArray, save_invstd: FloatArray, training: bool = True,
+                        needs_input_grad: bool = True, needs_weight_grad: bool = True,
+                        ) -> tuple[FloatArray | None, FloatArray | None, FloatArray | None]:
     """Gradients of :func:`batch_norm`.
 
     Parameters

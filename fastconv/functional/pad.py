@@ -10,16 +10,20 @@ Semantics of negative pads (crops), as PyTorch 2.x: "constant", "reflect" and "r
 pad as if the pad were zero and then crop, so a reflection or an edge is taken from the
 uncropped input; "circular" crops first and wraps around the cropped input.
 """
+from __future__ import annotations
+
 from dataclasses import dataclass, replace
 from functools import lru_cache
 import numbers
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
 from .._kernels import _pad
 from .._parallel import get_num_threads
+from .._typing import DTypeLike, FloatArray, Shape
 from .._validation import check_allocation, check_array
-from ._geometry import _check_shape4, _planes
+from ._geometry import ConvGeometry, _check_shape4, _planes
 
 X_DOC = "(N, C, H, W)"
 
@@ -78,7 +82,7 @@ def _source_replicate(i, n):
 
 #: mode -> (limits check, source index of output index o - before in the uncropped input;
 #: circular's map is built from the cropped input instead, see _axis_map)
-MODES = {
+MODES: dict[str, tuple[Callable[..., Any], Any]] = {
     "constant": (_limits_constant, _source_constant),
     "reflect": (_limits_reflect, _source_reflect),
     "replicate": (_limits_replicate, _source_replicate),
@@ -174,7 +178,7 @@ def _check_pad(pad):
     return pad if len(pad) == 4 else pad + (0, 0)
 
 
-def pad_geometry(input_shape, pad, mode="constant"):
+def pad_geometry(input_shape: Shape, pad: Sequence[int], mode: str = "constant") -> PadGeometry:
     """Validate :func:`pad` arguments against ``input_shape``; return a :class:`PadGeometry`.
 
     Parameters
@@ -214,7 +218,7 @@ def _check_value(value, mode):
 # --------------------------------------------------------------------------------------
 # Public functions
 # --------------------------------------------------------------------------------------
-def pad(x, pad, mode="constant", value=0.0):
+def pad(x: FloatArray, pad: Sequence[int], mode: str = "constant", value: float = 0.0) -> FloatArray:
     """Pad the last two axes of a batch of images, as ``torch.nn.functional.pad``.
 
     Parameters
@@ -251,7 +255,7 @@ def pad(x, pad, mode="constant", value=0.0):
     return pad_unchecked(x, g, value)
 
 
-def pad_unchecked(x, g, value=0.0, out=None):
+def pad_unchecked(x: FloatArray, g: PadGeometry, value: float = 0.0, out: FloatArray | None = None) -> FloatArray:
     """:func:`pad` for a C-contiguous x already validated into ``g`` (the layers' fast path).
 
     ``out``, if given, is a C-contiguous array of ``g.output_shape`` and x's dtype.
@@ -270,7 +274,8 @@ def pad_unchecked(x, g, value=0.0, out=None):
     return out
 
 
-def pad_backward(grad_output, input_shape, pad, mode="constant"):
+def pad_backward(grad_output: FloatArray, input_shape: Shape, pad: Sequence[int],
+                 mode: str = "constant") -> FloatArray:
     """Gradient of :func:`pad` with respect to its input (the adjoint of the padding).
 
     Parameters
@@ -300,7 +305,7 @@ def pad_backward(grad_output, input_shape, pad, mode="constant"):
     return pad_backward_unchecked(grad_output, g)
 
 
-def pad_backward_unchecked(grad_output, g, out=None):
+def pad_backward_unchecked(grad_output: FloatArray, g: PadGeometry, out: FloatArray | None = None) -> FloatArray:
     """:func:`pad_backward` for a C-contiguous grad_output already validated against ``g``.
 
     ``out``, if given, is a C-contiguous array of ``g.input_shape`` to fill (any contents).
@@ -327,7 +332,7 @@ CONV_PADDING_MODES = {"zeros": None, "reflect": "reflect", "replicate": "replica
                       "circular": "circular"}
 
 
-def check_padding_mode(padding_mode):
+def check_padding_mode(padding_mode: str) -> str | None:
     """Return the pad mode for conv2d's ``padding_mode`` (None for "zeros")."""
     try:
         return CONV_PADDING_MODES[padding_mode]
@@ -337,7 +342,8 @@ def check_padding_mode(padding_mode):
         ) from None
 
 
-def conv_padding(padding_mode, g, dtype=np.float32):
+def conv_padding(padding_mode: str, g: ConvGeometry,
+                 dtype: DTypeLike = np.float32) -> tuple[PadGeometry, ConvGeometry] | None:
     """How to run convolution ``g`` (a ConvGeometry) with ``padding_mode``.
 
     Returns None for "zeros" (the convolution pads itself); otherwise ``(pg, g0)``: the

@@ -1,16 +1,33 @@
 """Max and average pooling and their gradients, as ``torch.nn.functional``'s."""
+from __future__ import annotations
+
 import math
 import numbers
 from dataclasses import dataclass
+from typing import Literal, Optional, Tuple, Union, overload
 
 import numpy as np
 
 from .._kernels import _adaptive_pool, _pooling
 from .._parallel import get_num_threads
 from .._validation import check_allocation, check_array, check_bool, check_int, check_same_dtype
-from ._geometry import _check_shape4, _planes, pool_geometry
+from .._typing import FloatArray, IndexArray, IntPair, Shape
+from ._geometry import PoolGeometry, _check_shape4, _planes, pool_geometry
 
-def max_pool2d(x, kernel_size, stride=None, padding=0, ceil_mode=False, return_indices=False):
+#: An adaptive pool's output size: an int, or (OH, OW) with None keeping that input size.
+OutputSize = Union[int, Tuple[Optional[int], Optional[int]]]
+
+@overload
+def max_pool2d(x: FloatArray, kernel_size: IntPair, stride: IntPair | None = ..., padding: IntPair = ...,
+               ceil_mode: bool = ..., return_indices: Literal[False] = ...) -> FloatArray: ...
+@overload
+def max_pool2d(x: FloatArray, kernel_size: IntPair, stride: IntPair | None = ..., padding: IntPair = ...,
+               ceil_mode: bool = ..., *, return_indices: Literal[True]) -> tuple[FloatArray, IndexArray]: ...
+@overload
+def max_pool2d(x: FloatArray, kernel_size: IntPair, stride: IntPair | None = ..., padding: IntPair = ...,
+               ceil_mode: bool = ..., return_indices: bool = ...) -> FloatArray | tuple[FloatArray, IndexArray]: ...
+def max_pool2d(x: FloatArray, kernel_size: IntPair, stride: IntPair | None = None, padding: IntPair = 0,
+               ceil_mode: bool = False, return_indices: bool = False) -> FloatArray | tuple[FloatArray, IndexArray]:
     """2-D max pooling, as ``torch.nn.functional.max_pool2d``.
 
     Parameters
@@ -44,7 +61,8 @@ def max_pool2d(x, kernel_size, stride=None, padding=0, ceil_mode=False, return_i
     return (out, indices) if return_indices else out
 
 
-def _max_pool2d_unchecked(x, g, out=None, indices=None):
+def _max_pool2d_unchecked(x: FloatArray, g: PoolGeometry, out: FloatArray | None = None,
+                          indices: IndexArray | None = None) -> tuple[FloatArray, IndexArray]:
     if out is None:
         out = np.empty(g.output_shape, x.dtype)
     if indices is None:
@@ -55,8 +73,9 @@ def _max_pool2d_unchecked(x, g, out=None, indices=None):
     return out, indices
 
 
-def max_pool2d_backward(grad_output, x, kernel_size, stride=None, padding=0, ceil_mode=False,
-                        indices=None):
+def max_pool2d_backward(grad_output: FloatArray, x: FloatArray, kernel_size: IntPair,
+                        stride: IntPair | None = None, padding: IntPair = 0, ceil_mode: bool = False,
+                        indices: IndexArray | None = None) -> FloatArray:
     """Gradient of :func:`max_pool2d` with respect to ``x``.
 
     Parameters
@@ -121,7 +140,8 @@ def _check_indices(indices, g):
     return indices
 
 
-def avg_pool2d(x, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True):
+def avg_pool2d(x: FloatArray, kernel_size: IntPair, stride: IntPair | None = None, padding: IntPair = 0,
+               ceil_mode: bool = False, count_include_pad: bool = True) -> FloatArray:
     """2-D average pooling, as ``torch.nn.functional.avg_pool2d``.
 
     Parameters
@@ -149,8 +169,9 @@ def avg_pool2d(x, kernel_size, stride=None, padding=0, ceil_mode=False, count_in
     return out
 
 
-def avg_pool2d_backward(grad_output, input_shape, kernel_size, stride=None, padding=0,
-                        ceil_mode=False, count_include_pad=True):
+def avg_pool2d_backward(grad_output: FloatArray, input_shape: Shape, kernel_size: IntPair,
+                        stride: IntPair | None = None, padding: IntPair = 0, ceil_mode: bool = False,
+                        count_include_pad: bool = True) -> FloatArray:
     """Gradient of :func:`avg_pool2d` with respect to its input.
 
     Parameters
@@ -219,7 +240,7 @@ def _parse_output_size(output_size):
     return (v, v)
 
 
-def adaptive_pool_geometry(x_shape, output_size):
+def adaptive_pool_geometry(x_shape: Shape, output_size: OutputSize) -> AdaptivePoolGeometry:
     """Validate ``output_size`` against ``x_shape`` and return an :class:`AdaptivePoolGeometry`."""
     N, C, H, W = x_shape
     OH, OW = _parse_output_size(output_size)
@@ -258,7 +279,7 @@ def _adaptive_max_pool2d_unchecked(x, g, out=None, indices=None):
     return out, indices
 
 
-def adaptive_avg_pool2d(x, output_size):
+def adaptive_avg_pool2d(x: FloatArray, output_size: OutputSize) -> FloatArray:
     """2-D adaptive average pooling, as ``torch.nn.functional.adaptive_avg_pool2d``.
 
     Output row ``i`` averages input rows ``floor(i*H/OH)`` to ``ceil((i+1)*H/OH) - 1``
@@ -286,7 +307,8 @@ def adaptive_avg_pool2d(x, output_size):
     return _adaptive_avg_pool2d_unchecked(x, g)
 
 
-def adaptive_avg_pool2d_backward(grad_output, input_shape, output_size):
+def adaptive_avg_pool2d_backward(grad_output: FloatArray, input_shape: Shape,
+                                 output_size: OutputSize) -> FloatArray:
     """Gradient of :func:`adaptive_avg_pool2d` with respect to its input.
 
     Parameters
@@ -310,7 +332,16 @@ def adaptive_avg_pool2d_backward(grad_output, input_shape, output_size):
     return _adaptive_avg_pool2d_backward_unchecked(grad_output, g)
 
 
-def adaptive_max_pool2d(x, output_size, return_indices=False):
+@overload
+def adaptive_max_pool2d(x: FloatArray, output_size: OutputSize,
+                        return_indices: Literal[False] = ...) -> FloatArray: ...
+@overload
+def adaptive_max_pool2d(x: FloatArray, output_size: OutputSize, *, return_indices: Literal[True]) -> tuple[FloatArray, IndexArray]: ...
+@overload
+def adaptive_max_pool2d(x: FloatArray, output_size: OutputSize,
+                        return_indices: bool = ...) -> FloatArray | tuple[FloatArray, IndexArray]: ...
+def adaptive_max_pool2d(x: FloatArray, output_size: OutputSize,
+                        return_indices: bool = False) -> FloatArray | tuple[FloatArray, IndexArray]:
     """2-D adaptive max pooling, as ``torch.nn.functional.adaptive_max_pool2d``.
 
     Parameters
@@ -341,7 +372,8 @@ def adaptive_max_pool2d(x, output_size, return_indices=False):
     return (out, indices) if return_indices else out
 
 
-def adaptive_max_pool2d_backward(grad_output, x, output_size, indices=None):
+def adaptive_max_pool2d_backward(grad_output: FloatArray, x: FloatArray, output_size: OutputSize,
+                                 indices: IndexArray | None = None) -> FloatArray:
     """Gradient of :func:`adaptive_max_pool2d` with respect to ``x``.
 
     Parameters
@@ -419,7 +451,13 @@ def _maxout_backward_unchecked(grad_output, indices, input_shape, k, grad_input=
     return grad_input
 
 
-def maxout(x, num_pieces, return_indices=False):
+@overload
+def maxout(x: FloatArray, num_pieces: int, return_indices: Literal[False] = ...) -> FloatArray: ...
+@overload
+def maxout(x: FloatArray, num_pieces: int, *, return_indices: Literal[True]) -> tuple[FloatArray, IndexArray]: ...
+@overload
+def maxout(x: FloatArray, num_pieces: int, return_indices: bool = ...) -> FloatArray | tuple[FloatArray, IndexArray]: ...
+def maxout(x: FloatArray, num_pieces: int, return_indices: bool = False) -> FloatArray | tuple[FloatArray, IndexArray]:
     """Maxout over channels: ``(N, C*k, ...) -> (N, C, ...)``, k = ``num_pieces``.
 
     Output channel ``c`` is the maximum of input channels ``c*k`` to ``c*k + k - 1``
@@ -451,7 +489,8 @@ def maxout(x, num_pieces, return_indices=False):
     return (out, indices) if return_indices else out
 
 
-def maxout_backward(grad_output, x, num_pieces, indices=None):
+def maxout_backward(grad_output: FloatArray, x: FloatArray, num_pieces: int,
+                    indices: IndexArray | None = None) -> FloatArray:
     """Gradient of :func:`maxout` with respect to ``x``.
 
     Parameters

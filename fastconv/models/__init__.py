@@ -11,18 +11,24 @@ in the source repository defines the equivalent ``torch.nn`` modules, so a PyTor
 (``model.load_state_dict(fastconv.load(path))``) and a file written by :func:`fastconv.save`
 loads into the PyTorch model (``safetensors.torch.load_file``).
 """
+from __future__ import annotations
+
 import inspect
+from typing import Any, Callable
 
 import numpy as np
+
+from .._typing import DTypeLike, RNGLike
+from ..nn import Sequential
 
 from .lenet import lenet5
 from .resnet import basic_block, cifar_resnet, resnet8, resnet20
 from .vgg import vgg_small
 
-MODELS = {"lenet5": lenet5, "resnet8": resnet8, "resnet20": resnet20, "vgg_small": vgg_small}
+MODELS: dict[str, Callable[..., Sequential]] = {"lenet5": lenet5, "resnet8": resnet8, "resnet20": resnet20, "vgg_small": vgg_small}
 
 
-def build_model(config, *, rng=None, dtype=np.float32):
+def build_model(config: dict[str, Any], *, rng: RNGLike = None, dtype: DTypeLike = np.float32) -> Sequential:
     """Build the model a ``config`` dict describes (as stored in model files).
 
     Parameters

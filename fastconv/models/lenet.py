@@ -1,13 +1,17 @@
 """LeNet-5 (LeCun et al., 1998)."""
+from __future__ import annotations
+
 import numpy as np
 
 from .. import nn
+from .._typing import DTypeLike, RNGLike
 
 ACTIVATIONS = {"relu": nn.ReLU, "tanh": nn.Tanh}
 POOLS = {"max": nn.MaxPool2d, "avg": nn.AvgPool2d}
 
 
-def lenet5(num_classes=10, activation="relu", pool="max", *, rng=None, dtype=np.float32):
+def lenet5(num_classes: int = 10, activation: str = "relu", pool: str = "max", *, rng: RNGLike = None,
+           dtype: DTypeLike = np.float32) -> nn.Sequential:
     """LeNet-5 for 28x28 single-channel images (LeCun et al., 1998).
 
     28x28 input zero-padded by 2 -> C1 6@5x5 -> pool 2 -> C3 16@5x5 -> pool 2 ->

@@ -6,9 +6,14 @@ pooling and a fully connected classifier: ``6n + 2`` weighted layers (ResNet-8: 
 MLPerf Tiny's image-classification model; ResNet-20: n = 3). Where a block changes the
 shape, its shortcut is a 1x1 strided convolution + BatchNorm (the paper's option B).
 """
+from __future__ import annotations
+
+from typing import Sequence
+
 import numpy as np
 
 from .. import nn
+from .._typing import DTypeLike, RNGLike
 from ._common import check_count
 
 #: filters per stage
@@ -19,7 +24,8 @@ def _conv3x3(cin, cout, stride, kw):
     return nn.Conv2d(cin, cout, 3, stride=stride, padding=1, bias=False, **kw)
 
 
-def basic_block(in_channels, out_channels, stride=1, *, rng=None, dtype=np.float32):
+def basic_block(in_channels: int, out_channels: int, stride: int = 1, *, rng: RNGLike = None,
+                dtype: DTypeLike = np.float32) -> nn.Sequential:
     """``relu(bn(conv(relu(bn(conv(x))))) + shortcut(x))`` as ``Sequential(Residual, ReLU)``.
 
     Parameters
@@ -65,8 +71,8 @@ def basic_block(in_channels, out_channels, stride=1, *, rng=None, dtype=np.float
     return nn.Sequential(nn.Residual(body, shortcut), nn.ReLU())
 
 
-def cifar_resnet(blocks_per_stage, in_channels=1, num_classes=10, *, rng=None, dtype=np.float32,
-                 name=None):
+def cifar_resnet(blocks_per_stage: int | Sequence[int], in_channels: int = 1, num_classes: int = 10, *,
+                 rng: RNGLike = None, dtype: DTypeLike = np.float32, name: str | None = None) -> nn.Sequential:
     """A CIFAR-style ResNet with ``blocks_per_stage`` BasicBlocks in each of its 3 stages.
 
     Parameters
@@ -150,14 +156,16 @@ def cifar_resnet(blocks_per_stage, in_channels=1, num_classes=10, *, rng=None, d
     return model
 
 
-def resnet8(in_channels=1, num_classes=10, *, rng=None, dtype=np.float32):
+def resnet8(in_channels: int = 1, num_classes: int = 10, *, rng: RNGLike = None,
+            dtype: DTypeLike = np.float32) -> nn.Sequential:
     """ResNet-8: one BasicBlock per stage (78k parameters for 1 x 28 x 28 inputs and 10
     classes); see :func:`cifar_resnet`, whose key table (with ``n = 1``) lists its state-dict
     keys, e.g. ``3.0.0.body.0.weight (16, 16, 3, 3)``."""
     return cifar_resnet(1, in_channels, num_classes, rng=rng, dtype=dtype, name="resnet8")
 
 
-def resnet20(in_channels=1, num_classes=10, *, rng=None, dtype=np.float32):
+def resnet20(in_channels: int = 1, num_classes: int = 10, *, rng: RNGLike = None,
+             dtype: DTypeLike = np.float32) -> nn.Sequential:
     """ResNet-20: three BasicBlocks per stage (272k parameters); see :func:`cifar_resnet`,
     whose key table (with ``n = 3``) lists its state-dict keys, e.g.
     ``4.2.0.body.3.weight (32, 32, 3, 3)``."""

@@ -1,16 +1,20 @@
 """A small VGG-style network (Simonyan & Zisserman 2014): stacks of 3x3 conv-BN-ReLU with
 max pooling, for 28x28 (or 32x32) images."""
+from __future__ import annotations
+
 import numpy as np
 
 from .. import nn
 from .._random import get_rng
+from .._typing import DTypeLike, RNGLike
 from ._common import check_count
 
 #: filters of each stage; every stage is two conv-BN-ReLU layers then a 2x2 max pool
 VGG_SMALL_WIDTHS = (32, 64, 128)
 
 
-def vgg_small(in_channels=1, num_classes=10, *, rng=None, dtype=np.float32):
+def vgg_small(in_channels: int = 1, num_classes: int = 10, *, rng: RNGLike = None,
+              dtype: DTypeLike = np.float32) -> nn.Sequential:
     """VGG-style classifier: 3 stages of (conv 3x3-BN-ReLU) x 2 + max pool 2x2 with 32, 64,
     128 filters (28 -> 14 -> 7 -> 3), global average pooling, Dropout(0.3), Linear.
 

@@ -1,7 +1,12 @@
 """Containers: modules made of child modules, with explicit backward."""
+from __future__ import annotations
+
+from typing import Any, Iterator
+
 import numpy as np
 
 from .._parallel import blas_single_thread
+from .._typing import FloatArray
 from .._validation import check_int
 from .module import Module, _grad_flags_version
 
@@ -19,7 +24,9 @@ class Container(Module):
     / ``needs_input_grad`` / structure changed (a version counter).
     """
 
-    def __init__(self):
+    _grad_plan_key: Any
+
+    def __init__(self) -> None:
         super().__init__()
         object.__setattr__(self, "_grad_plan_key", None)
 
@@ -79,23 +86,23 @@ class Sequential(Container):
     prefix (transfer learning: only the layers after the last frozen one do any work).
     """
 
-    def __init__(self, *layers):
+    def __init__(self, *layers: Module) -> None:
         super().__init__()
         for i, layer in enumerate(layers):
             if not isinstance(layer, Module):
                 raise TypeError(f"Sequential layer {i} must be a Module, got {type(layer).__name__}")
             setattr(self, str(i), layer)
 
-    def __len__(self):
+    def __len__(self) -> int:
         return len(self._modules)
 
-    def __iter__(self):
+    def __iter__(self) -> Iterator[Module]:
         return iter(self._modules.values())
 
-    def __getitem__(self, i):
+    def __getitem__(self, i: int) -> Module:
         return list(self._modules.values())[i]
 
-    def forward(self, x):
+    def forward(self, x: FloatArray) -> FloatArray:
         layers = self._modules.values()
         self._plan_children_grads(layers)
         # BLAS single-threaded across the whole pass: pinning once here makes the layers'
@@ -106,7 +113,7 @@ class Sequential(Container):
                 x = layer(x)
         return x
 
-    def backward(self, grad_output):
+    def backward(self, grad_output: FloatArray) -> FloatArray | None:
         with blas_single_thread():
             for layer in reversed(self._modules.values()):
                 if not self._backward_needed(layer):
@@ -161,7 +168,7 @@ class Residual(Container):
     (``0.body.1.weight`` inside a :class:`Sequential`), as in PyTorch.
     """
 
-    def __init__(self, body, shortcut=None):
+    def __init__(self, body: Module, shortcut: Module | None = None) -> None:
         super().__init__()
         if not isinstance(body, Module):
             raise TypeError(f"Residual body must be a Module, got {type(body).__name__}")
@@ -172,13 +179,13 @@ class Residual(Container):
             self.shortcut = shortcut
         else:
             object.__setattr__(self, "shortcut", None)
-        self._out_shape = None
+        self._out_shape: Any = None
 
     def _branches(self):
         shortcut = self.__dict__.get("shortcut")
         return (self.body,) if shortcut is None else (self.body, shortcut)
 
-    def forward(self, x):
+    def forward(self, x: FloatArray) -> FloatArray:
         self._plan_branches_grads(self._branches())
         shortcut = self.shortcut
         with blas_single_thread():
@@ -199,7 +206,7 @@ class Residual(Container):
         self._out_shape = out.shape
         return out
 
-    def backward(self, grad_output):
+    def backward(self, grad_output: FloatArray) -> FloatArray | None:
         if self._out_shape is None:
             raise RuntimeError("Residual.backward called before forward")
         if not isinstance(grad_output, np.ndarray):
@@ -234,7 +241,7 @@ class Concat(Container):
     a branch that needs no backward (frozen, nothing trainable upstream) is not called.
     """
 
-    def __init__(self, *branches, dim=1):
+    def __init__(self, *branches: Module, dim: int = 1) -> None:
         super().__init__()
         if not branches:
             raise ValueError("Concat needs at least one branch")
@@ -244,18 +251,18 @@ class Concat(Container):
         self.dim = check_int(dim, "dim", minimum=-(2**31))
         for i, branch in enumerate(branches):
             setattr(self, str(i), branch)
-        self._sizes = None
+        self._sizes: Any = None
 
-    def __len__(self):
+    def __len__(self) -> int:
         return len(self._modules)
 
-    def __iter__(self):
+    def __iter__(self) -> Iterator[Module]:
         return iter(self._modules.values())
 
-    def __getitem__(self, i):
+    def __getitem__(self, i: int) -> Module:
         return list(self._modules.values())[i]
 
-    def forward(self, x):
+    def forward(self, x: FloatArray) -> FloatArray:
         branches = tuple(self._modules.values())
         self._plan_branches_grads(branches)
         with blas_single_thread():
@@ -283,7 +290,7 @@ class Concat(Container):
         self._out_shape = out.shape
         return out
 
-    def backward(self, grad_output):
+    def backward(self, grad_output: FloatArray) -> FloatArray | None:
         if self._sizes is None:
             raise RuntimeError("Concat.backward called before forward")
         if not isinstance(grad_output, np.ndarray):
@@ -303,5 +310,5 @@ class Concat(Container):
             return None
         return _sum_grads(grads, self._workspace, "grad_input")
 
-    def extra_repr(self):
+    def extra_repr(self) -> str:
         return f"dim={self.dim}"

@@ -1,10 +1,14 @@
 """2-D convolution layer over :mod:`fastconv.functional`."""
+from __future__ import annotations
+
 import math
+from typing import Any
 
 import numpy as np
 
 from .. import functional as F
 from .._random import get_rng
+from .._typing import DTypeLike, FloatArray, IntPair, RNGLike
 from .._validation import check_array, check_bool, check_int, check_pair
 from .init import _check_dtype, _uniform
 from .module import Module, Parameter
@@ -38,9 +42,10 @@ class Conv2d(Module):
     Input ``(N, in_channels, H, W)``; output ``(N, out_channels, OH, OW)``.
     """
 
-    def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, dilation=1,
-                 groups=1, bias=True, padding_mode="zeros", algorithm="auto", *,
-                 needs_input_grad=True, rng=None, dtype=np.float32):
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: IntPair, stride: IntPair = 1,
+                 padding: IntPair | str = 0, dilation: IntPair = 1, groups: int = 1, bias: bool = True,
+                 padding_mode: str = "zeros", algorithm: str = "auto", *,
+                 needs_input_grad: bool = True, rng: RNGLike = None, dtype: DTypeLike = np.float32) -> None:
         super().__init__()
         self.in_channels = check_int(in_channels, "in_channels")
         self.out_channels = check_int(out_channels, "out_channels")
@@ -53,7 +58,7 @@ class Conv2d(Module):
                 raise ValueError(f"padding must be an int, a pair of ints, 'valid' or 'same'; got {padding!r}")
             if padding == "same" and self.stride != (1, 1):
                 raise ValueError("padding='same' is only supported with stride 1 (as in PyTorch)")
-            self.padding = padding
+            self.padding: str | tuple[int, int] = padding
         else:
             self.padding = check_pair(padding, "padding", minimum=0)
         if self.in_channels % self.groups or self.out_channels % self.groups:
@@ -74,10 +79,10 @@ class Conv2d(Module):
         bound = 1.0 / math.sqrt(fan_in)
         self.weight = Parameter(_uniform(rng, bound, (self.out_channels, self.in_channels // self.groups, kh, kw), dtype))
         self.bias = Parameter(_uniform(rng, bound, (self.out_channels,), dtype)) if check_bool(bias, "bias") else None
-        self._x = None
-        self._geometry_key = None
-        self._geometry = None
-        self._pad_geometry = None  # padding_mode other than "zeros": how x is padded
+        self._x: Any = None
+        self._geometry_key: Any = None
+        self._geometry: Any = None
+        self._pad_geometry: Any = None  # padding_mode other than "zeros": how x is padded
 
     def _geometry_for(self, x):
         # Validation of the geometry runs once per input shape, not on every batch.
@@ -96,7 +101,7 @@ class Conv2d(Module):
             self._geometry_key = key
         return self._geometry
 
-    def forward(self, x):
+    def forward(self, x: FloatArray) -> FloatArray:
         x = check_array(x, "x", 4, f"(N, {self.in_channels}, H, W)")
         w = self.weight.data
         if x.dtype != w.dtype:
@@ -111,7 +116,7 @@ class Conv2d(Module):
         out = self._workspace.empty("out", g.output_shape, x.dtype)
         return F.conv2d_forward_unchecked(x, w, b, g, self.algorithm, out)
 
-    def backward(self, grad_output):
+    def backward(self, grad_output: FloatArray) -> FloatArray | None:
         if self._x is None:
             raise RuntimeError("Conv2d.backward called before forward (each forward allows one backward)")
         g = self._geometry
@@ -139,7 +144,7 @@ class Conv2d(Module):
             bias.grad += gb
         return gi
 
-    def extra_repr(self):
+    def extra_repr(self) -> str:
         s = f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, stride={self.stride}"
         if self.padding not in ((0, 0), "valid"):
             s += f", padding={self.padding}"

@@ -1,7 +1,12 @@
 """Inverted dropout."""
+from __future__ import annotations
+
+from typing import Any
+
 import numpy as np
 
 from .._random import get_rng
+from .._typing import FloatArray, RNGLike
 from .module import Module
 
 
@@ -15,7 +20,7 @@ class Dropout(Module):
     rng : numpy.random.Generator or int, optional
     """
 
-    def __init__(self, p=0.5, *, rng=None):
+    def __init__(self, p: float = 0.5, *, rng: RNGLike = None) -> None:
         super().__init__()
         if isinstance(p, bool) or not isinstance(p, (int, float, np.floating, np.integer)):
             raise TypeError(f"p must be a float in [0, 1], got {type(p).__name__}")
@@ -23,9 +28,9 @@ class Dropout(Module):
             raise ValueError(f"p must be in [0, 1], got {p}")
         self.p = float(p)
         self._rng = rng
-        self._mask = None
+        self._mask: Any = None
 
-    def forward(self, x):
+    def forward(self, x: FloatArray) -> FloatArray:
         x = np.asarray(x)
         if not self.training or self.p == 0.0:
             self._mask = None
@@ -35,8 +40,8 @@ class Dropout(Module):
         self._mask = (keep * scale).astype(x.dtype)
         return x * self._mask
 
-    def backward(self, grad_output):
+    def backward(self, grad_output: FloatArray) -> FloatArray | None:
         return grad_output if self._mask is None else grad_output * self._mask
 
-    def extra_repr(self):
+    def extra_repr(self) -> str:
         return f"p={self.p}"

@@ -8,15 +8,21 @@ see :func:`fastconv.manual_seed`).
 Fans (:func:`_calculate_fan_in_and_fan_out`, as PyTorch) of a weight of shape
 ``(out, in, *kernel)``: ``fan_in = in * prod(kernel)``, ``fan_out = out * prod(kernel)``.
 """
+from __future__ import annotations
+
 import math
 import numbers
 import warnings
+from typing import Any, TypeVar
 
 import numpy as np
 
 from .._random import get_rng
 from .._validation import FLOAT_DTYPES
+from .._typing import NDArray, RNGLike
 from .module import Parameter
+
+_T = TypeVar("_T", Parameter, NDArray[Any])  # a Parameter or an array, returned as given
 
 
 def _check_dtype(dtype):
@@ -82,7 +88,7 @@ _GAINS = {
 _FAN_MODES = {"fan_in": 0, "fan_out": 1}
 
 
-def calculate_gain(nonlinearity, param=None):
+def calculate_gain(nonlinearity: str, param: float | None = None) -> float:
     """The recommended gain for a nonlinearity (``torch.nn.init.calculate_gain``).
 
     ===================== ==========================
@@ -134,7 +140,8 @@ def _kaiming_std(array, a, mode, nonlinearity):
     return gain / math.sqrt(fan)
 
 
-def kaiming_uniform_(tensor, a=0, mode="fan_in", nonlinearity="leaky_relu", *, rng=None):
+def kaiming_uniform_(tensor: _T, a: float = 0, mode: str = "fan_in", nonlinearity: str = "leaky_relu", *,
+                     rng: RNGLike = None) -> _T:
     """Fill ``tensor`` from U(-bound, bound), ``bound = gain * sqrt(3 / fan)`` (He et al. 2015).
 
     Parameters
@@ -164,7 +171,8 @@ def kaiming_uniform_(tensor, a=0, mode="fan_in", nonlinearity="leaky_relu", *, r
     return tensor
 
 
-def kaiming_normal_(tensor, a=0, mode="fan_in", nonlinearity="leaky_relu", *, rng=None):
+def kaiming_normal_(tensor: _T, a: float = 0, mode: str = "fan_in", nonlinearity: str = "leaky_relu", *,
+                    rng: RNGLike = None) -> _T:
     """Fill ``tensor`` from N(0, std**2), ``std = gain / sqrt(fan)`` (He et al. 2015).
 
     Parameters as :func:`kaiming_uniform_`; returns ``tensor``.
@@ -187,7 +195,7 @@ def _xavier_std(array, gain):
     return gain * math.sqrt(2.0 / (fan_in + fan_out))
 
 
-def xavier_uniform_(tensor, gain=1.0, *, rng=None):
+def xavier_uniform_(tensor: _T, gain: float = 1.0, *, rng: RNGLike = None) -> _T:
     """Fill ``tensor`` from U(-a, a), ``a = gain * sqrt(6 / (fan_in + fan_out))``
     (Glorot & Bengio 2010).
 
@@ -210,7 +218,7 @@ def xavier_uniform_(tensor, gain=1.0, *, rng=None):
     return tensor
 
 
-def xavier_normal_(tensor, gain=1.0, *, rng=None):
+def xavier_normal_(tensor: _T, gain: float = 1.0, *, rng: RNGLike = None) -> _T:
     """Fill ``tensor`` from N(0, std**2), ``std = gain * sqrt(2 / (fan_in + fan_out))``.
 
     Parameters as :func:`xavier_uniform_`; returns ``tensor``.
@@ -222,7 +230,7 @@ def xavier_normal_(tensor, gain=1.0, *, rng=None):
     return tensor
 
 
-def constant_(tensor, val):
+def constant_(tensor: _T, val: float) -> _T:
     """Fill ``tensor`` with the number ``val``; returns ``tensor``."""
     array = _array_of(tensor)
     if isinstance(val, (bool, np.bool_)) or not isinstance(val, numbers.Real):
@@ -231,11 +239,11 @@ def constant_(tensor, val):
     return tensor
 
 
-def zeros_(tensor):
+def zeros_(tensor: _T) -> _T:
     """Fill ``tensor`` with zeros; returns ``tensor``."""
     return constant_(tensor, 0.0)
 
 
-def ones_(tensor):
+def ones_(tensor: _T) -> _T:
     """Fill ``tensor`` with ones; returns ``tensor``."""
     return constant_(tensor, 1.0)

@@ -1,10 +1,14 @@
 """Fully connected layer, and Flatten, which feeds it."""
+from __future__ import annotations
+
 import math
+from typing import Any
 
 import numpy as np
 
 from .. import functional as F
 from .._random import get_rng
+from .._typing import DTypeLike, FloatArray, RNGLike
 from .._validation import check_array, check_bool, check_int
 from .init import _check_dtype, _uniform
 from .module import Module, Parameter
@@ -23,7 +27,8 @@ class Linear(Module):
     Input ``(N, in_features)``; output ``(N, out_features)``.
     """
 
-    def __init__(self, in_features, out_features, bias=True, *, rng=None, dtype=np.float32):
+    def __init__(self, in_features: int, out_features: int, bias: bool = True, *, rng: RNGLike = None,
+                 dtype: DTypeLike = np.float32) -> None:
         super().__init__()
         self.in_features = check_int(in_features, "in_features")
         self.out_features = check_int(out_features, "out_features")
@@ -32,9 +37,9 @@ class Linear(Module):
         bound = 1.0 / math.sqrt(self.in_features)
         self.weight = Parameter(_uniform(rng, bound, (self.out_features, self.in_features), dtype))
         self.bias = Parameter(_uniform(rng, bound, (self.out_features,), dtype)) if check_bool(bias, "bias") else None
-        self._x = None
+        self._x: Any = None
 
-    def forward(self, x):
+    def forward(self, x: FloatArray) -> FloatArray:
         x = check_array(x, "x", 2, f"(N, {self.in_features})")
         if x.shape[1] != self.in_features:
             raise ValueError(f"Linear expects x of shape (N, {self.in_features}), got {x.shape}")
@@ -44,7 +49,7 @@ class Linear(Module):
         return F._linear_forward_unchecked(x, self.weight.data,
                                            self.bias.data if self.bias is not None else None)
 
-    def backward(self, grad_output):
+    def backward(self, grad_output: FloatArray) -> FloatArray | None:
         if self._x is None:
             raise RuntimeError("Linear.backward called before forward (each forward allows one backward)")
         grad_output = check_array(grad_output, "grad_output", 2, f"(N, {self.out_features})")
@@ -63,27 +68,27 @@ class Linear(Module):
                                           w.grad if w.requires_grad else None,
                                           b.grad if b is not None else None, needs_input)
 
-    def extra_repr(self):
+    def extra_repr(self) -> str:
         return f"in_features={self.in_features}, out_features={self.out_features}, bias={self.bias is not None}"
 
 
 class Flatten(Module):
     """Flatten dimensions from ``start_dim`` on: (N, C, H, W) -> (N, C*H*W)."""
 
-    def __init__(self, start_dim=1):
+    def __init__(self, start_dim: int = 1) -> None:
         super().__init__()
         self.start_dim = check_int(start_dim, "start_dim", minimum=1)
-        self._shape = None
+        self._shape: Any = None
 
-    def forward(self, x):
+    def forward(self, x: FloatArray) -> FloatArray:
         x = np.asarray(x)
         if x.ndim <= self.start_dim:
             raise ValueError(f"Flatten(start_dim={self.start_dim}) needs x with more than {self.start_dim} dims, got shape {x.shape}")
         self._shape = x.shape
         return x.reshape(*x.shape[: self.start_dim], -1)
 
-    def backward(self, grad_output):
+    def backward(self, grad_output: FloatArray) -> FloatArray | None:
         return np.asarray(grad_output).reshape(self._shape)
 
-    def extra_repr(self):
+    def extra_repr(self) -> str:
         return f"start_dim={self.start_dim}"

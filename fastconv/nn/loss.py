@@ -1,7 +1,12 @@
 """Cross-entropy loss with explicit backward."""
+from __future__ import annotations
+
+from typing import Any
+
 import numpy as np
 
 from .._kernels import _loss
+from .._typing import ArrayLike, FloatArray
 from .._validation import FLOAT_DTYPES
 
 
@@ -22,18 +27,18 @@ class CrossEntropyLoss:
     labels : ndarray of integers in [0, C), shape (N,)
     """
 
-    def __init__(self, label_smoothing=0.0):
+    def __init__(self, label_smoothing: float = 0.0) -> None:
         if isinstance(label_smoothing, bool) or not isinstance(label_smoothing, (int, float, np.floating, np.integer)):
             raise TypeError(f"label_smoothing must be a float in [0, 1], got {type(label_smoothing).__name__}")
         if not 0.0 <= float(label_smoothing) <= 1.0:
             raise ValueError(f"label_smoothing must be in [0, 1], got {label_smoothing}")
         self.label_smoothing = float(label_smoothing)
-        self._grad = None
+        self._grad: Any = None
 
-    def __call__(self, logits, labels):
+    def __call__(self, logits: FloatArray, labels: ArrayLike) -> float:
         return self.forward(logits, labels)
 
-    def forward(self, logits, labels):
+    def forward(self, logits: FloatArray, labels: ArrayLike) -> float:
         if not isinstance(logits, np.ndarray) or logits.dtype.kind != "f":
             raise TypeError(f"logits must be a float numpy.ndarray of shape (N, C), got {type(logits).__name__}")
         if logits.ndim != 2:
@@ -58,7 +63,7 @@ class CrossEntropyLoss:
         self._grad = grad if grad.dtype == logits.dtype else grad.astype(logits.dtype)
         return value
 
-    def backward(self):
+    def backward(self) -> FloatArray:
         """Gradient of the mean loss with respect to the logits, ``(softmax - onehot) / N``:
         an array of the logits' shape and dtype, computed by the forward pass."""
         if self._grad is None:

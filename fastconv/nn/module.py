@@ -1,10 +1,20 @@
 """Parameter and Module: explicit forward/backward in PyTorch's vocabulary."""
+from __future__ import annotations
+
 from collections import OrderedDict
 from collections.abc import Mapping
+
+from typing import TYPE_CHECKING, Any, Iterator, TypeVar
 
 import numpy as np
 
 from .._workspace import Workspace
+
+if TYPE_CHECKING:
+    from .._summary import Summary
+    from .._typing import ArrayLike, DTypeLike, FloatArray, NDArray, Shape
+
+_M = TypeVar("_M", bound="Module")
 
 
 # Bumped whenever something that decides which gradients a backward pass computes changes
@@ -44,7 +54,7 @@ class Parameter:
 
     __slots__ = ("data", "grad", "_requires_grad")
 
-    def __init__(self, data, requires_grad=True):
+    def __init__(self, data: ArrayLike, requires_grad: bool = True) -> None:
         data = np.array(data, copy=True, order="C")
         if data.dtype.kind != "f":
             raise TypeError(f"Parameter data must be a float array, got {data.dtype}")
@@ -54,12 +64,12 @@ class Parameter:
         self.requires_grad = requires_grad
 
     @property
-    def requires_grad(self):
+    def requires_grad(self) -> bool:
         """Whether backward computes this parameter's gradient and optimizers update it."""
         return self._requires_grad
 
     @requires_grad.setter
-    def requires_grad(self, flag):
+    def requires_grad(self, flag: bool) -> None:
         if not isinstance(flag, (bool, np.bool_)):
             raise TypeError(f"requires_grad must be a bool, got {type(flag).__name__} {flag!r}")
         if bool(flag) != self._requires_grad:
@@ -67,11 +77,11 @@ class Parameter:
             _grad_flags_changed()
 
     @property
-    def shape(self):
+    def shape(self) -> Shape:
         return self.data.shape
 
     @property
-    def dtype(self):
+    def dtype(self) -> np.dtype[Any]:
         return self.data.dtype
 
     def __repr__(self):
@@ -100,7 +110,19 @@ class Module:
     optimizers), with PyTorch's dotted names (``0.body.1.weight``).
     """
 
-    def __init__(self):
+    # set in __init__ (through object.__setattr__, past the registering __setattr__)
+    _parameters: OrderedDict[str, Parameter]
+    _buffers: OrderedDict[str, NDArray[Any] | None]
+    _modules: OrderedDict[str, Module]
+    training: bool
+    needs_input_grad: bool
+    _upstream_needs_grad: bool
+    _workspace: Workspace
+    # the builder's name and arguments, on the models of fastconv.models (and those loaded
+    # from model files); other modules have none (getattr(module, "config", None))
+    config: dict[str, Any]
+
+    def __init__(self) -> None:
         object.__setattr__(self, "_parameters", OrderedDict())
         object.__setattr__(self, "_buffers", OrderedDict())
         object.__setattr__(self, "_modules", OrderedDict())
@@ -111,7 +133,7 @@ class Module:
         # Output and gradient arrays reused across steps when unshared (see _workspace).
         object.__setattr__(self, "_workspace", Workspace())
 
-    def __setattr__(self, name, value):
+    def __setattr__(self, name: str, value: Any) -> None:
         params = self.__dict__.get("_parameters")
         if params is None:
             raise AttributeError("Module.__init__() must be called before assigning attributes")
@@ -135,7 +157,7 @@ class Module:
             _grad_flags_changed()
         object.__setattr__(self, name, value)
 
-    def register_buffer(self, name, array):
+    def register_buffer(self, name: str, array: NDArray[Any] | None) -> None:
         """Add a state array that is not a parameter (BatchNorm's running statistics).
 
         Buffers are saved and loaded by :meth:`state_dict` / :meth:`load_state_dict` and
@@ -153,28 +175,28 @@ class Module:
         object.__setattr__(self, name, array)
 
     # -- computation ------------------------------------------------------------------
-    def forward(self, x):
+    def forward(self, x: FloatArray) -> FloatArray:
         raise NotImplementedError(f"{type(self).__name__}.forward")
 
-    def backward(self, grad_output):
+    def backward(self, grad_output: FloatArray) -> FloatArray | None:
         raise NotImplementedError(f"{type(self).__name__}.backward")
 
-    def __call__(self, x):
+    def __call__(self, x: FloatArray) -> FloatArray:
         return self.forward(x)
 
     # -- parameters and state ---------------------------------------------------------
-    def named_parameters(self, prefix=""):
+    def named_parameters(self, prefix: str = "") -> Iterator[tuple[str, Parameter]]:
         """Yield ``(name, Parameter)`` pairs, this module's first, then its children's."""
         for name, p in self._parameters.items():
             yield prefix + name, p
         for name, m in self._modules.items():
             yield from m.named_parameters(prefix + name + ".")
 
-    def parameters(self):
+    def parameters(self) -> list[Parameter]:
         """Return the list of all parameters (for an optimizer)."""
         return [p for _, p in self.named_parameters()]
 
-    def named_buffers(self, prefix=""):
+    def named_buffers(self, prefix: str = "") -> Iterator[tuple[str, NDArray[Any]]]:
         """Yield ``(name, array)`` for every buffer, this module's first, then its children's."""
         for name, b in self._buffers.items():
             if b is not None:
@@ -182,21 +204,21 @@ class Module:
         for name, m in self._modules.items():
             yield from m.named_buffers(prefix + name + ".")
 
-    def buffers(self):
+    def buffers(self) -> list[NDArray[Any]]:
         """Return the list of all buffers."""
         return [b for _, b in self.named_buffers()]
 
-    def named_children(self):
+    def named_children(self) -> Iterator[tuple[str, Module]]:
         """Yield ``(name, module)`` for the direct children."""
         yield from self._modules.items()
 
-    def named_modules(self, prefix=""):
+    def named_modules(self, prefix: str = "") -> Iterator[tuple[str, Module]]:
         """Yield ``(dotted name, module)`` for this module ("") and all its descendants."""
         yield prefix.rstrip("."), self
         for name, m in self._modules.items():
             yield from m.named_modules(prefix + name + ".")
 
-    def requires_grad_(self, requires_grad=True):
+    def requires_grad_(self: _M, requires_grad: bool = True) -> _M:
         """Set ``requires_grad`` on every parameter (False freezes them); returns self."""
         if not isinstance(requires_grad, (bool, np.bool_)):
             raise TypeError(f"requires_grad must be a bool, got {type(requires_grad).__name__}")
@@ -204,32 +226,32 @@ class Module:
             p.requires_grad = bool(requires_grad)
         return self
 
-    def has_trainable_parameters(self):
+    def has_trainable_parameters(self) -> bool:
         """Whether any parameter of this module or its descendants requires a gradient."""
         return any(p.requires_grad for _, p in self.named_parameters())
 
-    def _input_grad_needed(self):
+    def _input_grad_needed(self) -> bool:
         """Whether backward must return the input gradient (see the class docstring)."""
         return self.needs_input_grad and self._upstream_needs_grad
 
     def _set_upstream_needs_grad(self, flag):
         object.__setattr__(self, "_upstream_needs_grad", flag)
 
-    def children(self):
+    def children(self) -> list[Module]:
         return list(self._modules.values())
 
-    def modules(self):
+    def modules(self) -> Iterator[Module]:
         """This module and all its descendants, depth first."""
         yield self
         for m in self._modules.values():
             yield from m.modules()
 
-    def zero_grad(self):
+    def zero_grad(self) -> None:
         """Set every parameter's gradient to zero."""
         for p in self.parameters():
             p.grad[...] = 0
 
-    def train(self, mode=True):
+    def train(self: _M, mode: bool = True) -> _M:
         """Set training mode (dropout on) on this module and its children; returns self."""
         if not isinstance(mode, (bool, np.bool_)):
             raise TypeError(f"mode must be a bool, got {type(mode).__name__}")
@@ -237,7 +259,7 @@ class Module:
             object.__setattr__(m, "training", bool(mode))
         return self
 
-    def eval(self):
+    def eval(self: _M) -> _M:
         """Set evaluation mode (dropout off); returns self."""
         return self.train(False)
 
@@ -251,12 +273,12 @@ class Module:
         for name, m in self._modules.items():
             yield from m._named_state(prefix + name + ".")
 
-    def state_dict(self):
+    def state_dict(self) -> OrderedDict[str, NDArray[Any]]:
         """Ordered ``{name: array copy}`` of all parameters and buffers, with PyTorch's keys
         and order (each module's parameters, then its buffers, then its children's)."""
         return OrderedDict((name, a.copy()) for name, a in self._named_state())
 
-    def load_state_dict(self, state_dict, strict=True):
+    def load_state_dict(self, state_dict: Mapping[str, ArrayLike], strict: bool = True) -> None:
         """Copy arrays from ``state_dict`` into the parameters and buffers.
 
         Parameters
@@ -314,7 +336,7 @@ class Module:
         for target, value in checked:  # all checked first: a failed load changes nothing
             target[...] = value
 
-    def astype(self, dtype):
+    def astype(self: _M, dtype: DTypeLike) -> _M:
         """Convert all parameters (and their gradients) to ``dtype`` (float32 or float64); returns self."""
         dtype = np.dtype(dtype)
         if dtype not in (np.float32, np.float64):
@@ -328,13 +350,13 @@ class Module:
                     setattr(m, name, b.astype(dtype))
         return self
 
-    def double(self):
+    def double(self: _M) -> _M:
         return self.astype(np.float64)
 
-    def float(self):
+    def float(self: _M) -> _M:
         return self.astype(np.float32)
 
-    def summary(self, input_shape, **kwargs):
+    def summary(self, input_shape: Shape, **kwargs: Any) -> Summary:
         """Keras-style table of this model for inputs of ``input_shape``: see
         :func:`fastconv.summary`."""
         from .._summary import summary
@@ -342,7 +364,7 @@ class Module:
         return summary(self, input_shape, **kwargs)
 
     # -- printing ---------------------------------------------------------------------
-    def extra_repr(self):
+    def extra_repr(self) -> str:
         return ""
 
     def __repr__(self):

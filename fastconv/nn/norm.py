@@ -1,7 +1,12 @@
 """Batch normalisation layers over :mod:`fastconv.functional.norm`, as ``torch.nn``'s."""
+from __future__ import annotations
+
+from typing import Any
+
 import numpy as np
 
 from ..functional import norm as F
+from .._typing import DTypeLike, FloatArray
 from .._validation import check_array, check_bool, check_int
 from .init import _check_dtype
 from .module import Module, Parameter
@@ -34,10 +39,17 @@ class _BatchNorm(Module):
     gradient is needed), and accumulates ``weight.grad`` / ``bias.grad`` unless frozen.
     """
 
-    _ndims = (2, 3, 4)
+    _ndims: tuple[int, ...] = (2, 3, 4)
+    # Parameters, or None with affine=False; buffers (register_buffer), or None with
+    # track_running_stats=False (Any: the code checks the flags, not the attributes)
+    weight: Any
+    bias: Any
+    running_mean: Any
+    running_var: Any
+    num_batches_tracked: Any
 
-    def __init__(self, num_features, eps=1e-5, momentum=0.1, affine=True,
-                 track_running_stats=True, *, dtype=np.float32):
+    def __init__(self, num_features: int, eps: float = 1e-5, momentum: float | None = 0.1, affine: bool = True,
+                 track_running_stats: bool = True, *, dtype: DTypeLike = np.float32) -> None:
         super().__init__()
         self.num_features = check_int(num_features, "num_features")
         self.eps = F.check_eps(eps)
@@ -60,16 +72,16 @@ class _BatchNorm(Module):
             self.register_buffer("running_mean", None)
             self.register_buffer("running_var", None)
             self.register_buffer("num_batches_tracked", None)
-        self._saved = None  # (x, mean, invstd, batch statistics?) of the last forward
+        self._saved: Any = None  # (x, mean, invstd, batch statistics?) of the last forward
 
-    def reset_running_stats(self):
+    def reset_running_stats(self) -> None:
         """Running mean 0, variance 1, no batches tracked."""
         if self.track_running_stats:
             self.running_mean[...] = 0
             self.running_var[...] = 1
             self.num_batches_tracked[...] = 0
 
-    def reset_parameters(self):
+    def reset_parameters(self) -> None:
         """The running statistics reset, weight 1 and bias 0."""
         self.reset_running_stats()
         if self.affine:
@@ -102,7 +114,7 @@ class _BatchNorm(Module):
             )
         return a
 
-    def forward(self, x):
+    def forward(self, x: FloatArray) -> FloatArray:
         x = self._check_input(x)
         tracking = self.track_running_stats
         batch_stats = self.training or not tracking
@@ -122,7 +134,7 @@ class _BatchNorm(Module):
         object.__setattr__(self, "_saved", (x, mean, invstd, batch_stats))
         return y
 
-    def backward(self, grad_output):
+    def backward(self, grad_output: FloatArray) -> FloatArray | None:
         if self._saved is None:
             raise RuntimeError(f"{type(self).__name__}.backward called before forward "
                                "(each forward allows one backward)")
@@ -148,7 +160,7 @@ class _BatchNorm(Module):
             bias.grad += sum_g
         return gi
 
-    def extra_repr(self):
+    def extra_repr(self) -> str:
         return (f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, "
                 f"affine={self.affine}, track_running_stats={self.track_running_stats}")
 

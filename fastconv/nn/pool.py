@@ -1,7 +1,12 @@
 """Max and average pooling layers over :mod:`fastconv.functional`."""
+from __future__ import annotations
+
+from typing import Any
+
 import numpy as np
 
 from .. import functional as F
+from .._typing import FloatArray, IntPair
 from .._validation import check_array, check_bool, check_int, check_pair
 from .module import Module
 
@@ -18,7 +23,8 @@ def _check_grad_output(grad_output, shape, dtype):
     return grad_output
 
 class _Pool2d(Module):
-    def __init__(self, kernel_size, stride=None, padding=0, ceil_mode=False):
+    def __init__(self, kernel_size: IntPair, stride: IntPair | None = None, padding: IntPair = 0,
+                 ceil_mode: bool = False) -> None:
         super().__init__()
         self.kernel_size = check_pair(kernel_size, "kernel_size")
         self.stride = self.kernel_size if stride is None else check_pair(stride, "stride")
@@ -29,8 +35,8 @@ class _Pool2d(Module):
                 f"for kernel_size {self.kernel_size}"
             )
         self.ceil_mode = check_bool(ceil_mode, "ceil_mode")
-        self._key = None
-        self._geometry = None
+        self._key: Any = None
+        self._geometry: Any = None
 
     def _geometry_for(self, x):
         if x.shape != self._key:
@@ -42,7 +48,7 @@ class _Pool2d(Module):
     def _check_grad(self, grad_output, dtype):
         return _check_grad_output(grad_output, self._geometry.output_shape, dtype)
 
-    def extra_repr(self):
+    def extra_repr(self) -> str:
         s = f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}"
         return s + (", ceil_mode=True" if self.ceil_mode else "")
 
@@ -50,7 +56,7 @@ class _Pool2d(Module):
 class MaxPool2d(_Pool2d):
     """2-D max pooling, as ``torch.nn.MaxPool2d`` (-inf padding; NaN propagates)."""
 
-    def forward(self, x):
+    def forward(self, x: FloatArray) -> FloatArray:
         x = check_array(x, "x", 4, "(N, C, H, W)")
         g = self._geometry_for(x)
         self._indices = None  # our own reference would keep the workspace from reusing it
@@ -61,7 +67,7 @@ class MaxPool2d(_Pool2d):
         self._dtype = x.dtype
         return out
 
-    def backward(self, grad_output):
+    def backward(self, grad_output: FloatArray) -> FloatArray | None:
         if self._indices is None:
             raise RuntimeError("MaxPool2d.backward called before forward (each forward allows one backward)")
         grad_output = self._check_grad(grad_output, self._dtype)
@@ -74,30 +80,31 @@ class MaxPool2d(_Pool2d):
 class AvgPool2d(_Pool2d):
     """2-D average pooling, as ``torch.nn.AvgPool2d``."""
 
-    def __init__(self, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True):
+    def __init__(self, kernel_size: IntPair, stride: IntPair | None = None, padding: IntPair = 0,
+                 ceil_mode: bool = False, count_include_pad: bool = True) -> None:
         super().__init__(kernel_size, stride, padding, ceil_mode)
         self.count_include_pad = check_bool(count_include_pad, "count_include_pad")
 
-    def forward(self, x):
+    def forward(self, x: FloatArray) -> FloatArray:
         x = check_array(x, "x", 4, "(N, C, H, W)")
         self._geometry_for(x)
         self._shape, self._dtype = x.shape, x.dtype
         return F.avg_pool2d(x, self.kernel_size, self.stride, self.padding, self.ceil_mode,
                             self.count_include_pad)
 
-    def backward(self, grad_output):
+    def backward(self, grad_output: FloatArray) -> FloatArray | None:
         grad_output = self._check_grad(grad_output, self._dtype)
         return F.avg_pool2d_backward(grad_output, self._shape, self.kernel_size, self.stride,
                                      self.padding, self.ceil_mode, self.count_include_pad)
 
 
 class _AdaptivePool2d(Module):
-    def __init__(self, output_size):
+    def __init__(self, output_size: int | tuple[int | None, int | None]) -> None:
         super().__init__()
         F.pool._parse_output_size(output_size)  # TypeError/ValueError naming output_size
         self.output_size = output_size
-        self._key = None
-        self._geometry = None
+        self._key: Any = None
+        self._geometry: Any = None
 
     def _geometry_for(self, x):
         if x.shape != self._key:
@@ -108,7 +115,7 @@ class _AdaptivePool2d(Module):
     def _check_grad(self, grad_output, dtype):
         return _check_grad_output(grad_output, self._geometry.output_shape, dtype)
 
-    def extra_repr(self):
+    def extra_repr(self) -> str:
         return f"output_size={self.output_size}"
 
 
@@ -119,14 +126,14 @@ class AdaptiveAvgPool2d(_AdaptivePool2d):
     ``AdaptiveAvgPool2d(1)`` is global average pooling.
     """
 
-    def forward(self, x):
+    def forward(self, x: FloatArray) -> FloatArray:
         x = check_array(x, "x", 4, "(N, C, H, W)")
         g = self._geometry_for(x)
         self._dtype = x.dtype
         out = self._workspace.empty("out", g.output_shape, x.dtype)
         return F._adaptive_avg_pool2d_unchecked(x, g, out)
 
-    def backward(self, grad_output):
+    def backward(self, grad_output: FloatArray) -> FloatArray | None:
         if self._geometry is None:
             raise RuntimeError("AdaptiveAvgPool2d.backward called before forward")
         grad_output = self._check_grad(grad_output, self._dtype)
@@ -143,12 +150,12 @@ class AdaptiveMaxPool2d(_AdaptivePool2d):
     the indices it saved.
     """
 
-    def __init__(self, output_size, return_indices=False):
+    def __init__(self, output_size: int | tuple[int | None, int | None], return_indices: bool = False) -> None:
         super().__init__(output_size)
         self.return_indices = check_bool(return_indices, "return_indices")
         self._indices = None
 
-    def forward(self, x):
+    def forward(self, x: FloatArray) -> FloatArray:
         x = check_array(x, "x", 4, "(N, C, H, W)")
         g = self._geometry_for(x)
         self._indices = None  # our own reference would keep the workspace from reusing it
@@ -159,7 +166,7 @@ class AdaptiveMaxPool2d(_AdaptivePool2d):
         self._dtype = x.dtype
         return (out, self._indices) if self.return_indices else out
 
-    def backward(self, grad_output):
+    def backward(self, grad_output: FloatArray) -> FloatArray | None:
         if self._indices is None:
             raise RuntimeError(
                 "AdaptiveMaxPool2d.backward called before forward (each forward allows one backward)"
@@ -170,7 +177,7 @@ class AdaptiveMaxPool2d(_AdaptivePool2d):
         gi = self._workspace.empty("grad_input", (g.N, g.C, g.H, g.W), self._dtype)
         return F._max_pool2d_backward_unchecked(grad_output, indices, g, gi)
 
-    def extra_repr(self):
+    def extra_repr(self) -> str:
         s = super().extra_repr()
         return s + (", return_indices=True" if self.return_indices else "")
 
@@ -180,13 +187,13 @@ class Maxout(Module):
     output channel c is the maximum of input channels c*k .. c*k+k-1 (see
     :func:`fastconv.functional.maxout`). The gradient goes to the first maximum."""
 
-    def __init__(self, num_pieces):
+    def __init__(self, num_pieces: int) -> None:
         super().__init__()
         self.num_pieces = check_int(num_pieces, "num_pieces")
         self._key = None
         self._indices = None
 
-    def forward(self, x):
+    def forward(self, x: FloatArray) -> FloatArray:
         if not isinstance(x, np.ndarray) or x.shape != self._key:
             x, _ = F.pool._check_maxout(x, self.num_pieces)
             self._key = x.shape
@@ -201,7 +208,7 @@ class Maxout(Module):
         self._dtype = x.dtype
         return out
 
-    def backward(self, grad_output):
+    def backward(self, grad_output: FloatArray) -> FloatArray | None:
         if self._indices is None:
             raise RuntimeError("Maxout.backward called before forward (each forward allows one backward)")
         if not isinstance(grad_output, np.ndarray):
@@ -216,5 +223,5 @@ class Maxout(Module):
         gi = self._workspace.empty("grad_input", self._key, self._dtype)
         return F._maxout_backward_unchecked(grad_output, indices, self._key, self.num_pieces, gi)
 
-    def extra_repr(self):
+    def extra_repr(self) -> str:
         return f"num_pieces={self.num_pieces}"

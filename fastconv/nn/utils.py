@@ -1,5 +1,8 @@
 """Gradient utilities, as ``torch.nn.utils``."""
+from __future__ import annotations
+
 import math
+from typing import Iterable
 import numbers
 
 import numpy as np
@@ -41,7 +44,8 @@ def _grad_norm(grads, norm_type):
     return total if norm_type == 1.0 else total ** (1.0 / norm_type)
 
 
-def clip_grad_norm_(parameters, max_norm, norm_type=2.0, error_if_nonfinite=False):
+def clip_grad_norm_(parameters: Parameter | Iterable[Parameter], max_norm: float, norm_type: float = 2.0,
+                    error_if_nonfinite: bool = False) -> float:
     """Scale the gradients of ``parameters`` in place so that their total norm is at most
     ``max_norm``, as ``torch.nn.utils.clip_grad_norm_``.
 

@@ -4,7 +4,7 @@ import math
 import numpy as np
 
 from .._kernels import _optim
-from .optimizer import Optimizer, _check_flag, _check_float
+from .optimizer import Optimizer, ParamsT, _check_flag, _check_float
 
 
 def _check_betas(betas, name):
@@ -42,8 +42,9 @@ class Adam(Optimizer):
     _state_keys = ("step", "exp_avg", "exp_avg_sq", "max_exp_avg_sq")
     _optional_state_keys = ("max_exp_avg_sq",)
 
-    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0,
-                 amsgrad=False, *, decoupled_weight_decay=False):
+    def __init__(self, params: ParamsT, lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999),
+                 eps: float = 1e-8, weight_decay: float = 0.0, amsgrad: bool = False, *,
+                 decoupled_weight_decay: bool = False) -> None:
         defaults = dict(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay, amsgrad=amsgrad,
                         decoupled_weight_decay=decoupled_weight_decay)
         super().__init__(params, defaults)

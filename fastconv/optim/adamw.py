@@ -1,5 +1,6 @@
 """AdamW (decoupled weight decay), as ``torch.optim.AdamW``."""
 from .adam import Adam
+from .optimizer import ParamsT
 
 
 class AdamW(Adam):
@@ -22,7 +23,7 @@ class AdamW(Adam):
     groups carry ``decoupled_weight_decay=True``, as PyTorch's AdamW's do.
     """
 
-    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=1e-2,
-                 amsgrad=False):
+    def __init__(self, params: ParamsT, lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999),
+                 eps: float = 1e-8, weight_decay: float = 1e-2, amsgrad: bool = False) -> None:
         super().__init__(params, lr=lr, betas=betas, eps=eps, weight_decay=weight_decay,
                          amsgrad=amsgrad, decoupled_weight_decay=True)

@@ -16,12 +16,15 @@ Example
 ...     train_epoch(model, loss_fn, opt, batches)
 ...     sched.step()
 """
+from __future__ import annotations
+
 import copy
 import math
 import numbers
 import warnings
 from bisect import bisect_right
 from collections import Counter
+from typing import Any, Iterable, Sequence
 
 from .optimizer import Optimizer, _check_flag, _check_float
 
@@ -56,7 +59,7 @@ class LRScheduler:
         How many times :meth:`step` ran after the initial step (0 after construction).
     """
 
-    def __init__(self, optimizer, last_epoch=-1):
+    def __init__(self, optimizer: Optimizer, last_epoch: int = -1) -> None:
         if not isinstance(optimizer, Optimizer):
             raise TypeError(f"optimizer must be a fastconv.optim.Optimizer, got {type(optimizer).__name__}")
         last_epoch = _check_int(last_epoch, "last_epoch", -1)
@@ -78,15 +81,15 @@ class LRScheduler:
         finally:
             self._is_initial = False
 
-    def get_lr(self):
+    def get_lr(self) -> list[float]:
         """The learning rates for ``last_epoch`` (called by :meth:`step`)."""
         raise NotImplementedError
 
-    def get_last_lr(self):
+    def get_last_lr(self) -> list[float]:
         """The learning rates the last :meth:`step` set, one per parameter group."""
         return list(self._last_lr)
 
-    def step(self, epoch=None):
+    def step(self, epoch: int | None = None) -> None:
         """Advance the schedule by one epoch and write every group's ``"lr"``.
 
         Parameters
@@ -109,11 +112,11 @@ class LRScheduler:
             group["lr"] = lr
         self._last_lr = [group["lr"] for group in self.optimizer.param_groups]
 
-    def state_dict(self):
+    def state_dict(self) -> dict[str, Any]:
         """Everything but the optimizer (a copy), as PyTorch's schedulers."""
         return {key: copy.deepcopy(value) for key, value in self.__dict__.items() if key != "optimizer"}
 
-    def load_state_dict(self, state_dict):
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         """Restore a :meth:`state_dict` of a scheduler of the same kind.
 
         Raises
@@ -147,12 +150,12 @@ class StepLR(LRScheduler):
     last_epoch : int, default -1
     """
 
-    def __init__(self, optimizer, step_size, gamma=0.1, last_epoch=-1):
+    def __init__(self, optimizer: Optimizer, step_size: int, gamma: float = 0.1, last_epoch: int = -1) -> None:
         self.step_size = _check_int(step_size, "step_size", 1)
         self.gamma = _check_float(gamma, "gamma")
         super().__init__(optimizer, last_epoch)
 
-    def get_lr(self):
+    def get_lr(self) -> list[float]:
         if self.last_epoch == 0 or self.last_epoch % self.step_size != 0:
             return self._group_lrs()
         return [group["lr"] * self.gamma for group in self.optimizer.param_groups]
@@ -174,7 +177,8 @@ class MultiStepLR(LRScheduler):
     last_epoch : int, default -1
     """
 
-    def __init__(self, optimizer, milestones, gamma=0.1, last_epoch=-1):
+    def __init__(self, optimizer: Optimizer, milestones: Iterable[int], gamma: float = 0.1,
+                 last_epoch: int = -1) -> None:
         if isinstance(milestones, (str, bytes)) or not hasattr(milestones, "__iter__"):
             raise TypeError(f"milestones must be an iterable of ints, got {type(milestones).__name__}")
         milestones = [_check_int(m, f"milestones[{i}]", 0) for i, m in enumerate(milestones)]
@@ -184,7 +188,7 @@ class MultiStepLR(LRScheduler):
         self.gamma = _check_float(gamma, "gamma")
         super().__init__(optimizer, last_epoch)
 
-    def get_lr(self):
+    def get_lr(self) -> list[float]:
         if self.last_epoch not in self.milestones:
             return self._group_lrs()
         return [group["lr"] * self.gamma ** self.milestones[self.last_epoch]
@@ -215,12 +219,12 @@ class CosineAnnealingLR(LRScheduler):
     in between.
     """
 
-    def __init__(self, optimizer, T_max, eta_min=0.0, last_epoch=-1):
+    def __init__(self, optimizer: Optimizer, T_max: int, eta_min: float = 0.0, last_epoch: int = -1) -> None:
         self.T_max = _check_int(T_max, "T_max", 1)
         self.eta_min = _check_float(eta_min, "eta_min")
         super().__init__(optimizer, last_epoch)
 
-    def get_lr(self):
+    def get_lr(self) -> list[float]:
         groups = self.optimizer.param_groups
         t, T, eta = self.last_epoch, self.T_max, self.eta_min
         if self._is_initial:
@@ -255,7 +259,8 @@ class LinearLR(LRScheduler):
     last_epoch : int, default -1
     """
 
-    def __init__(self, optimizer, start_factor=1.0 / 3, end_factor=1.0, total_iters=5, last_epoch=-1):
+    def __init__(self, optimizer: Optimizer, start_factor: float = 1.0 / 3, end_factor: float = 1.0,
+                 total_iters: int = 5, last_epoch: int = -1) -> None:
         start_factor = _check_float(start_factor, "start_factor", 0.0, 1.0, inclusive_max=True)
         if start_factor == 0:
             raise ValueError("start_factor must be > 0 (and <= 1), got 0.0")
@@ -264,7 +269,7 @@ class LinearLR(LRScheduler):
         self.total_iters = _check_int(total_iters, "total_iters", 1)
         super().__init__(optimizer, last_epoch)
 
-    def get_lr(self):
+    def get_lr(self) -> list[float]:
         t, s, e, n = self.last_epoch, self.start_factor, self.end_factor, self.total_iters
         if t == 0:
             return [group["lr"] * s for group in self.optimizer.param_groups]
@@ -323,10 +328,12 @@ class OneCycleLR(LRScheduler):
         From :meth:`step` past ``total_steps`` steps.
     """
 
-    def __init__(self, optimizer, max_lr, total_steps=None, epochs=None, steps_per_epoch=None,
-                 pct_start=0.3, anneal_strategy="cos", cycle_momentum=True, base_momentum=0.85,
-                 max_momentum=0.95, div_factor=25.0, final_div_factor=1e4, three_phase=False,
-                 last_epoch=-1):
+    def __init__(self, optimizer: Optimizer, max_lr: float | Sequence[float], total_steps: int | None = None,
+                 epochs: int | None = None, steps_per_epoch: int | None = None, pct_start: float = 0.3,
+                 anneal_strategy: str = "cos", cycle_momentum: bool = True,
+                 base_momentum: float | Sequence[float] = 0.85, max_momentum: float | Sequence[float] = 0.95,
+                 div_factor: float = 25.0, final_div_factor: float = 1e4, three_phase: bool = False,
+                 last_epoch: int = -1) -> None:
         if not isinstance(optimizer, Optimizer):
             raise TypeError(f"optimizer must be a fastconv.optim.Optimizer, got {type(optimizer).__name__}")
         if total_steps is not None:
@@ -388,7 +395,7 @@ class OneCycleLR(LRScheduler):
                     group["base_momentum"] = base
         super().__init__(optimizer, last_epoch)
 
-    def get_lr(self):
+    def get_lr(self) -> list[float]:
         anneal = _ANNEALING[self.anneal_strategy]
         step = self.last_epoch
         if step > self.total_steps:

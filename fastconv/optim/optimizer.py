@@ -1,12 +1,19 @@
 """The optimizer base class (parameter groups, state, ``state_dict``) and the compiled-update
 plan every optimizer shares."""
+from __future__ import annotations
+
 import numbers
+from typing import Any, Dict, Iterable, Union
 
 import numpy as np
 
 from .._parallel import get_num_threads
 from .._validation import FLOAT_DTYPES
 from ..nn.module import Parameter
+
+#: What an optimizer takes: parameters, or parameter groups (dicts with "params" and
+#: optional hyper-parameters), as torch.optim.
+ParamsT = Union[Iterable[Parameter], Iterable[Dict[str, Any]]]
 
 
 class _Required:
@@ -70,14 +77,16 @@ class Optimizer:
     """
 
     # names of the state entries (all arrays except "step") and which ones are optional
-    _state_keys = ()
-    _optional_state_keys = ()
+    _state_keys: tuple[str, ...] = ()
+    _optional_state_keys: tuple[str, ...] = ()
+    param_groups: list[dict[str, Any]]
+    state: dict[Parameter, dict[str, Any]]
 
-    def __init__(self, params, defaults):
+    def __init__(self, params: Any, defaults: dict[str, Any]) -> None:  # params: ParamsT
         self.defaults = self._validate(dict(defaults), lambda key: key)
         self.param_groups = []
         self.state = {}
-        self._plans = []
+        self._plans: list[Any] = []
         if isinstance(params, (Parameter, dict)) or not _iterable(params):
             raise TypeError("params must be an iterable of Parameters or of dicts (parameter "
                             f"groups), got {type(params).__name__}")
@@ -96,7 +105,7 @@ class Optimizer:
             self.add_param_group(group)
 
     # ----------------------------------------------------------------- groups
-    def add_param_group(self, param_group):
+    def add_param_group(self, param_group: dict[str, Any]) -> None:
         """Add a group (dict with ``"params"`` and optional hyper-parameters overriding
         ``defaults``), as ``torch.optim.Optimizer.add_param_group``."""
         where = f"param_groups[{len(self.param_groups)}]"
@@ -140,21 +149,21 @@ class Optimizer:
         return hyper
 
     @property
-    def params(self):
+    def params(self) -> list[Parameter]:
         """All parameters of all groups, in order."""
         return [p for g in self.param_groups for p in g["params"]]
 
     @property
-    def lr(self):
+    def lr(self) -> float:
         """The first parameter group's learning rate (``param_groups[0]["lr"]``); setting it
         changes that group only."""
         return self.param_groups[0]["lr"]
 
     @lr.setter
-    def lr(self, value):
+    def lr(self, value: float) -> None:
         self.param_groups[0]["lr"] = _check_float(value, "lr")
 
-    def zero_grad(self):
+    def zero_grad(self) -> None:
         """Set every parameter's gradient to zero."""
         for g in self.param_groups:
             for p in g["params"]:
@@ -168,7 +177,7 @@ class Optimizer:
         return "\n".join(lines + [")"])
 
     # ----------------------------------------------------------------- step
-    def step(self):
+    def step(self) -> None:
         """Apply one update to every trainable parameter from its gradient."""
         n_threads = get_num_threads()
         for gi, group in enumerate(self.param_groups):
@@ -188,7 +197,9 @@ class Optimizer:
             self._after_step(plan)
 
     def _build_plan(self, group, layout):
-        arrays, phases, states = [], [], []
+        arrays: list[Any] = []
+        phases: list[Any] = []
+        states: list[Any] = []
         for p in group["params"]:
             if not p.requires_grad:
                 arrays.append(())
@@ -227,7 +238,7 @@ class Optimizer:
         """After a step: ``plan.states`` are the state dicts of the parameters it updated."""
 
     # ----------------------------------------------------------------- state
-    def state_dict(self):
+    def state_dict(self) -> dict[str, Any]:
         """The optimizer's state, as ``torch.optim.Optimizer.state_dict``.
 
         Returns
@@ -253,7 +264,7 @@ class Optimizer:
                                        for key, v in st.items()}
         return {"state": dict(sorted(state.items())), "param_groups": groups}
 
-    def load_state_dict(self, state_dict):
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         """Load a :meth:`state_dict` (of an optimizer of the same kind over parameters of the
         same shapes, grouped the same way). Everything is checked before anything changes.
 
@@ -319,7 +330,7 @@ class Optimizer:
             raise ValueError(f"{where} has keys {sorted(keys)}, expected {sorted(required_keys)}"
                              + (f" and optionally {sorted(self._optional_state_keys)}"
                                 if self._optional_state_keys else ""))
-        out = {}
+        out: dict[str, Any] = {}
         for key, value in entry.items():
             if key == "step":
                 step = float(value) if isinstance(value, numbers.Real) and not isinstance(value, bool) else -1
@@ -368,11 +379,13 @@ class _UpdatePlan:
     start with one phase and always step together, so they keep sharing it.
     """
 
-    def __init__(self, params, states, phases, layout):
+    states: list[Any]  # set by Optimizer._build_plan
+
+    def __init__(self, params: list[Parameter], states: list[Any], phases: list[Any], layout: Any) -> None:
         self.arrays = [(p.data, p.grad) + tuple(st) for p, st in zip(params, states)]
         self.trainable = [p.requires_grad for p in params]
         self.layout = layout
-        by_key = {}
+        by_key: dict[Any, list[int]] = {}
         self.numpy_entries = []
         for i, arrays in enumerate(self.arrays):
             if not self.trainable[i]:
@@ -386,7 +399,7 @@ class _UpdatePlan:
             # addresses[k, j]: array k (data, grad, state...) of the batch's parameter j
             addresses = np.array([[a.ctypes.data for a in self.arrays[i]] for i in members],
                                  np.intp).T.copy()
-            offsets = np.zeros(len(members) + 1, np.intp)
+            offsets: Any = np.zeros(len(members) + 1, np.intp)
             offsets[1:] = np.cumsum([self.arrays[i][0].size for i in members])
             self.batches.append(_Batch(dtype == np.float64, addresses, offsets, phase))
 

@@ -1,9 +1,11 @@
 """Stochastic gradient descent (momentum, dampening, Nesterov, weight decay), as
 ``torch.optim.SGD``."""
+from typing import Any
+
 import numpy as np
 
 from .._kernels import _optim
-from .optimizer import Optimizer, _check_flag, _check_float, required
+from .optimizer import Optimizer, ParamsT, _check_flag, _check_float, required
 
 
 class SGD(Optimizer):
@@ -32,8 +34,8 @@ class SGD(Optimizer):
 
     _state_keys = ("momentum_buffer",)
 
-    def __init__(self, params, lr=required, momentum=0.0, dampening=0.0, weight_decay=0.0,
-                 nesterov=False):
+    def __init__(self, params: ParamsT, lr: Any = required, momentum: float = 0.0, dampening: float = 0.0,
+                 weight_decay: float = 0.0, nesterov: bool = False) -> None:
         defaults = dict(lr=lr, momentum=momentum, dampening=dampening, weight_decay=weight_decay,
                         nesterov=nesterov)
         super().__init__(params, defaults)
