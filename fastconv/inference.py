@@ -36,6 +36,7 @@ A new batch size builds (and caches) a plan of its own; so does a new thread cou
 import copy
 import math
 import time
+from typing import Any, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -174,7 +175,8 @@ def _bn_coefficients(m, name):
     return scale, shift
 
 
-def fold_batch_norm(weight, bias, scale, shift):
+def fold_batch_norm(weight: np.ndarray, bias: np.ndarray, scale: np.ndarray,
+                    shift: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
     """(weight', bias') of a convolution / fully connected layer followed by the per-channel
     map ``y * scale + shift`` (an eval-mode BatchNorm), in float64: ``weight' = weight *
     scale`` along the output channels, ``bias' = bias * scale + shift``."""
@@ -309,7 +311,7 @@ def _lower_graph(b, g, x, name):
     if len(g.inputs) != 1 or len(g.outputs) != 1:
         raise ValueError(f"layer {name or '(model)'} (Graph) has {len(g.inputs)} inputs and "
                          f"{len(g.outputs)} outputs; a plan takes one of each")
-    readers = {}
+    readers: dict = {}
     for node in g.nodes:
         for v in node.inputs:
             readers[v] = readers.get(v, 0) + 1
@@ -420,7 +422,7 @@ class _Plan:
             out = builder.emit("py", [out], out.shape, "copy",
                                fn=lambda xa, o: np.copyto(o, xa))
         self.ops = builder.ops
-        self.holder = [None]  # the current input, for Python steps
+        self.holder: list = [None]  # the current input, for Python steps
         self.blas = False
         for op in self.ops:
             if op.kind == "conv":
@@ -460,7 +462,7 @@ class _Plan:
                 cpu = self.n_threads <= 1
                 first = self.executor.time_step(i, nt, 1, cpu)
                 reps = int(min(15, max(3, 2e6 // max(first, 1.0))))
-                times = {"direct": []}
+                times: dict = {"direct": []}
                 if alternatives == ("winograd",):
                     op.algorithm = "winograd"
                     wrow = direct_row.copy()
@@ -528,10 +530,13 @@ class _Plan:
 
     def _tables(self):
         self.keep = []
-        rows, self.py_steps, self.configs, self.step_ops = [], [], [], []
+        rows: list = []
+        self.py_steps: list = []
+        self.configs: list = []
+        self.step_ops: list = []
         for op in self.ops:
             for part in range(len(op.inputs) if op.kind == "copy" else 1):
-                row = np.zeros(_plan.N_COLS, np.intp)
+                row: Any = np.zeros(_plan.N_COLS, np.intp)
                 row[_COLS["kind"]] = _KIND[op.kind]
                 row[_COLS["double"]] = self.dtype == np.float64
                 row[_COLS["input"]] = self.slot_of[op.inputs[part].root]
@@ -785,7 +790,7 @@ class _Plan:
             first = self.executor.time_step(i, configs[0][0], 1)
             reps = int(min(15, max(3, budget // max(first, 1.0))))
             best, best_time = None, None
-            times = {}
+            times: dict = {}
             for _ in range(3):  # interleaved rounds: load changes affect both alike
                 for j, config in enumerate(configs):
                     self._apply(i, config)
@@ -899,7 +904,7 @@ def _choose_plan(snapshot, shape, dtype, n_threads, measure):
     x = np.random.default_rng(0).standard_normal(shape).astype(dtype)
     first = min(_time_runs(c, x, 1) for c in candidates)
     reps = int(min(9, max(3, 2e7 // max(first, 1))))
-    times = [[] for _ in candidates]
+    times: list = [[] for _ in candidates]
     for _ in range(3):  # interleaved rounds
         for j, c in enumerate(candidates):
             times[j].append(_time_runs(c, x, reps))
@@ -962,16 +967,17 @@ class CompiledModel:
         Whether a call returns a new array (default) or the plan's own output buffer.
     """
 
-    def __init__(self, model, input_shape, dtype, copy_output, measure):
+    def __init__(self, model: Module, input_shape: Tuple[int, ...], dtype: np.dtype,
+                 copy_output: bool, measure: bool) -> None:
         self._model = model
         self.input_shape = input_shape
         self.dtype = dtype
         self.copy = copy_output
         self._measure = measure
-        self._plans = {}
+        self._plans: dict = {}
         self.refresh()
 
-    def refresh(self):
+    def refresh(self) -> "CompiledModel":
         """Take a new snapshot of the model's weights and buffers and drop every plan
         (they are rebuilt on the next call). Needed after the model changed: a plan uses
         the weights it was compiled with."""
@@ -998,7 +1004,7 @@ class CompiledModel:
             self._plans[key] = plan
         return plan
 
-    def __call__(self, x):
+    def __call__(self, x: np.ndarray) -> np.ndarray:
         if type(x) is not np.ndarray:
             if not isinstance(x, np.ndarray):
                 raise TypeError(f"x must be a numpy.ndarray of {self.dtype}, got {type(x).__name__}")
@@ -1016,21 +1022,22 @@ class CompiledModel:
         return out.copy() if self.copy else out
 
     @property
-    def output_shape(self):
+    def output_shape(self) -> Tuple[int, ...]:
         return self._plan_for(self.input_shape).output.shape
 
-    def steps(self, batch_size=None):
+    def steps(self, batch_size: Optional[int] = None) -> str:
         """The step list of the plan for ``batch_size`` (default: input_shape's), as text."""
         shape = self.input_shape if batch_size is None else (int(batch_size),) + self.input_shape[1:]
         return self._plan_for(shape).describe()
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         plan = self._plan_for(self.input_shape)
         return (f"CompiledModel(input_shape={self.input_shape}, dtype={self.dtype}, "
                 f"threads={plan.n_threads}, copy={self.copy}, steps=[\n{plan.describe()}\n])")
 
 
-def compile(model, input_shape, *, dtype=None, copy=True, measure=True):  # noqa: A001
+def compile(model: Module, input_shape: Sequence[int], *, dtype: Any = None, copy: bool = True,  # noqa: A001
+            measure: bool = True) -> CompiledModel:
     """Compile ``model`` (eval mode) into a :class:`CompiledModel` for inputs of ``input_shape``.
 
     Parameters
