@@ -878,8 +878,7 @@ def _clock(n_threads):
     return time.thread_time_ns if n_threads <= 1 else time.perf_counter_ns
 
 
-def _time_runs(plan, x, reps):
-    clock = _clock(plan.n_threads)
+def _time_runs(plan, x, reps, clock):
     ts = []
     for _ in range(reps):
         t0 = clock()
@@ -899,15 +898,20 @@ def _choose_plan(snapshot, shape, dtype, n_threads, measure):
     n = shape[0]
     if not measure or n < 2 or not _ChunkedPlan.fits(plan):
         return plan
-    candidates = [plan] + [_ChunkedPlan(snapshot, shape, dtype, n_threads, c) for c in CHUNK_SIZES
-                           if n % c == 0 and n // c >= max(1, n_threads) and c < n]
+    sizes = [c for c in CHUNK_SIZES if n % c == 0 and n // c >= max(1, n_threads) and c < n]
+    candidates = [plan] + [_ChunkedPlan(snapshot, shape, dtype, n_threads, c) for c in sizes]
+    if n_threads > 1 and sizes:
+        # and the whole batch on one thread: on a busy machine a team of threads can cost
+        # more than it saves (a delayed thread holds up the end of every parallel region)
+        candidates.append(_ChunkedPlan(snapshot, shape, dtype, 1, sizes[-1]))
     x = np.random.default_rng(0).standard_normal(shape).astype(dtype)
-    first = min(_time_runs(c, x, 1) for c in candidates)
+    clock = _clock(n_threads)  # wall time as soon as any candidate has threads
+    first = min(_time_runs(c, x, 1, clock) for c in candidates)
     reps = int(min(9, max(3, 2e7 // max(first, 1))))
     times: list = [[] for _ in candidates]
     for _ in range(3):  # interleaved rounds
         for j, c in enumerate(candidates):
-            times[j].append(_time_runs(c, x, reps))
+            times[j].append(_time_runs(c, x, reps, clock))
     med = [sorted(t)[1] for t in times]
     best = min(range(len(candidates)), key=med.__getitem__)
     # chunked only when clearly faster

@@ -461,3 +461,17 @@ def test_graph_refused():
                       ("add", nn.Add(), ["p", "q"])])
     with pytest.raises(ValueError, match=r"layer split \(Split\) has 2 outputs"):
         inference.compile(split, (1, 2, 3, 3))
+
+
+def test_measured_plan_two_threads():
+    """With two threads the measured choices include chunked plans on two threads and on
+    one; whichever wins, the results are the eval-mode ones."""
+    model = _randomize_bn(models.resnet8(rng=0), np.random.default_rng(15))
+    old = fastconv.get_num_threads()
+    try:
+        fastconv.set_num_threads(2)
+        for batch in (1, 8):
+            plan, _, _ = _check(model, (batch, 1, 28, 28), np.float32, measure=True)
+            assert plan.steps()
+    finally:
+        fastconv.set_num_threads(old)
