@@ -69,6 +69,38 @@ def confusion_matrix(labels: ArrayLike, predictions: ArrayLike, num_classes: int
     return m
 
 
+def weight_decay_groups(model: Module, weight_decay: float,
+                        decay_norm_and_bias: bool = False) -> list[dict[str, Any]]:
+    """Optimizer parameter groups that apply ``weight_decay`` to the weights only.
+
+    The usual recipe for networks with batch normalisation (He et al.'s ResNets as
+    trained by torchvision's references and timm): one-dimensional parameters (biases,
+    BatchNorm's ``weight``/``bias``) get no decay, because shrinking a scale that the next
+    BatchNorm undoes only fights the optimizer. Frozen parameters are left out.
+
+    Parameters
+    ----------
+    model : Module
+    weight_decay : float
+        The decay of the weight group (multi-dimensional parameters).
+    decay_norm_and_bias : bool
+        Decay the one-dimensional parameters too (one group; PyTorch's plain default).
+
+    Returns
+    -------
+    list of dict
+        ``[{"params": weights, "weight_decay": weight_decay}, {"params": others,
+        "weight_decay": 0.0}]``, empty groups left out; pass it as an optimizer's ``params``.
+    """
+    params = model.parameters()
+    if decay_norm_and_bias:
+        return [{"params": params, "weight_decay": weight_decay}]
+    weights = [p for p in params if p.data.ndim > 1]
+    others = [p for p in params if p.data.ndim <= 1]
+    return [g for g in ({"params": weights, "weight_decay": weight_decay},
+                        {"params": others, "weight_decay": 0.0}) if g["params"]]
+
+
 def freeze(model: Module, prefixes: str | Sequence[str]) -> list[str]:
     """Freeze (``requires_grad=False``) every parameter whose dotted name is one of
     ``prefixes`` or lies under one (``"0"`` freezes ``0.weight`` and ``0.bias``, not ``10.weight``).
