@@ -4,7 +4,7 @@ from __future__ import annotations
 from collections import OrderedDict
 from collections.abc import Mapping
 
-from typing import TYPE_CHECKING, Any, Iterator, TypeVar
+from typing import TYPE_CHECKING, Any, Iterable, Iterator, TypeVar
 
 import numpy as np
 
@@ -32,11 +32,11 @@ class StateDictError(KeyError, ValueError):
     missing or unexpected key, shape and dtype mismatch in one message; ``problems`` lists
     them one by one. A ``KeyError`` and a ``ValueError``, so either ``except`` catches it."""
 
-    def __init__(self, message, problems=()):
+    def __init__(self, message: str, problems: Iterable[str] = ()) -> None:
         super().__init__(message)
         self.problems = list(problems)
 
-    def __str__(self):  # KeyError would quote the message
+    def __str__(self) -> str:  # KeyError would quote the message
         return str(self.args[0])
 
 
