@@ -560,3 +560,23 @@ def test_errors(make, exc, words):
     with pytest.raises(exc) as info:
         make()
     assert words in str(info.value)
+
+
+@pytest.mark.parametrize("decay_all", [False, True])
+def test_weight_decay_groups_decay_weights_only(decay_all):
+    # One SGD step with zero gradients is pure decay: w <- w - lr * wd * w for the decayed
+    # group; biases and BatchNorm parameters keep their values unless decay_all.
+    from fastconv.training import weight_decay_groups
+
+    model = nn.Sequential(nn.Conv2d(1, 4, 3, bias=True), nn.BatchNorm2d(4), nn.Flatten(), nn.Linear(4, 2))
+    for p in model.parameters():
+        p.data[...] = np.random.default_rng(0).uniform(0.5, 1.5, p.data.shape)
+        p.grad = np.zeros_like(p.data)
+    before = {k: v.copy() for k, v in model.state_dict().items()}
+    groups = weight_decay_groups(model, 0.1, decay_norm_and_bias=decay_all)
+    assert sum(len(g["params"]) for g in groups) == len(model.parameters())
+    optim.SGD(groups, lr=0.5).step()
+    for name, p in model.named_parameters():
+        decayed = decay_all or p.data.ndim > 1
+        expected = before[name] * (1 - 0.5 * 0.1) if decayed else before[name]
+        np.testing.assert_allclose(p.data, expected, rtol=1e-6, err_msg=name)
