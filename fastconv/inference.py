@@ -99,11 +99,14 @@ class _Op:
         value.uses += 1
 
 
-def _fusable(x, kinds):
+def _fusable(x, kinds, after_pool=False):
     """The op that produced ``x`` when nothing else reads ``x`` yet and it is one of ``kinds``
-    with an empty epilogue (so a following BatchNorm / ReLU / add may join it)."""
+    (so a following BatchNorm / ReLU / add may join its epilogue). A convolution with max
+    pooling fused takes only a ReLU (``after_pool``: they commute)."""
     op = x.producer
     if op is None or x.uses or x.pinned or x.base is not None or op.kind not in kinds:
+        return None
+    if getattr(op, "pooled", False) and not after_pool:
         return None
     return op
 
@@ -209,7 +212,7 @@ def _lower_batch_norm(b, m, x, name):
 
 
 def _lower_relu(b, m, x, name):
-    op = _fusable(x, ("conv", "linear", "add", "affine"))
+    op = _fusable(x, ("conv", "linear", "add", "affine"), after_pool=True)
     if op is not None and not op.relu:
         op.relu = True
         return x
@@ -243,8 +246,25 @@ def _lower_pool(b, m, x, name):
     g = F.pool_geometry(x.shape, m.kernel_size, m.stride, m.padding, m.ceil_mode)
     kind = "maxpool" if isinstance(m, nn.MaxPool2d) else "avgpool"
     cip = getattr(m, "count_include_pad", True)
+    op = _fusable(x, ("conv",), after_pool=False) if kind == "maxpool" else None
+    if (op is not None and op.residual is None and g.kernel_args == (2, 2, 2, 2, 0, 0)
+            and _pixel_tile_pool_fits(op.geometry, b.dtype)):
+        # 2x2 max pooling in the pixel tile's registers: only the pooled planes are written
+        op.pooled = True
+        op.output.shape = g.output_shape
+        op.label += " +maxpool"
+        return op.output
     return b.emit(kind, [x], g.output_shape, f"{name}: {kind} {g.kh}x{g.kw}/{g.sh}",
                   geometry=g, count_include_pad=cip)
+
+
+def _pixel_tile_pool_fits(g, dtype):
+    """Whether convolution ``g`` runs on the AVX-512 pixel tile (float32, <= 8 output
+    channels per group, stride 1 along rows) with even output height and width, so that a
+    following 2x2 / stride 2 max pooling can be done on the tile's two rows."""
+    return (dtype == np.float32 and g.OH % 2 == 0 and g.OW % 2 == 0
+            and _direct.forward_tile(False, g.C_out // g.groups, g.OW, g.kw, g.sw, g.dw)[0]
+            == _direct.PIXEL_TILE and _direct.pixel_tiles_fit(False, g.C_out // g.groups, g.sw))
 
 
 def _lower_adaptive(b, m, x, name):
@@ -626,7 +646,8 @@ class _Plan:
                   w_in=g.W, cout=g.C_out, groups=g.groups, tile=tile, cb=cb, hp=hp, wp=wp,
                   kh=g.kh, kw=g.kw, sh=g.sh, sw=g.sw, pt=g.pad_top, pl=g.pad_left, dh=g.dh,
                   dw=g.dw, oh=g.OH, ow=g.OW, wgl=packed.shape[1],
-                  direct=g.pad_top == 0 and g.pad_left == 0 and hp <= g.H and wp <= g.W)
+                  direct=g.pad_top == 0 and g.pad_left == 0 and hp <= g.H and wp <= g.W,
+                  pool=getattr(op, "pooled", False))
         images = g.N * g.groups
         serial = (1, images, dict(rows=g.OH, chunks=1))
         if images >= self.n_threads or g.OH < 2:
@@ -657,6 +678,8 @@ class _Plan:
     @staticmethod
     def _conv_alternatives(op):
         g = op.geometry
+        if getattr(op, "pooled", False):  # the pixel tile with pooling fused, only
+            return ()
         if F.conv.winograd_fits(g):
             return ("winograd",)
         if g.kh == g.kw == 1 and g.groups == 1 and F.conv._im2col_fits_blas(g):

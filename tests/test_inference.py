@@ -475,3 +475,23 @@ def test_measured_plan_two_threads():
             assert plan.steps()
     finally:
         fastconv.set_num_threads(old)
+
+
+@pytest.mark.parametrize("batch", [1, 4])
+def test_conv_relu_maxpool_fused(batch):
+    """conv (pixel tile) + ReLU + 2x2 max pooling in one kernel, and conv + pooling without
+    ReLU; a BatchNorm after the pooling is not folded into the convolution (it does not
+    commute with the max), a ReLU after it is fused (it does)."""
+    kw = dict(rng=0)
+    model = _randomize_bn(nn.Sequential(
+        nn.Conv2d(3, 6, 3, padding=1, **kw), nn.ReLU(), nn.MaxPool2d(2), nn.BatchNorm2d(6),
+        nn.Conv2d(6, 4, 3, padding=1, **kw), nn.MaxPool2d(2), nn.ReLU()), np.random.default_rng(16))
+    for m in model.modules():  # negative BatchNorm scales: folding through a max would be wrong
+        if isinstance(m, nn.BatchNorm2d):
+            m.weight.data[::2] *= -1
+    plan, x, y = _check(model, (batch, 3, 12, 12), np.float32)
+    text = plan.steps()
+    if fastconv._kernels._direct.use_avx512():
+        assert text.count("+maxpool") == 2 and "batch_norm (affine)" in text
+    x[0, 1, 3, 4] = np.nan
+    np.testing.assert_array_equal(np.isnan(plan(x)), np.isnan(_reference(model, x)))

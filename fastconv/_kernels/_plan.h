@@ -97,6 +97,48 @@ FC_TARGET_AVX512 static void fc_plan_conv_pixels_f(FC_CONV_PARAMS(float), int re
     }
 }
 
+/* max(a, b) lane by lane with NaN propagated (b wins when greater or NaN). */
+FC_TARGET_AVX512 static inline __m512 fc_plan_nanmax16(__m512 a, __m512 b)
+{
+    return _mm512_mask_mov_ps(a, _mm512_cmp_ps_mask(b, a, _CMP_GT_OQ) | _mm512_cmp_ps_mask(b, b, _CMP_UNORD_Q), b);
+}
+
+/* The pixel tile followed by ReLU (when relu) and 2x2 / stride 2 max pooling, in registers:
+ * the tile's two output rows are exactly one row of pooling windows, so only the pooled
+ * output (cout, OH/2, OW/2) is written (channel stride ocs, row stride ors). OH and OW
+ * even. ReLU and max commute (both keep NaN), so the max comes first. */
+FC_TARGET_AVX512 static void fc_plan_conv_pixels_pool_f(FC_CONV_PARAMS(float), int relu)
+{
+    enum { CB = 8, LANES = 16 };
+    const ptrdiff_t K = C * kh * kw;
+    float acc[2][CB][LANES] __attribute__((aligned(64)));
+    const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 0, 0, 0, 0, 0, 0, 0, 0);
+    const __m512i odd = _mm512_setr_epi32(1, 3, 5, 7, 9, 11, 13, 15, 1, 1, 1, 1, 1, 1, 1, 1);
+    (void)sw; (void)ops;
+    for (ptrdiff_t cb = 0; cb * CB < cout; ++cb) {
+        const float* wp = wpack + cb * K * CB;
+        const ptrdiff_t nco = (cout - cb * CB) < CB ? (cout - cb * CB) : CB;
+        float bv[CB];
+        for (int l = 0; l < CB; ++l) bv[l] = l < nco ? bias[cb * CB + l] : 0.0f;
+        for (ptrdiff_t oh = 0; oh + 1 < OH; oh += 2) {
+            for (ptrdiff_t ow0 = 0; ow0 < OW; ow0 += LANES) {
+                fc_pixels_sums_f(xpad + oh * sh * Wp + ow0, xpad + (oh + 1) * sh * Wp + ow0, wp, bv,
+                                 C, kh, kw, Hp * Wp, dh * Wp, dw, acc);
+                const ptrdiff_t nq = (OW - ow0) < LANES ? (OW - ow0) : LANES;
+                const __mmask16 m = fc_lanes16(nq / 2);
+                float* o = out + cb * CB * ocs + (oh / 2) * ors + ow0 / 2;
+                for (ptrdiff_t l = 0; l < nco; ++l) {
+                    const __m512 v = fc_plan_nanmax16(_mm512_load_ps(acc[0][l]), _mm512_load_ps(acc[1][l]));
+                    __m512 pooled = fc_plan_nanmax16(_mm512_permutexvar_ps(even, v),
+                                                     _mm512_permutexvar_ps(odd, v));
+                    if (relu) pooled = fc_plan_relu16(pooled);
+                    _mm512_mask_storeu_ps(o + l * ocs, m, pooled);
+                }
+            }
+        }
+    }
+}
+
 /* 2x2 / stride 2 max pooling of one plane without indices (inference needs none): the
  * selects of fc_max_pool_2x2_avx512_f (NaN propagates), 16 outputs a step. */
 FC_TARGET_AVX512 static void fc_plan_max_pool_2x2_f(const float* x, ptrdiff_t W, float* out,
@@ -131,6 +173,7 @@ FC_TARGET_AVX512 static void fc_plan_max_pool_2x2_f(const float* x, ptrdiff_t W,
 }
 #else
 static void fc_plan_conv_pixels_f(FC_CONV_PARAMS(float), int relu) {}
+static void fc_plan_conv_pixels_pool_f(FC_CONV_PARAMS(float), int relu) {}
 static void fc_plan_max_pool_2x2_f(const float* x, ptrdiff_t W, float* out, ptrdiff_t OH,
                                    ptrdiff_t OW) {}
 #endif

@@ -105,6 +105,12 @@ cdef extern from "_plan.h":
                                Py_ssize_t ocs, Py_ssize_t ors, Py_ssize_t ops, int relu) noexcept nogil
     void fc_plan_max_pool_2x2_f(const float* x, Py_ssize_t W, float* out, Py_ssize_t OH,
                                 Py_ssize_t OW) noexcept nogil
+    void fc_plan_conv_pixels_pool_f(const float* xpad, Py_ssize_t C, Py_ssize_t Hp, Py_ssize_t Wp,
+                                    const float* wpack, const float* bias, Py_ssize_t cout,
+                                    float* out, Py_ssize_t OH, Py_ssize_t OW, Py_ssize_t kh,
+                                    Py_ssize_t kw, Py_ssize_t sh, Py_ssize_t sw, Py_ssize_t dh,
+                                    Py_ssize_t dw, Py_ssize_t ocs, Py_ssize_t ors, Py_ssize_t ops,
+                                    int relu) noexcept nogil
     int FC_AVX512_PIXEL_TILE
     void fc_plan_epilogue_f(float* o, const float* r, Py_ssize_t n, int relu) noexcept nogil
     void fc_plan_epilogue_d(double* o, const double* r, Py_ssize_t n, int relu) noexcept nogil
@@ -129,7 +135,7 @@ cdef enum:
     # K_CONV
     CV_W, CV_B, CV_XPAD, CV_XPAD_LEN, CV_N, CV_CIN, CV_H, CV_W_IN, CV_COUT, CV_GROUPS,
     CV_TILE, CV_CB, CV_HP, CV_WP, CV_KH, CV_KW, CV_SH, CV_SW, CV_PT, CV_PL, CV_DH, CV_DW,
-    CV_OH, CV_OW, CV_WGL, CV_ROWS, CV_CHUNKS, CV_DIRECT
+    CV_OH, CV_OW, CV_WGL, CV_ROWS, CV_CHUNKS, CV_DIRECT, CV_POOL
 cdef enum:
     # K_LINEAR: W (M, K), bias (M,) or 0; AVX: the AVX-512 float32 blocks, else BLAS rows
     LN_W = 0, LN_B, LN_N, LN_K, LN_M, LN_AVX, LN_ROWS
@@ -167,7 +173,7 @@ ARG0 = A
 FIELDS = dict(
     conv=("w", "b", "xpad", "xpad_len", "n", "cin", "h", "w_in", "cout", "groups", "tile", "cb",
           "hp", "wp", "kh", "kw", "sh", "sw", "pt", "pl", "dh", "dw", "oh", "ow", "wgl", "rows",
-          "chunks", "direct"),
+          "chunks", "direct", "pool"),
     linear=("w", "b", "n", "k", "m", "avx", "rows"),
     pool=("idx", "nc", "h", "w", "oh", "ow", "kh", "kw", "sh", "sw", "ph", "pw", "cip", "per"),
     elementwise=("size", "per"),
@@ -177,7 +183,7 @@ FIELDS = dict(
     winograd=("u", "b", "scratch", "slen", "n", "c", "h", "w", "cout", "oh", "ow", "pt", "pl",
               "chunk", "avx"),
 )
-assert len(FIELDS["conv"]) == CV_DIRECT + 1 and A + CV_DIRECT < N_COLUMNS
+assert len(FIELDS["conv"]) == CV_POOL + 1 and A + CV_POOL < N_COLUMNS
 
 
 cdef inline void pad_rows(const floating* x, Py_ssize_t C, Py_ssize_t H, Py_ssize_t W,
@@ -231,6 +237,12 @@ cdef inline void conv_task(const Py_ssize_t* p, const Py_ssize_t* slots, Py_ssiz
                  min(hp, (r1 - 1) * sh + (kh - 1) * dh + 1))
     cdef int relu = <int>p[C_RELU]
     if floating is float:
+        if q[CV_POOL]:  # the pixel tile + ReLU + 2x2 max pooling: out is the pooled planes
+            fc_plan_conv_pixels_pool_f(xp + r0 * sh * wp, cig, hp, wp, w, b, cog,
+                                       (<float*>slots[p[C_OUT]]) + (n * cout + g * cog) * (plane // 4)
+                                       + (r0 // 2) * (OW // 2), r1 - r0, OW, kh, q[CV_KW], sh,
+                                       q[CV_SW], dh, q[CV_DW], plane // 4, OW // 2, 1, relu)
+            return
         if q[CV_TILE] == FC_AVX512_PIXEL_TILE:
             # the pixel tile with the ReLU in registers (a residual needs the add first)
             fc_plan_conv_pixels_f(xp + r0 * sh * wp, cig, hp, wp, w, b, cog, out + r0 * OW,
