@@ -447,8 +447,10 @@ class _Plan:
         for op in self.ops:
             if op.kind == "conv":
                 # force_algorithm (tests): every convolution that has it uses it
-                op.algorithm = ("direct" if force_algorithm not in self._conv_alternatives(op)
-                                else force_algorithm)
+                # ("winograd_axpy": Winograd with its products by the AVX-512 blocks)
+                forced = "winograd" if force_algorithm == "winograd_axpy" else force_algorithm
+                op.algorithm = ("direct" if forced not in self._conv_alternatives(op) else forced)
+                op.winograd_axpy = force_algorithm == "winograd_axpy"
         self._allocate(out)
         self._tables()
         self.executor = _plan.Executor(self.steps, self.slots, self.py_steps)
@@ -484,23 +486,35 @@ class _Plan:
                 reps = int(min(15, max(3, 2e6 // max(first, 1.0))))
                 times: dict = {"direct": []}
                 if alternatives == ("winograd",):
+                    # Winograd with its 16 products by BLAS, and (float32, AVX-512) by the
+                    # AVX-512 blocks of _gemm_avx512.h (no per-call overhead; wasteful when
+                    # a product has few tiles)
+                    variants = [False] + ([True] if self.dtype == np.float32 and _direct.use_avx512() else [])
+                    rows_w = {}
                     op.algorithm = "winograd"
-                    wrow = direct_row.copy()
-                    wconfigs = self._table_winograd(op, wrow)
+                    for axpy in variants:
+                        op.winograd_axpy = axpy
+                        wrow = direct_row.copy()
+                        wconfigs = self._table_winograd(op, wrow)
+                        wt, wtasks, _ = wconfigs[pick]
+                        wrow[_COLS["threads"]], wrow[_COLS["tasks"]] = wt, wtasks
+                        rows_w[axpy] = (wrow, wconfigs, wt)
+                        times[axpy] = []
                     op.algorithm = "direct"
-                    wt, wtasks, _ = wconfigs[pick]
-                    wrow[_COLS["threads"]], wrow[_COLS["tasks"]] = wt, wtasks
-                    times["winograd"] = []
                     for _ in range(3):
                         self.steps[i] = direct_row
                         times["direct"].append(self.executor.time_step(i, nt, reps, cpu))
-                        self.steps[i] = wrow
-                        times["winograd"].append(self.executor.time_step(i, wt, reps, cpu))
+                        for axpy, (wrow, _, wt) in rows_w.items():
+                            self.steps[i] = wrow
+                            times[axpy].append(self.executor.time_step(i, wt, reps, cpu))
                     self.steps[i] = direct_row
-                    if sorted(times["winograd"])[1] < sorted(times["direct"])[1]:
+                    med = {k: sorted(v)[1] for k, v in times.items()}
+                    best = min(med, key=med.get)
+                    if best != "direct":
                         op.algorithm = "winograd"
-                        self.steps[i] = wrow
-                        self.configs[i] = wconfigs
+                        op.winograd_axpy = best
+                        self.steps[i] = rows_w[best][0]
+                        self.configs[i] = rows_w[best][1]
                     continue
                 fn = self._conv_alternative_fn(op, "im2col")
                 times["im2col"] = []
@@ -622,7 +636,8 @@ class _Plan:
         self._set(row, "winograd", u=self._buffer(u), b=self._buffer(bias),
                   scratch=self._buffer(scratch), slen=slen, n=g.N, c=g.C_in, h=g.H, w=g.W,
                   cout=g.C_out, oh=g.OH, ow=g.OW, pt=g.pad_top, pl=g.pad_left, chunk=chunk,
-                  avx=dt == np.float32 and _direct.use_avx512())
+                  avx=dt == np.float32 and _direct.use_avx512(),
+                  axpy=getattr(op, "winograd_axpy", False))
         n_chunks = -(-g.N // chunk)
         return self._serial_parallel((1, n_chunks, {}), (self.n_threads, n_chunks, {}))
 
@@ -864,10 +879,11 @@ class _ChunkedPlan:
     thread (one parallel region per call: no barrier between layers, and each chunk's
     activations stay in that core's cache)."""
 
-    def __init__(self, snapshot, shape, dtype, n_threads, chunk, measure=True):
+    def __init__(self, snapshot, shape, dtype, n_threads, chunk, measure=True,
+                 force_algorithm=None):
         self.shape, self.chunk, self.n_threads = shape, chunk, n_threads
         self.sub = _Plan(snapshot, (chunk,) + shape[1:], dtype, n_threads, measure=measure,
-                         chunked=True)
+                         chunked=True, force_algorithm=force_algorithm)
         self.n_chunks = shape[0] // chunk
         self.output = np.zeros((shape[0],) + self.sub.output.shape[1:], dtype)
         self.in_bytes = math.prod((chunk,) + shape[1:]) * dtype.itemsize

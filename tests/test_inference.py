@@ -400,7 +400,7 @@ def test_chunked_plan_matches_layer_plan(name, chunk, n_threads):
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("algorithm", ["winograd", "im2col"])
+@pytest.mark.parametrize("algorithm", ["winograd", "winograd_axpy", "im2col"])
 @pytest.mark.parametrize("name", ["resnet8", "bn_after_conv", "residual_identity"])
 def test_other_conv_algorithms(name, algorithm, dtype):
     """The convolutions the planner may move to Winograd (a kernel step, epilogue fused) or
@@ -415,12 +415,14 @@ def test_other_conv_algorithms(name, algorithm, dtype):
     snapshot = copy.deepcopy(model).eval()
     dt = np.dtype(dtype)
     plan = inference._Plan(snapshot, shape, dt, 2, measure=False, force_algorithm=algorithm)
-    if algorithm == "winograd" or name != "residual_identity":  # (no 1x1 convolution there)
-        assert algorithm in plan.describe()
+    if algorithm != "im2col" or name != "residual_identity":  # (no 1x1 convolution there)
+        assert algorithm.split("_")[0] in plan.describe()
     ref = _reference(model, x)
     np.testing.assert_allclose(plan.run(x), ref, **tol(dtype))
-    if algorithm == "winograd":
-        chunked = inference._ChunkedPlan(snapshot, shape, dt, 2, 1, measure=False)
+    if algorithm != "im2col":
+        chunked = inference._ChunkedPlan(snapshot, shape, dt, 2, 1, measure=False,
+                                         force_algorithm=algorithm)
+        assert "winograd" in chunked.describe()
         np.testing.assert_allclose(chunked.run(x), ref, **tol(dtype))
 
 

@@ -49,6 +49,10 @@ cdef extern from "_gemm_avx512.h":
     void fc_sgemm_dot_block(Py_ssize_t M, Py_ssize_t N, Py_ssize_t K, const float* a,
                             Py_ssize_t lda, const float* b, Py_ssize_t ldb, const float* bias,
                             float* c, Py_ssize_t ldc, Py_ssize_t i0, Py_ssize_t j0) noexcept nogil
+    void fc_sgemm_axpy_block(Py_ssize_t M, Py_ssize_t N, Py_ssize_t K, const float* a,
+                             Py_ssize_t ars, Py_ssize_t aks, const float* b, Py_ssize_t ldb,
+                             float* c, Py_ssize_t ldc, int accumulate, Py_ssize_t i0,
+                             Py_ssize_t j0) noexcept nogil
 
 cdef extern from "_pool_planes.h":
     void fc_max_pool_plane_f(const float* x, Py_ssize_t H, Py_ssize_t W, float* out,
@@ -158,9 +162,10 @@ cdef enum:
     PY_INDEX = 0
 cdef enum:
     # K_WINOGRAD: U (16, C_out, C_in) transformed weights, bias, per-thread scratch
-    # (threads, SLEN), chunks of CHUNK images; AVX: the AVX-512 input transform / scatter
+    # (threads, SLEN), chunks of CHUNK images; AVX: the AVX-512 input transform / scatter;
+    # AXPY: the products by _gemm_avx512.h's blocks (float32, AVX-512), else BLAS
     WG_U = 0, WG_B, WG_SCRATCH, WG_SLEN, WG_N, WG_C, WG_H, WG_W, WG_COUT, WG_OH, WG_OW,
-    WG_PT, WG_PL, WG_CHUNK, WG_AVX
+    WG_PT, WG_PL, WG_CHUNK, WG_AVX, WG_AXPY
 
 #: Column layout, for the planner (fastconv/inference.py).
 KINDS = dict(conv=K_CONV, linear=K_LINEAR, maxpool=K_MAXPOOL, avgpool=K_AVGPOOL,
@@ -181,7 +186,7 @@ FIELDS = dict(
     copy=("outer", "src", "dst", "off", "per"),
     py=("index",),
     winograd=("u", "b", "scratch", "slen", "n", "c", "h", "w", "cout", "oh", "ow", "pt", "pl",
-              "chunk", "avx"),
+              "chunk", "avx", "axpy"),
 )
 assert len(FIELDS["conv"]) == CV_POOL + 1 and A + CV_POOL < N_COLUMNS
 
@@ -309,7 +314,17 @@ cdef inline void winograd_task(const Py_ssize_t* p, const Py_ssize_t* slots, Py_
             fc_wino_input_f(xp, C, hp, wp, th, tw, V, nt, C * nt, i * ti, e)
         else:
             fc_wino_input_d(xp, C, hp, wp, th, tw, V, nt, C * nt, i * ti, e)
+    cdef Py_ssize_t bi, bj
     for xi in range(16):
+        if floating is float:
+            if q[WG_AXPY]:
+                # the 16 small products (C_out x tiles x C_in) by the AVX-512 axpy blocks of
+                # _gemm_avx512.h: no BLAS call, packing or threading overhead per product
+                for bi in range(0, Co, 8):
+                    for bj in range(0, nt, 32):
+                        fc_sgemm_axpy_block(Co, nt, C, u + xi * Co * C, C, 1, V + xi * C * nt, nt,
+                                            M + xi * Co * nt, nt, 0, bi, bj)
+                continue
         gemm_rm(78, 78, <int>Co, <int>nt, <int>C, <floating>1, u + xi * Co * C, <int>C,
                 V + xi * C * nt, <int>nt, <floating>0, M + xi * Co * nt, <int>nt)
     for co in range(Co):
