@@ -509,7 +509,7 @@ class _Plan:
                             times[axpy].append(self.executor.time_step(i, wt, reps, cpu))
                     self.steps[i] = direct_row
                     med = {k: (min(v) if cpu else sorted(v)[1]) for k, v in times.items()}
-                    best = min(med, key=med.get)
+                    best = min(med, key=lambda k: med[k])
                     if best != "direct":
                         op.algorithm = "winograd"
                         op.winograd_axpy = best
@@ -945,7 +945,7 @@ def _choose_plan(snapshot, shape, dtype, n_threads, measure):
         return plan
     fits = _ChunkedPlan.fits(plan)
     sizes = [c for c in CHUNK_SIZES if n % c == 0 and n // c >= max(1, n_threads) and c < n]
-    candidates = [plan]
+    candidates: list = [plan]
     if fits:
         candidates += [_ChunkedPlan(snapshot, shape, dtype, n_threads, c) for c in sizes]
     if n_threads > 1:
