@@ -497,3 +497,30 @@ def test_conv_relu_maxpool_fused(batch):
         assert text.count("+maxpool") == 2 and "batch_norm (affine)" in text
     x[0, 1, 3, 4] = np.nan
     np.testing.assert_array_equal(np.isnan(plan(x)), np.isnan(_reference(model, x)))
+
+
+@pytest.mark.parametrize("name", ["lenet5", "resnet8", "concat", "pools", "linear_relu_chain"])
+def test_portable_kernels(name):
+    """With the AVX-512 kernels switched off (``_direct.use_avx512(False)``: what CPUs
+    without them get) plans use the portable tiles, BLAS for the fully connected layers and
+    the portable Winograd transforms, with the same results."""
+    from fastconv._kernels import _direct
+
+    if name in models.MODELS:
+        model, shape = models.MODELS[name](rng=0), (3, 1, 28, 28)
+    else:
+        model, shape = _conv_nets(np.float32)[name], (3, 3, 11, 9)
+    model = _randomize_bn(model, np.random.default_rng(17))
+    x = np.random.default_rng(18).standard_normal(shape).astype(np.float32)
+    ref = _reference(model, x)
+    previous = _direct.use_avx512(False)
+    try:
+        snapshot = copy.deepcopy(model).eval()
+        for force in (None, "winograd"):
+            plan = inference._Plan(snapshot, shape, np.dtype(np.float32), 2, measure=False,
+                                   force_algorithm=force)
+            assert "tile 20" not in plan.describe() and "+maxpool" not in plan.describe()
+            np.testing.assert_allclose(plan.run(x), ref, **tol(np.float32))
+        np.testing.assert_allclose(inference.compile(model, shape)(x), ref, **tol(np.float32))
+    finally:
+        _direct.use_avx512(previous)
