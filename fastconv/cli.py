@@ -149,6 +149,9 @@ def cmd_train(args):
             raise UserError(f"{target} already exists; pass --force to overwrite it")
     if args.model != "lenet5" and (args.activation != "relu" or args.pool != "max"):
         raise UserError("--activation and --pool apply to --model lenet5 only")
+    if args.distributed:  # MPI (fastconv.distributed): threads per rank; rank 0 prints and writes
+        from . import distributed as _dist
+        _dist.setup_cli(args)
     if args.threads is not None:
         set_num_threads(args.threads)
     info = DATASETS[args.dataset]
@@ -175,6 +178,8 @@ def cmd_train(args):
     test_batches = BatchIterator(test_x, test_y, 1000, normalize=norm)
     scheduler, per_step = make_lr_schedule(args.lr_schedule, optimizer, args.epochs, len(train_batches))
     loss_fn = CrossEntropyLoss(label_smoothing=args.label_smoothing)
+    if args.distributed:  # DataParallel + gradient Allreduce; strided shards of each global batch
+        model, optimizer, train_batches = _dist.prepare_cli(model, optimizer, train_batches, args.seed + 1)
     hide_bar = args.quiet or not sys.stderr.isatty()
     what = f"{args.model} ({args.activation}, {args.pool} pool)" if args.model == "lenet5" else args.model
     n_params = sum(p.data.size for p in model.parameters())
@@ -188,6 +193,8 @@ def cmd_train(args):
     status = 0
     try:
         for epoch in range(1, args.epochs + 1):
+            if args.distributed:
+                train_batches.sampler.set_epoch(epoch - 1)
             with _progress_bar(len(train_x), f"epoch {epoch}/{args.epochs}", hide_bar) as bar:
                 def progress(n, loss, rate, bar=bar):
                     bar.update(n)
@@ -195,6 +202,8 @@ def cmd_train(args):
 
                 stats = train_epoch(model, loss_fn, optimizer, train_batches, progress,
                                     scheduler if per_step else None)
+            if args.distributed:  # BatchNorm statistics averaged; metrics summed over the ranks
+                stats = _dist.end_epoch_cli(model, stats)
             if scheduler is not None and not per_step:
                 scheduler.step()
             test_acc = float(np.mean(predict(model, test_batches) == test_y))
@@ -451,6 +460,10 @@ def build_parser():
     t.add_argument("--activation", choices=["relu", "tanh"], default="relu")
     t.add_argument("--pool", choices=["max", "avg"], default="max")
     t.add_argument("--threads", type=_positive_int, help="kernel threads (default: OMP_NUM_THREADS or all CPUs)")
+    t.add_argument("--distributed", action="store_true",
+                   help="data-parallel over MPI: mpiexec -n W fastconv train --distributed ... "
+                        "(--batch-size stays the global batch; threads per rank default to the "
+                        "machine's CPUs / its ranks; rank 0 prints and writes --metrics/--save)")
     t.add_argument("--seed", type=_nonneg_int, default=0)
     t.add_argument("--train-limit", type=_positive_int, metavar="N", help="train on the first N images only")
     t.add_argument("--init-from", metavar="MODEL",
@@ -514,6 +527,9 @@ def main(argv=None):
         return args.func(args)
     except UserError as e:
         print(f"fastconv {args.command}: error: {e}", file=sys.stderr)
+        if getattr(args, "distributed", False):  # the other ranks may be waiting in MPI
+            from .distributed import abort_job
+            abort_job(2)
         return 2
 
 

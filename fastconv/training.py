@@ -44,9 +44,10 @@ def train_epoch(model: Module, loss_fn: CrossEntropyLoss, optimizer: Optimizer,
             optimizer.step()
             if scheduler is not None:
                 scheduler.step()
-            n = len(y)
+            # (fastconv.distributed.DataParallel: a rank's weight-0 padding image counts 0)
+            n = len(y) if getattr(model, "local_count", None) is None else model.local_count
             total_loss += loss * n
-            correct += int((logits.argmax(axis=1) == y).sum())
+            correct += int((logits.argmax(axis=1) == y).sum()) if n else 0
             seen += n
             if progress is not None:
                 progress(n, loss, seen / (time.perf_counter() - t0))

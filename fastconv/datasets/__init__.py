@@ -314,12 +314,18 @@ class BatchIterator:
         generator spawned from the iterator's at construction (``rng.spawn(1)``), so the
         augmentation is fixed by the iterator's seed and the shuffling order is the same
         with or without a transform.
+    sampler : fastconv.distributed.DistributedSampler, optional
+        Data-parallel training: ``batch_size`` is the global batch; every global batch (in
+        the sampler's per-epoch order, which is this iterator's own ``shuffle=True, rng=seed``
+        order for the same seed) is converted and transformed whole, and this rank's strided
+        share of it is yielded. ``shuffle`` and ``rng``'s order are then not used.
     """
 
     def __init__(self, images: NDArray[Any], labels: NDArray[Any], batch_size: int = 64, shuffle: bool = False,
                  drop_last: bool = False, normalize: tuple[float, float] | None = None, rng: RNGLike = None,
                  dtype: DTypeLike = np.float32,
-                 transform: Callable[[FloatArray, Any], FloatArray] | None = None) -> None:
+                 transform: Callable[[FloatArray, Any], FloatArray] | None = None,
+                 sampler: Any = None) -> None:
         images = np.asarray(images)
         labels = np.asarray(labels)
         if images.ndim != 3:
@@ -345,6 +351,9 @@ class BatchIterator:
             raise TypeError(f"transform must be callable as transform(images, rng), got {type(transform).__name__}")
         self.transform = transform
         self._transform_rng = _spawn(self._rng) if transform is not None else None
+        if sampler is not None and getattr(sampler, "num_samples", None) != len(images):
+            raise ValueError(f"sampler must be a DistributedSampler over {len(images)} samples, got {sampler!r}")
+        self.sampler = sampler
 
     def __len__(self) -> int:
         n = len(self.images)
@@ -359,6 +368,9 @@ class BatchIterator:
         return x[:, None]
 
     def __iter__(self) -> Iterator[tuple[FloatArray, NDArray[Any]]]:
+        if self.sampler is not None:
+            yield from self.sampler._iterate(self)
+            return
         n = len(self.images)
         order = self._rng.permutation(n) if self.shuffle else np.arange(n)
         for i in range(len(self)):

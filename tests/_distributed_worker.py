@@ -1,0 +1,86 @@
+"""Run under ``mpiexec -n W`` by tests/test_distributed.py (also alone: world size 1).
+
+    python _distributed_worker.py train OUT_DIR MNIST_DIR DTYPE BATCH N_IMAGES
+        one epoch of LeNet-5 (SGD, momentum) on the first N_IMAGES MNIST images with global
+        batch BATCH; every rank writes its parameters to OUT_DIR/rank<r>.npz
+    python _distributed_worker.py resnet OUT_DIR MNIST_DIR
+        three steps of ResNet-8 (BatchNorm) + sync_buffers; every rank writes its state dict
+    python _distributed_worker.py raise | exit | kill | sysabort
+        rank 1 fails that way while the others wait in an Allreduce
+"""
+import os
+import signal
+import sys
+import time
+
+import numpy as np
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+
+from fastconv import distributed as dist  # noqa: E402
+
+
+def train(out, mnist, dtype, batch, n_images):
+    from fastconv.datasets import BatchIterator, load_mnist
+    from fastconv.models import lenet5
+    from fastconv.nn import CrossEntropyLoss
+    from fastconv.optim import SGD
+    from fastconv.training import train_epoch
+
+    r = dist.init()
+    x, y = load_mnist(mnist, "train")
+    x, y = x[:n_images], y[:n_images]
+    # rank-dependent init: DataParallel must broadcast rank 0's weights
+    model = lenet5(10, rng=np.random.default_rng(0 if r == 0 else 100 + r), dtype=dtype)
+    model = dist.DataParallel(model)
+    opt = dist.DistributedOptimizer(SGD(model.parameters(), lr=0.05, momentum=0.9, nesterov=True), model)
+    sampler = dist.DistributedSampler(len(x), seed=7)
+    batches = BatchIterator(x, y, batch, normalize=(0.1307, 0.3081), dtype=dtype, sampler=sampler)
+    stats = train_epoch(model, CrossEntropyLoss(), opt, batches)
+    total = dist.reduce_metrics(loss=stats["loss"] * stats["samples"], samples=stats["samples"])
+    np.savez(os.path.join(out, f"rank{r}.npz"), samples=total["samples"], loss=total["loss"],
+             **model.state_dict())
+
+
+def resnet(out, mnist):
+    from fastconv.datasets import BatchIterator, load_mnist
+    from fastconv.models import resnet8
+    from fastconv.nn import CrossEntropyLoss
+    from fastconv.optim import SGD
+    from fastconv.training import train_epoch
+
+    r = dist.init()
+    x, y = load_mnist(mnist, "train")
+    model = dist.DataParallel(resnet8(1, 10, rng=np.random.default_rng(r)))
+    opt = dist.DistributedOptimizer(SGD(model.parameters(), lr=0.05, momentum=0.9), model)
+    batches = BatchIterator(x[:48], y[:48], 16, sampler=dist.DistributedSampler(48, seed=3))
+    train_epoch(model, CrossEntropyLoss(), opt, batches)
+    model.sync_buffers()
+    np.savez(os.path.join(out, f"rank{r}.npz"), **model.state_dict())
+
+
+def fail(mode):
+    r = dist.init()
+    if r == 1:
+        time.sleep(0.3)
+        if mode == "raise":
+            raise RuntimeError("rank 1 fails on purpose")
+        if mode == "exit":
+            os._exit(3)
+        if mode == "kill":
+            os.kill(os.getpid(), signal.SIGKILL)
+        if mode == "sysabort":
+            dist.abort(5)
+    a = np.ones(4)
+    dist.all_reduce_(a)  # the others wait here for rank 1 forever unless the job is ended
+    print(f"rank {r} passed the allreduce", flush=True)
+
+
+if __name__ == "__main__":
+    what = sys.argv[1]
+    if what == "train":
+        train(sys.argv[2], sys.argv[3], np.dtype(sys.argv[4]), int(sys.argv[5]), int(sys.argv[6]))
+    elif what == "resnet":
+        resnet(sys.argv[2], sys.argv[3])
+    else:
+        fail(what)
