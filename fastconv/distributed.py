@@ -73,7 +73,7 @@ def _mpi():
     global _MPI
     if _MPI is None:
         try:
-            from mpi4py import MPI
+            from mpi4py import MPI  # type: ignore[import-not-found,unused-ignore]
         except ImportError as e:
             raise ImportError(f"{_INSTALL_HINT} ({e})") from e
         _MPI = MPI
@@ -404,20 +404,16 @@ class DataParallel(Module):
     def backward(self, grad_output):
         return self.module.backward(grad_output)
 
-    def train(self, mode: bool = True):
-        super().train(mode)
-        return self
-
-    def named_parameters(self, prefix: str = ""):
+    def named_parameters(self, prefix: str = "") -> Iterator[tuple[str, Any]]:
         return self.module.named_parameters(prefix)
 
-    def named_buffers(self, prefix: str = ""):
+    def named_buffers(self, prefix: str = "") -> Iterator[tuple[str, Any]]:
         return self.module.named_buffers(prefix)
 
-    def state_dict(self):
+    def state_dict(self) -> Any:
         return self.module.state_dict()
 
-    def load_state_dict(self, state_dict, strict: bool = True) -> None:
+    def load_state_dict(self, state_dict: Any, strict: bool = True) -> None:
         self.module.load_state_dict(state_dict, strict)
 
     def sync_buffers(self) -> None:
@@ -526,7 +522,7 @@ def _gather_pids():
     return None if pids is None else ", ".join(f"rank {r}: {p}" for r, p in enumerate(pids))
 
 
-def prepare_cli(model: Module, optimizer: Any, batches: Any, seed: int) -> tuple[DataParallel, DistributedOptimizer, Any]:
+def prepare_cli(model: Module, optimizer: Any, batches: Any, seed: int) -> tuple[Any, Any, Any]:
     """Wrap the model and the optimizer, and give the training batches a
     :class:`DistributedSampler` with the single-process order (``seed`` = the seed of the
     iterator's generator); ``batches.batch_size`` stays the global batch."""
@@ -535,7 +531,7 @@ def prepare_cli(model: Module, optimizer: Any, batches: Any, seed: int) -> tuple
     return dp, DistributedOptimizer(optimizer, dp), batches
 
 
-def end_epoch_cli(model: DataParallel, stats: dict[str, Any]) -> dict[str, Any]:
+def end_epoch_cli(model: Any, stats: dict[str, Any]) -> dict[str, Any]:
     """BatchNorm running statistics averaged over the ranks; the epoch's metrics summed as
     (sum, count) over the ranks (``seconds``: the slowest rank's)."""
     model.sync_buffers()

@@ -45,7 +45,8 @@ def train_epoch(model: Module, loss_fn: CrossEntropyLoss, optimizer: Optimizer,
             if scheduler is not None:
                 scheduler.step()
             # (fastconv.distributed.DataParallel: a rank's weight-0 padding image counts 0)
-            n = len(y) if getattr(model, "local_count", None) is None else model.local_count
+            count = getattr(model, "local_count", None)
+            n = len(y) if count is None else count
             total_loss += loss * n
             correct += int((logits.argmax(axis=1) == y).sum()) if n else 0
             seen += n

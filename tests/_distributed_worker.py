@@ -15,9 +15,7 @@ import time
 
 import numpy as np
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
-
-from fastconv import distributed as dist  # noqa: E402
+from fastconv import distributed as dist
 
 
 def train(out, mnist, dtype, batch, n_images):

@@ -17,15 +17,17 @@ from fastconv import distributed as dist
 from fastconv.datasets import BatchIterator
 
 HERE = Path(__file__).resolve().parent
-ROOT = HERE.parent
 WORKER = HERE / "_distributed_worker.py"
 HAVE_MPI = importlib.util.find_spec("mpi4py") is not None and shutil.which("mpiexec") is not None
 needs_mpi = pytest.mark.skipif(not HAVE_MPI, reason='needs mpi4py and mpiexec: pip install "fastconv[mpi]"')
 
 
 def _env():
-    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(ROOT))
-    return env
+    """One thread per rank; the subprocesses import the fastconv this process imported
+    (the source tree or an installed wheel)."""
+    import fastconv
+
+    return dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(Path(fastconv.__file__).resolve().parents[1]))
 
 
 def mpirun(n, *args, timeout=60, cwd=None):
