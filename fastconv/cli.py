@@ -127,7 +127,70 @@ def _init_from(model, path, freeze_prefixes):
     return frozen
 
 
+#: ``fastconv train`` flags that define a run: a --resume'd checkpoint must have the same
+_RUN_FLAGS = ("model", "dataset", "epochs", "batch_size", "optimizer", "lr", "lr_schedule", "augment",
+              "crop_padding", "momentum", "nesterov", "weight_decay", "decay_norm_and_bias",
+              "label_smoothing", "activation", "pool", "seed", "train_limit", "init_from", "freeze")
+
+
+def _checkpoint_dir(args):
+    """The --checkpoint directory (--resume's when only that is given), checked; or None."""
+    from pathlib import Path
+
+    if args.resume is not None and not Path(args.resume).is_dir():
+        what = "is not a directory" if Path(args.resume).exists() else "does not exist"
+        raise UserError(f"--resume {args.resume}: {what} (expected a --checkpoint directory)")
+    ckpt_dir = args.checkpoint if args.checkpoint is not None else args.resume
+    if ckpt_dir is not None and Path(ckpt_dir).exists() and not Path(ckpt_dir).is_dir():
+        raise UserError(f"--checkpoint {ckpt_dir}: exists and is not a directory")
+    return ckpt_dir
+
+
+def _rank_zero():
+    from . import distributed
+
+    return distributed.is_main()
+
+
+def _training_run(args, ckpt_dir, lr, model, optimizer, scheduler, train_batches, train_x, train_y):
+    """The checkpointing of this run (fastconv.checkpoint.TrainingRun), resumed if --resume."""
+    import zlib
+
+    from . import get_num_threads
+    from .checkpoint import CheckpointError, TrainingRun, list_checkpoints
+
+    config = {"flags": {k.replace("_", "-"): getattr(args, k) for k in _RUN_FLAGS}, "lr": lr,
+              "model": model.config, "train_images": int(len(train_x)),
+              "train_crc32": zlib.crc32(train_y.tobytes(), zlib.crc32(train_x.tobytes()))}
+    threads = get_num_threads()
+    try:
+        run = TrainingRun(ckpt_dir, model=model, optimizer=optimizer, scheduler=scheduler,
+                          batches=train_batches, config=config, every=args.checkpoint_every,
+                          metrics_path=args.metrics, notes={"threads": threads},
+                          writer=not getattr(args, "distributed", False) or _rank_zero())
+        if args.resume is None:  # a fresh run; its step 0 is checkpointed too (for a kill before epoch 1 ends)
+            existing = list_checkpoints(ckpt_dir)
+            if existing and not args.force:
+                raise UserError(f"--checkpoint {ckpt_dir} already holds checkpoints of a run: pass "
+                                f"--resume {ckpt_dir} to continue it, or --force to start over")
+            for p in existing if run.writer else ():
+                p.unlink()
+            run.save()
+        else:
+            ckpt = run.resume(args.resume)
+            saved = ckpt.extra.get("notes", {}).get("threads", threads)
+            if saved != threads:
+                print(f"warning: the checkpoint was written with {saved} threads, this run has {threads}: "
+                      f"the result will not be bitwise that of an uninterrupted run", file=sys.stderr, flush=True)
+            print(f"resuming from {ckpt.path} ({ckpt.epoch} epochs and {ckpt.step} steps done)", flush=True)
+    except CheckpointError as e:
+        raise UserError(f"--resume {args.resume}: {e}" if args.resume else f"--checkpoint: {e}") from e
+    return run
+
+
 def cmd_train(args):
+    import contextlib
+
     import numpy as np
 
     from . import manual_seed, set_num_threads
@@ -143,7 +206,8 @@ def cmd_train(args):
         if getattr(args, key) is None:
             setattr(args, key, defaults[key])
     lr = defaults["lr"][args.optimizer] if args.lr is None else args.lr
-    if args.save is not None and not args.force:
+    ckpt_dir = _checkpoint_dir(args)
+    if args.save is not None and not args.force and args.resume is None:  # (resume: overwrite)
         target = model_path(args.save)  # what save_model writes (.npz appended if no known extension)
         if target.exists():
             raise UserError(f"{target} already exists; pass --force to overwrite it")
@@ -180,6 +244,8 @@ def cmd_train(args):
     loss_fn = CrossEntropyLoss(label_smoothing=args.label_smoothing)
     if args.distributed:  # DataParallel + gradient Allreduce; strided shards of each global batch
         model, optimizer, train_batches = _dist.prepare_cli(model, optimizer, train_batches, args.seed + 1)
+    ckpt = None if ckpt_dir is None else _training_run(args, ckpt_dir, lr, model, optimizer, scheduler,
+                                                       train_batches, train_x, train_y)
     hide_bar = args.quiet or not sys.stderr.isatty()
     what = f"{args.model} ({args.activation}, {args.pool} pool)" if args.model == "lenet5" else args.model
     n_params = sum(p.data.size for p in model.parameters())
@@ -191,17 +257,24 @@ def cmd_train(args):
     if frozen:
         print(f"frozen: {len(frozen)} parameters ({', '.join(frozen)})", flush=True)
     status = 0
+    interrupts = contextlib.ExitStack()  # with --checkpoint: Ctrl-C stops after the current step
+    if ckpt is not None:
+        interrupts.enter_context(ckpt.deferred_interrupts())
     try:
-        for epoch in range(1, args.epochs + 1):
+        for epoch in range(1 if ckpt is None else ckpt.epoch_done + 1, args.epochs + 1):
+            batches = train_batches if ckpt is None else ckpt.begin_epoch()
             if args.distributed:
                 train_batches.sampler.set_epoch(epoch - 1)
             with _progress_bar(len(train_x), f"epoch {epoch}/{args.epochs}", hide_bar) as bar:
                 def progress(n, loss, rate, bar=bar):
                     bar.update(n)
                     bar.set_postfix(loss=f"{loss:.4f}", img_s=f"{rate:.0f}", refresh=False)
+                    if ckpt is not None:
+                        ckpt.step_done()  # (raises KeyboardInterrupt there after a Ctrl-C)
 
-                stats = train_epoch(model, loss_fn, optimizer, train_batches, progress,
-                                    scheduler if per_step else None)
+                stats = train_epoch(model, loss_fn, optimizer, batches, progress,
+                                    scheduler if per_step else None,
+                                    totals=None if ckpt is None else ckpt.totals)
             if args.distributed:  # BatchNorm statistics averaged; metrics summed over the ranks
                 stats = _dist.end_epoch_cli(model, stats)
             if scheduler is not None and not per_step:
@@ -221,9 +294,17 @@ def cmd_train(args):
             if args.metrics:
                 with open(args.metrics, "a") as f:
                     f.write(json.dumps(record) + "\n")
+            if ckpt is not None:
+                ckpt.end_epoch(record, last=epoch == args.epochs)  # (KeyboardInterrupt after a Ctrl-C)
     except KeyboardInterrupt:
         print("interrupted: stopping after the last completed step", file=sys.stderr, flush=True)
         status = 130
+        if ckpt is not None:
+            path = ckpt.save_on_interrupt()
+            print(f"checkpoint written to {path}" if path else "checkpoint: the last one written stays",
+                  file=sys.stderr, flush=True)
+    finally:
+        interrupts.close()
     if args.save is not None:
         path = save_model(model, args.save, force=True)
         print(f"saved model to {path}", flush=True)
@@ -304,21 +385,12 @@ def _pyplot():
 
 def _write_figure(fig, path):
     """Save ``fig`` to ``path`` atomically (temporary file in the same folder, then rename)."""
-    import os
-    import tempfile
     from pathlib import Path
 
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=path.suffix, dir=path.parent)
-    os.close(fd)
-    try:
-        fig.savefig(tmp, dpi=110, bbox_inches="tight", format=path.suffix.lstrip(".") or "png")
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    return path
+    from ._atomic import atomic_write
+
+    fmt = Path(path).suffix.lstrip(".") or "png"
+    return atomic_write(path, lambda f: fig.savefig(f, dpi=110, bbox_inches="tight", format=fmt))
 
 
 def read_metrics(path):
@@ -475,8 +547,18 @@ def build_parser():
                         "convolutions): transfer learning")
     t.add_argument("--save", metavar="PATH", help="save the trained model here: PATH.safetensors or "
                                                   "PATH.npz (.npz is appended to other names)")
-    t.add_argument("--force", action="store_true", help="overwrite an existing --save file")
+    t.add_argument("--force", action="store_true", help="overwrite an existing --save file (and start "
+                                                        "over in a --checkpoint DIR holding checkpoints)")
     t.add_argument("--metrics", metavar="PATH.jsonl", help="append one JSON object per epoch here")
+    t.add_argument("--checkpoint", metavar="DIR",
+                   help="write checkpoints (model, optimizer, scheduler, RNG states, metrics) into DIR "
+                        "atomically: every --checkpoint-every epochs, at the end and on Ctrl-C")
+    t.add_argument("--checkpoint-every", type=_positive_int, default=1, metavar="N",
+                   help="checkpoint every N epochs (default 1)")
+    t.add_argument("--resume", metavar="DIR",
+                   help="continue from DIR's latest complete checkpoint (same command line plus "
+                        "--resume DIR; checkpoints go on into DIR unless --checkpoint says otherwise); "
+                        "the result is bitwise that of an uninterrupted run (same --threads)")
     t.add_argument("--quiet", action="store_true", help="no progress bar")
     t.set_defaults(func=cmd_train)
 

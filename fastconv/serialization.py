@@ -20,7 +20,6 @@ renamed, so an interrupted save never leaves a truncated file behind.
 """
 import json
 import os
-import tempfile
 import zipfile
 from collections import OrderedDict
 from collections.abc import Mapping
@@ -28,6 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ._atomic import atomic_write
 from .models import MODELS, build_model
 from .nn.module import Module, StateDictError
 
@@ -235,16 +235,7 @@ def save(obj, path, *, force=False):
     state, config = _state_and_config(obj)
     if path.exists() and not force:
         raise FileExistsError(f"{path} already exists; pass force=True (CLI: --force) to overwrite it")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=path.suffix + ".part", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            writer(f, state, config)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    return path
+    return atomic_write(path, lambda f: writer(f, state, config))
 
 
 def load(path):

@@ -536,8 +536,9 @@ BAD_SAVE = [
     (lambda p: fastconv.save(_with_config({"model": "lenet5", "x": object()}), p), ValueError,
      "JSON-serialisable"),
     (lambda p: fastconv.load(3), TypeError, "path must be a str or os.PathLike"),
-    (lambda p: fastconv.load(p.with_suffix(".onnx")), ModelFileError,
-     r"extension must be one of \['.npz', '.safetensors'\], got '.onnx'"),
+    # (.pt: never registered; .onnx is, once fastconv.onnx has been imported)
+    (lambda p: fastconv.load(p.with_suffix(".pt")), ModelFileError,
+     r"extension must be one of \[.*'.npz'.*'.safetensors'.*\], got '.pt'"),
     (lambda p: fastconv.load(p.parent / "missing.safetensors"), ModelFileError, "no such model file"),
     (lambda p: fastconv.load(p.parent), ModelFileError, "extension must be one of"),
 ]
@@ -640,3 +641,18 @@ def test_bfloat16_refused_even_when_numpy_knows_it(tmp_path):
     path.write_bytes(_craft({"w": _t(dtype="C64", shape=(1,), offsets=(0, 8))}, b"\0" * 8))
     with pytest.raises(ModelFileError, match="tensor 'w' has an unsupported dtype \\(dtype complex64;"):
         fastconv.load(path)
+
+
+def test_saved_files_get_the_usual_permissions(tmp_path):
+    # mkstemp creates 0600 files; a saved model must be as readable as any file the user
+    # writes (0666 minus the umask), and no temporary file may be left behind.
+    import os
+    import stat
+
+    mask = os.umask(0o022)
+    try:
+        path = fastconv.save({"w": np.ones(3, np.float32)}, tmp_path / "w.safetensors")
+    finally:
+        os.umask(mask)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o644
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["w.safetensors"]

@@ -9,8 +9,6 @@ and checks that the model accepts that input.
 """
 import json
 import os
-import tempfile
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -18,6 +16,7 @@ import onnx
 from onnx import TensorProto, helper, numpy_helper
 
 from .. import nn
+from .._atomic import atomic_write
 from .._version import __version__
 from ..functional.pool import adaptive_pool_geometry
 from .registry import add_exporter, find_exporter
@@ -589,14 +588,4 @@ def export(model, path, input_shape, *, dynamic_batch=True, opset=17):
     proto = build_model_proto(model, input_shape, dynamic_batch=dynamic_batch, opset=opset)
     onnx.checker.check_model(proto, full_check=True)
     data = proto.SerializeToString()
-    path = Path(os.fspath(path))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".onnx.part", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    return path
+    return atomic_write(os.fspath(path), lambda f: f.write(data))
