@@ -18,20 +18,23 @@ if TYPE_CHECKING:
 def train_epoch(model: Module, loss_fn: CrossEntropyLoss, optimizer: Optimizer,
                 batches: Iterable[tuple[FloatArray, ArrayLike]],
                 progress: Callable[[int, float, float], Any] | None = None,
-                scheduler: LRScheduler | None = None) -> Any:
+                scheduler: LRScheduler | None = None, totals: dict[str, Any] | None = None) -> Any:
     """One pass over ``batches`` (an iterable of (x, labels)).
 
     ``progress(n, loss, images_per_second)`` is called after each step; ``scheduler``, if
     given, is stepped after every optimizer step (a per-step schedule such as OneCycleLR).
+    ``totals``, if given, is a dict of running sums (``loss_sum``, ``correct``, ``seen``,
+    ``steps``) that is updated in place after every step, before ``progress``; pass the
+    totals of an interrupted epoch to continue it (what :mod:`fastconv.checkpoint` resumes).
 
     Returns
     -------
     dict with ``loss`` (mean over samples), ``train_acc`` (fraction), ``samples``, ``seconds``.
     """
     model.train()
-    total_loss = 0.0
-    correct = 0
-    seen = 0
+    total_loss = 0.0 if totals is None else totals.setdefault("loss_sum", 0.0)
+    correct = 0 if totals is None else totals.setdefault("correct", 0)
+    seen = 0 if totals is None else totals.setdefault("seen", 0)
     t0 = time.perf_counter()
     # BLAS pinned to one thread once for the epoch: the layers' own pins (Sequential's,
     # Linear's, im2col's) then cost a counter, not ~4 us of library calls a step each.
@@ -50,6 +53,9 @@ def train_epoch(model: Module, loss_fn: CrossEntropyLoss, optimizer: Optimizer,
             total_loss += loss * n
             correct += int((logits.argmax(axis=1) == y).sum()) if n else 0
             seen += n
+            if totals is not None:
+                totals.update(loss_sum=total_loss, correct=correct, seen=seen,
+                              steps=totals.get("steps", 0) + 1)
             if progress is not None:
                 progress(n, loss, seen / (time.perf_counter() - t0))
     seconds = time.perf_counter() - t0
