@@ -558,7 +558,8 @@ def build_parser():
     t.add_argument("--resume", metavar="DIR",
                    help="continue from DIR's latest complete checkpoint (same command line plus "
                         "--resume DIR; checkpoints go on into DIR unless --checkpoint says otherwise); "
-                        "the result is bitwise that of an uninterrupted run (same --threads)")
+                        "the result is bitwise that of an uninterrupted run (same --threads); "
+                        "an existing --save file is overwritten")
     t.add_argument("--quiet", action="store_true", help="no progress bar")
     t.set_defaults(func=cmd_train)
 
