@@ -143,6 +143,8 @@ def _checkpoint_dir(args):
     ckpt_dir = args.checkpoint if args.checkpoint is not None else args.resume
     if ckpt_dir is not None and Path(ckpt_dir).exists() and not Path(ckpt_dir).is_dir():
         raise UserError(f"--checkpoint {ckpt_dir}: exists and is not a directory")
+    if ckpt_dir is None and args.checkpoint_every is not None:
+        raise UserError("--checkpoint-every needs --checkpoint DIR (or --resume DIR)")
     return ckpt_dir
 
 
@@ -165,7 +167,7 @@ def _training_run(args, ckpt_dir, lr, model, optimizer, scheduler, train_batches
     threads = get_num_threads()
     try:
         run = TrainingRun(ckpt_dir, model=model, optimizer=optimizer, scheduler=scheduler,
-                          batches=train_batches, config=config, every=args.checkpoint_every,
+                          batches=train_batches, config=config, every=args.checkpoint_every or 1,
                           metrics_path=args.metrics, notes={"threads": threads},
                           writer=not getattr(args, "distributed", False) or _rank_zero())
         if args.resume is None:  # a fresh run; its step 0 is checkpointed too (for a kill before epoch 1 ends)
@@ -553,7 +555,7 @@ def build_parser():
     t.add_argument("--checkpoint", metavar="DIR",
                    help="write checkpoints (model, optimizer, scheduler, RNG states, metrics) into DIR "
                         "atomically: every --checkpoint-every epochs, at the end and on Ctrl-C")
-    t.add_argument("--checkpoint-every", type=_positive_int, default=1, metavar="N",
+    t.add_argument("--checkpoint-every", type=_positive_int, metavar="N",
                    help="checkpoint every N epochs (default 1)")
     t.add_argument("--resume", metavar="DIR",
                    help="continue from DIR's latest complete checkpoint (same command line plus "

@@ -399,6 +399,37 @@ def test_lenet5_killed_at_random_steps_resumes_bitwise(tmp_path, small_mnist):
         assert metrics == expected, f"metrics differ after a kill at step {kill_at}"
 
 
+def test_lenet5_killed_after_random_delays_resumes_bitwise(tmp_path, small_mnist):
+    """SIGKILL at any moment (start-up, a step, evaluation, a checkpoint or metrics write): a
+    run killed before its first checkpoint (step 0, written before training) is simply run
+    again; otherwise it is resumed."""
+    from fastconv.checkpoint import list_checkpoints
+
+    import time
+
+    t0 = time.perf_counter()
+    ref_weights, ref_metrics = _reference(tmp_path, LENET, small_mnist)
+    duration = time.perf_counter() - t0
+    rnd = random.Random(29)
+    for i in range(2):
+        ckpt, out, metrics = tmp_path / f"d{i}", tmp_path / f"d{i}.npz", tmp_path / f"d{i}.jsonl"
+        cmd = [sys.executable, "-m", "fastconv", *map(str, LENET), "--data", str(small_mnist), "--checkpoint",
+               str(ckpt), "--save", str(out), "--metrics", str(metrics)]
+        env = dict(os.environ, OMP_NUM_THREADS="1")
+        env.pop(TrainingRun.KILL_HOOK_VARIABLE, None)
+        p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL,
+                             cwd=tempfile.gettempdir(), env=env)
+        try:
+            p.wait(timeout=rnd.uniform(0.3, 0.95) * duration)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait()
+        again = ("--resume", ckpt) if list_checkpoints(ckpt) else ("--checkpoint", ckpt, "--force")
+        r = run_cli(*LENET, "--data", small_mnist, *again, "--save", out, "--metrics", metrics)
+        assert r.returncode == 0, r.stderr
+        assert _weights(out) == ref_weights and _records(metrics) == ref_metrics
+
+
 def test_resnet8_augmented_onecycle_killed_and_resumed_bitwise(tmp_path, small_mnist):
     ref_weights, ref_metrics = _reference(tmp_path, RESNET, small_mnist)
     assert any(k.endswith("num_batches_tracked") for k in ref_weights)
@@ -409,6 +440,7 @@ def test_resnet8_augmented_onecycle_killed_and_resumed_bitwise(tmp_path, small_m
 
 @pytest.mark.parametrize("extra,words", [
     (("--checkpoint-every", 0), "--checkpoint-every: expected a positive integer"),
+    (("--checkpoint-every", 2), "--checkpoint-every needs --checkpoint DIR"),
     (("--resume", "{tmp}/missing"), "missing: does not exist"),
     (("--resume", "{tmp}/file"), "file: is not a directory"),
     (("--checkpoint", "{tmp}/file"), "--checkpoint {tmp}/file: exists and is not a directory"),
