@@ -50,7 +50,8 @@ in a collective. A rank killed by a signal or ending with ``os._exit(code)`` is 
 MPICH's ``mpiexec`` (hydra), which kills the others and exits non-zero. A rank that calls
 ``sys.exit(code)`` while the others wait is not covered by the hook: call :func:`abort` instead.
 As a last guard, ``MPIEXEC_TIMEOUT=seconds mpiexec ...`` makes hydra kill a job that runs
-longer than that (a deadlock, a hung node).
+longer than that (a deadlock, a stuck rank, a hung node; exit status 255). On a rank killed by
+a signal hydra names the PID: ``fastconv train --distributed`` prints every rank's PID first.
 """
 from __future__ import annotations
 
@@ -490,6 +491,12 @@ class DistributedOptimizer:
         self.optimizer.zero_grad()
 
 
+def wrap(model: Module, optimizer: Any) -> tuple[DataParallel, DistributedOptimizer]:
+    """``DataParallel(model)`` and its ``DistributedOptimizer(optimizer, ...)`` in one call."""
+    dp = DataParallel(model)
+    return dp, DistributedOptimizer(optimizer, dp)
+
+
 # ----------------------------------------------------------------------------- CLI helpers
 # (``fastconv train --distributed``; cmd_train calls these three at fixed points)
 def setup_cli(args: Any) -> None:
@@ -526,9 +533,9 @@ def prepare_cli(model: Module, optimizer: Any, batches: Any, seed: int) -> tuple
     """Wrap the model and the optimizer, and give the training batches a
     :class:`DistributedSampler` with the single-process order (``seed`` = the seed of the
     iterator's generator); ``batches.batch_size`` stays the global batch."""
-    dp = DataParallel(model)
+    dp, opt = wrap(model, optimizer)
     batches.sampler = DistributedSampler(len(batches.images), seed=seed)
-    return dp, DistributedOptimizer(optimizer, dp), batches
+    return dp, opt, batches
 
 
 def end_epoch_cli(model: Any, stats: dict[str, Any]) -> dict[str, Any]:

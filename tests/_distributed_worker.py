@@ -5,7 +5,7 @@
         batch BATCH; every rank writes its parameters to OUT_DIR/rank<r>.npz
     python _distributed_worker.py resnet OUT_DIR MNIST_DIR
         three steps of ResNet-8 (BatchNorm) + sync_buffers; every rank writes its state dict
-    python _distributed_worker.py raise | exit | kill | sysabort
+    python _distributed_worker.py raise | exit | kill | sysabort | hang
         rank 1 fails that way while the others wait in an Allreduce
 """
 import os
@@ -49,12 +49,13 @@ def resnet(out, mnist):
 
     r = dist.init()
     x, y = load_mnist(mnist, "train")
-    model = dist.DataParallel(resnet8(1, 10, rng=np.random.default_rng(r)))
-    opt = dist.DistributedOptimizer(SGD(model.parameters(), lr=0.05, momentum=0.9), model)
+    model = resnet8(1, 10, rng=np.random.default_rng(r))
+    model, opt = dist.wrap(model, SGD(model.parameters(), lr=0.05, momentum=0.9))
     batches = BatchIterator(x[:48], y[:48], 16, sampler=dist.DistributedSampler(48, seed=3))
     train_epoch(model, CrossEntropyLoss(), opt, batches)
+    pre = {f"pre/{k}": v.copy() for k, v in model.state_dict().items()}
     model.sync_buffers()
-    np.savez(os.path.join(out, f"rank{r}.npz"), **model.state_dict())
+    np.savez(os.path.join(out, f"rank{r}.npz"), **model.state_dict(), **pre)
 
 
 def fail(mode):
@@ -69,6 +70,8 @@ def fail(mode):
             os.kill(os.getpid(), signal.SIGKILL)
         if mode == "sysabort":
             dist.abort(5)
+        if mode == "hang":  # a stuck rank: only MPIEXEC_TIMEOUT ends the job
+            time.sleep(120)
     a = np.ones(4)
     dist.all_reduce_(a)  # the others wait here for rank 1 forever unless the job is ended
     print(f"rank {r} passed the allreduce", flush=True)

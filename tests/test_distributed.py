@@ -264,9 +264,14 @@ def test_batchnorm_buffers_synchronised(mnist_dir, tmp_path):
     p = mpirun(2, WORKER, "resnet", tmp_path, mnist_dir)
     assert p.returncode == 0, p.stderr
     a, b = (np.load(tmp_path / f"rank{r}.npz") for r in range(2))
-    assert any("running_mean" in k for k in a.files)
-    for k in a.files:
-        np.testing.assert_array_equal(a[k], b[k], err_msg=k)
+    keys = [k for k in a.files if not k.startswith("pre/")]
+    stats = [k for k in keys if "running_" in k]
+    assert stats
+    for k in keys:
+        np.testing.assert_array_equal(a[k], b[k], err_msg=k)  # parameters and buffers equal
+    for k in stats:  # each rank's statistics of its own shares, then their mean
+        assert not np.array_equal(a["pre/" + k], b["pre/" + k])
+        np.testing.assert_allclose(a[k], (a["pre/" + k] + b["pre/" + k]) / 2, rtol=1e-6, err_msg=k)
 
 
 @needs_mpi
@@ -282,6 +287,14 @@ def test_a_failing_rank_ends_the_job(mode, code, words):
     assert "passed the allreduce" not in p.stdout
     if words:
         assert words in p.stdout + p.stderr
+
+
+@needs_mpi
+def test_mpiexec_timeout_ends_a_stuck_job():
+    t0 = time.monotonic()
+    p = mpirun(2, WORKER, "hang", timeout=3)
+    assert p.returncode != 0 and time.monotonic() - t0 < 12
+    assert "passed the allreduce" not in p.stdout
 
 
 @needs_mpi
