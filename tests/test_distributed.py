@@ -1,6 +1,7 @@
 """fastconv.distributed: the sampler (pure Python, any world size), and real MPI jobs
 (``mpiexec -n W`` subprocesses of tests/_distributed_worker.py, skipped without mpi4py or
 mpiexec) against one process with the same global batch."""
+import ast
 import importlib.util
 import os
 import shutil
@@ -193,7 +194,9 @@ a = np.full(3, float(r + 1)); dist.all_reduce_(a, "sum"); assert a.tolist() == [
 a = np.full(3, float(r + 1)); dist.all_reduce_(a, "mean"); assert a.tolist() == [(W + 1) / 2] * 3
 b = np.full(2, r, np.int64); dist.broadcast_(b, root=W - 1); assert b.tolist() == [W - 1] * 2
 m = dist.reduce_metrics(loss=0.5 * (r + 1), count=r + 1); assert m == {"loss": W * (W + 1) / 4, "count": W * (W + 1) / 2}
-print("ok", r, W, dist.local_size(), dist.default_threads())
+facts = dist._world().gather((r, W, dist.local_size(), dist.default_threads()), root=0)
+if r == 0:
+    print("ok", facts)
 """
 
 
@@ -207,9 +210,10 @@ def test_alone_without_mpiexec_world_size_is_one():
 def test_collectives():
     p = mpirun(3, "-c", COLLECTIVES)
     assert p.returncode == 0, p.stderr
-    lines = sorted(p.stdout.split("\n"))[-3:]
-    assert [ln.split()[:3] for ln in lines] == [["ok", str(r), "3"] for r in range(3)]
-    assert all(ln.split()[3] == "3" for ln in lines)  # all three ranks share this machine
+    facts = ast.literal_eval(p.stdout.split("ok ", 1)[1].strip())
+    assert [f[:3] for f in facts] == [(r, 3, 3) for r in range(3)]  # all three share this machine
+    cpus = len(os.sched_getaffinity(0))
+    assert all(f[3] == max(1, cpus // 3) for f in facts)
 
 
 def _reference_lenet(mnist, dtype, batch, n_images):
@@ -282,7 +286,8 @@ def test_a_failing_rank_ends_the_job(mode, code, words):
     t0 = time.monotonic()
     p = mpirun(3, WORKER, mode, timeout=30)
     elapsed = time.monotonic() - t0
-    assert p.returncode == code, (p.returncode, p.stderr)
+    # rank 1's status, or 9 where hydra collects first one of the ranks it killed (SIGKILL)
+    assert p.returncode in (code, 9), (p.returncode, p.stderr)
     assert elapsed < 15  # never a hang (the limit includes interpreter start-up on a busy machine)
     assert "passed the allreduce" not in p.stdout
     if words:
