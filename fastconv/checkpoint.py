@@ -568,6 +568,8 @@ class TrainingRun:
         self.stop_requested = False
         self._consistent = True
         self._saved = False
+        #: the checkpoint file written last by this process (None before the first)
+        self.last_path: Path | None = None
         self._metrics_prefix = ""
         if self.metrics_path is not None and self.metrics_path.is_file():
             self._metrics_prefix = self.metrics_path.read_text()
@@ -596,6 +598,7 @@ class TrainingRun:
                    "steps_before_epoch": self.steps_before_epoch, "metrics_prefix": self._metrics_prefix,
                    "notes": self.notes})
         self._saved = True
+        self.last_path = path
         return path
 
     def resume(self, source: _Path) -> Checkpoint:
@@ -610,6 +613,7 @@ class TrainingRun:
         """
         ckpt = load_checkpoint(source)
         ckpt.check_config(self.config)
+        self.last_path = ckpt.path
         extra = ckpt.extra
         missing = sorted({"totals", "data_rngs", "steps_before_epoch", "metrics_prefix"} - set(extra))
         if missing:
@@ -715,6 +719,6 @@ class TrainingRun:
         return int(step), int(getattr(_signal, "SIG" + (name or "KILL").upper()))
 
 
-__all__ = ["Checkpoint", "CheckpointError", "atomic_write_bytes", "checkpoint_name", "generators_of",
-           "global_generator", "latest_checkpoint", "list_checkpoints", "load_checkpoint",
-           "save_checkpoint", "TrainingRun"]
+__all__ = ["Checkpoint", "CheckpointError", "TrainingRun", "atomic_write_bytes", "checkpoint_name",
+           "generators_of", "global_generator", "latest_checkpoint", "list_checkpoints", "load_checkpoint",
+           "save_checkpoint"]

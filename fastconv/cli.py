@@ -302,9 +302,10 @@ def cmd_train(args):
         print("interrupted: stopping after the last completed step", file=sys.stderr, flush=True)
         status = 130
         if ckpt is not None:
-            path = ckpt.save_on_interrupt()
-            print(f"checkpoint written to {path}" if path else "checkpoint: the last one written stays",
-                  file=sys.stderr, flush=True)
+            ckpt.save_on_interrupt()  # (unless written already, or the step was cut short)
+            if ckpt.last_path is not None:
+                print(f"checkpoint: {ckpt.last_path}; continue with the same command and "
+                      f"--resume {ckpt.directory}", file=sys.stderr, flush=True)
     finally:
         interrupts.close()
     if args.save is not None:

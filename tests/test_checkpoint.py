@@ -380,6 +380,9 @@ def _kill_and_resume(tmp_path, args, data, kill_at, name, prefix=""):
                     kill_at=kill_at)
     signal = kill_at.partition(":")[2] or "KILL"
     assert first.returncode == {"KILL": -9, "INT": 130}[signal], first.stderr
+    if signal == "INT":  # stopped after the step, checkpointed there, and says how to go on
+        assert f"--resume {ckpt}" in first.stderr and ck.checkpoint_name(
+            (int(kill_at.partition(":")[0]) - 1) // 32, int(kill_at.partition(":")[0])) in first.stderr
     second = run_cli(*args, "--data", data, "--resume", ckpt, "--save", out, "--metrics", metrics)
     assert second.returncode == 0, second.stderr
     assert "resuming from" in second.stdout or not list(ckpt.glob("ckpt-*"))
