@@ -527,6 +527,11 @@ class TrainingRun:
     writer : bool, default True
         Whether this process writes (checkpoints, the rewritten metrics file): in a
         distributed run only rank 0 does; every rank resumes from the same files.
+    mid_epoch : bool, default True
+        Whether a Ctrl-C may stop the loop after a step and checkpoint that position
+        (:meth:`deferred_interrupts`, :meth:`save_on_interrupt`). A distributed run passes
+        False: its ranks hold different partial sums of the epoch and would have to agree on
+        the step to stop at; it resumes from the last epoch's checkpoint instead.
     notes : mapping, optional
         Stored in every checkpoint's ``extra["notes"]`` and not compared on resume (e.g.
         the thread count, which a resumed run may change at the price of bitwise equality).
@@ -551,7 +556,8 @@ class TrainingRun:
 
     def __init__(self, directory: _Path, *, model: Any, optimizer: Any, scheduler: Any, batches: Any,
                  config: Mapping[str, Any], every: int = 1, metrics_path: _Path | None = None,
-                 keep: int = 2, notes: Mapping[str, Any] | None = None, writer: bool = True) -> None:
+                 keep: int = 2, notes: Mapping[str, Any] | None = None, writer: bool = True,
+                 mid_epoch: bool = True) -> None:
         self.directory = _check_directory(directory)
         if self.directory.exists() and not self.directory.is_dir():
             raise CheckpointError(f"checkpoint directory {str(self.directory)!r} exists and is not a directory")
@@ -561,6 +567,7 @@ class TrainingRun:
         self.config = dict(config)
         self.notes = dict(notes or {})
         self.writer = bool(writer)
+        self.mid_epoch = bool(mid_epoch)
         self.metrics_path = None if metrics_path is None else Path(metrics_path)
         self.epoch_done, self.step, self.steps_before_epoch = 0, 0, 0
         self.totals: dict[str, Any] = {}
@@ -676,7 +683,7 @@ class TrainingRun:
     def save_on_interrupt(self) -> Path | None:
         """After a KeyboardInterrupt: write a checkpoint of the position if it is exact (the
         interrupt came between steps) and not written yet; None otherwise."""
-        if not self._consistent or self._saved:
+        if not self._consistent or self._saved or (self.totals.get("steps") and not self.mid_epoch):
             return None
         return self.save()
 
@@ -690,7 +697,8 @@ class TrainingRun:
 
         @contextlib.contextmanager
         def manager():
-            if threading.current_thread() is not threading.main_thread():
+            if not self.mid_epoch or threading.current_thread() is not threading.main_thread():
+                self._consistent = False  # an interrupt may land anywhere
                 yield self
                 return
 

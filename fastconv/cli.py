@@ -169,7 +169,8 @@ def _training_run(args, ckpt_dir, lr, model, optimizer, scheduler, train_batches
         run = TrainingRun(ckpt_dir, model=model, optimizer=optimizer, scheduler=scheduler,
                           batches=train_batches, config=config, every=args.checkpoint_every or 1,
                           metrics_path=args.metrics, notes={"threads": threads},
-                          writer=not getattr(args, "distributed", False) or _rank_zero())
+                          writer=not getattr(args, "distributed", False) or _rank_zero(),
+                          mid_epoch=not getattr(args, "distributed", False))
         if args.resume is None:  # a fresh run; its step 0 is checkpointed too (for a kill before epoch 1 ends)
             existing = list_checkpoints(ckpt_dir)
             if existing and not args.force:

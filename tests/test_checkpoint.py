@@ -262,9 +262,9 @@ def test_load_bad_paths(tmp_path):
 # -- TrainingRun in process: dropout (global generator), shuffling, augmentation -------------
 
 def _loop_setup(data):
-    manual_seed(7)
+    manual_seed(7)  # the first Dropout draws from fastconv's global generator, the second its own
     model = nn.Sequential(nn.Flatten(), nn.Linear(28 * 28, 32, rng=1), nn.ReLU(), nn.Dropout(0.3),
-                          nn.Linear(32, 10, rng=2))
+                          nn.Dropout(0.2, rng=np.random.default_rng(4)), nn.Linear(32, 10, rng=2))
     opt = SGD(model.parameters(), lr=0.05, momentum=0.9)
     sched = OneCycleLR(opt, max_lr=0.05, total_steps=3 * 5)
     aug = Compose([RandomCrop(28, padding=2, padding_mode="edge"), RandomHorizontalFlip(0.5)])
@@ -439,6 +439,34 @@ def test_resnet8_augmented_onecycle_killed_and_resumed_bitwise(tmp_path, small_m
     kill_at = random.Random(5).choice([2, 4, 5])
     weights, metrics = _kill_and_resume(tmp_path, RESNET, small_mnist, str(kill_at), "r")
     assert weights == ref_weights and metrics == ref_metrics
+
+
+@pytest.mark.skipif(not (__import__("importlib").util.find_spec("mpi4py") and __import__("shutil").which("mpiexec")),
+                    reason='needs mpi4py and mpiexec: pip install "fastconv[mpi]"')
+def test_distributed_run_killed_resumes_bitwise(tmp_path, small_mnist):
+    """mpiexec -n 2 ... --distributed: rank 0 writes the checkpoints, both ranks resume from
+    them (SIGKILL of both ranks at a random step; the job resumes from the last epoch's)."""
+    env = dict(os.environ, OMP_NUM_THREADS="1", MPIEXEC_TIMEOUT="120",
+               PYTHONPATH=str(Path(ck.__file__).resolve().parents[1]))
+    env.pop(TrainingRun.KILL_HOOK_VARIABLE, None)
+
+    def mpirun(*args, kill_at=None):
+        e = dict(env, **({TrainingRun.KILL_HOOK_VARIABLE: str(kill_at)} if kill_at else {}))
+        return subprocess.run(["mpiexec", "-n", "2", sys.executable, "-m", "fastconv",
+                               *map(str, (*LENET, "--distributed", "--data", small_mnist, *args))],
+                              capture_output=True, text=True,
+                              env=e, timeout=200, cwd=tempfile.gettempdir(), stdin=subprocess.DEVNULL)
+
+    r = mpirun("--save", tmp_path / "ref.npz", "--metrics", tmp_path / "ref.jsonl")
+    assert r.returncode == 0, r.stderr
+    kill_at = random.Random(3).randrange(33, 96)
+    r = mpirun("--checkpoint", tmp_path / "c", "--save", tmp_path / "k.npz", "--metrics", tmp_path / "k.jsonl",
+               kill_at=kill_at)
+    assert r.returncode != 0
+    r = mpirun("--resume", tmp_path / "c", "--save", tmp_path / "k.npz", "--metrics", tmp_path / "k.jsonl")
+    assert r.returncode == 0, r.stderr
+    assert _weights(tmp_path / "k.npz") == _weights(tmp_path / "ref.npz")
+    assert _records(tmp_path / "k.jsonl") == _records(tmp_path / "ref.jsonl")
 
 
 @pytest.mark.parametrize("extra,words", [
