@@ -61,6 +61,10 @@ from typing import Any, Iterator
 
 import numpy as np
 
+__all__ = ["init", "is_initialized", "rank", "world_size", "is_main", "barrier", "abort", "abort_job",
+           "local_size", "default_threads", "all_reduce_", "broadcast_", "reduce_metrics",
+           "DistributedSampler", "DataParallel", "DistributedOptimizer", "wrap"]
+
 _INSTALL_HINT = 'fastconv.distributed needs mpi4py and an MPI library: pip install "fastconv[mpi]"'
 
 _comm: Any = None
@@ -395,14 +399,14 @@ class DataParallel(Module):
             if b is not None:
                 broadcast_(b)
 
-    def forward(self, x):
+    def forward(self, x: Any) -> Any:
         global _next_count
         if self.training:
             self.local_count = len(x) if _next_count is None else _next_count
             _next_count = None
         return self.module.forward(x)
 
-    def backward(self, grad_output):
+    def backward(self, grad_output: Any) -> Any:
         return self.module.backward(grad_output)
 
     def named_parameters(self, prefix: str = "") -> Iterator[tuple[str, Any]]:
@@ -484,10 +488,12 @@ class DistributedOptimizer:
             o += p.grad.size
 
     def step(self) -> None:
+        """:meth:`synchronize`, then the wrapped optimizer's ``step()``."""
         self.synchronize()
         self.optimizer.step()
 
     def zero_grad(self) -> None:
+        """The wrapped optimizer's ``zero_grad()``."""
         self.optimizer.zero_grad()
 
 
