@@ -54,6 +54,9 @@ __all__ = [
     "openmp_enabled",
     "get_num_threads",
     "set_num_threads",
+    "set_autotune",
+    "get_autotune",
+    "plans",
     "manual_seed",
     "summary",
     "save",
@@ -67,4 +70,6 @@ __all__ = [
 from . import datasets, models, nn, optim  # noqa: E402  (after the kernels they build on)
 from ._summary import summary  # noqa: E402  (uses nn)
 from . import inference  # noqa: E402  (planned eval-mode inference; uses nn)
+from . import autotune  # noqa: E402  (measured algorithm choice)
+from .autotune import get_autotune, plans, set_autotune  # noqa: E402
 from .serialization import load, save  # noqa: E402  (uses models)

@@ -47,6 +47,20 @@ def info_dict():
         d["blas"] = "; ".join(blas) or "unknown"
     except Exception as e:  # noqa: BLE001 - info must never fail
         d["blas"] = f"unknown ({e})"
+    try:
+        import warnings
+
+        from .functional import _autotune
+
+        d["cpu"] = _autotune.cpu_signature()
+        path = _autotune.plan_cache_path()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            n = len(_autotune._read_file(path))
+        d["autotune"] = _autotune.get_autotune()
+        d["plan file"] = f"{path} ({n} plans)" if path.exists() else f"{path} (none yet)"
+    except Exception as e:  # noqa: BLE001 - info must never fail
+        d["autotune"] = f"unknown ({e})"
     return d
 
 

@@ -499,6 +499,12 @@ def cmd_info(args):
     return 0
 
 
+def cmd_tune(args):
+    from .autotune import cli_tune
+
+    return cli_tune(args, TRAIN_DEFAULTS)
+
+
 def build_parser():
     parser = _Parser(prog="fastconv", description="Fast CPU convolutions and a small CNN trainer.")
     parser.add_argument("--version", action="version", version=f"fastconv {__version__}")
@@ -601,6 +607,17 @@ def build_parser():
 
     i = sub.add_parser("info", help="print version, OpenMP, threads and BLAS facts")
     i.set_defaults(func=cmd_info)
+
+    u = sub.add_parser("tune", help="measure the convolution algorithms of a model's layers into the plan file",
+                       description="Time direct / im2col / Winograd for every convolution of a training "
+                                   "step (forward and backward) and write the winners to the plan file "
+                                   "($FASTCONV_PLAN_CACHE or ~/.cache/fastconv); prints the choices.")
+    u.add_argument("--model", choices=sorted(TRAIN_DEFAULTS), default="lenet5")
+    u.add_argument("--batch-size", type=_positive_int, help="default: the model's training batch size")
+    u.add_argument("--threads", type=_positive_int, help="kernel threads (default: fastconv's default)")
+    u.add_argument("--dtype", choices=("float32", "float64"), default="float32")
+    u.add_argument("--clear", action="store_true", help="delete the plan file first (measure everything anew)")
+    u.set_defaults(func=cmd_tune)
     return parser
 
 

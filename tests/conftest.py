@@ -1,7 +1,13 @@
+import os
+
 import numpy as np
 import pytest
 
-import fastconv
+# Deterministic algorithm choice for the whole suite (and the CLI/MPI subprocesses it starts):
+# the static table, never timings or a user's plan file (tests/test_autotune.py turns it on).
+os.environ.setdefault("FASTCONV_AUTOTUNE", "off")
+
+import fastconv  # noqa: E402
 from fastconv._kernels import _direct
 
 

@@ -14,6 +14,8 @@ import numpy as np
 from .._kernels import _direct, _im2col
 from typing import Any
 
+from . import _autotune
+
 from .._typing import DTypeLike, FloatArray, IntPair, Shape
 from .._parallel import blas_single_thread, get_num_threads
 from .._validation import check_allocation, check_array, check_bool, check_pair, check_same_dtype
@@ -59,7 +61,70 @@ def _im2col_fits_blas(g):
 
 
 def choose_algorithm(g: ConvGeometry, dtype: DTypeLike = np.float32, op: str = "forward") -> str:
-    """The algorithm ``"auto"`` picks for geometry ``g`` and one operation.
+    """The algorithm ``"auto"`` picks for geometry ``g`` and one operation, at the current
+    thread count.
+
+    Under :func:`fastconv.set_autotune` ``"measure"`` (the default; ``$FASTCONV_AUTOTUNE``)
+    the eligible algorithms are timed once per (op, geometry, dtype, threads, ISA) key and
+    the winner is cached in memory and in the plan file (:mod:`fastconv.autotune`); the
+    static table below (:func:`table_algorithm`) is kept unless another algorithm is
+    clearly faster. ``"cache"`` uses cached plans only; ``"off"`` the table only.
+    Algorithms agree to rounding, not bitwise; a key's choice never changes within a
+    process, and for bitwise reproducibility on fresh machines use ``"off"``.
+
+    Parameters
+    ----------
+    g : ConvGeometry
+    dtype : numpy dtype
+    op : {"forward", "grad_input", "grad_weight"}
+    """
+    if op not in _AUTOTUNE_OPS:
+        raise ValueError(f"op must be 'forward', 'grad_input' or 'grad_weight', got {op!r}")
+    table = table_algorithm(g, dtype, op)
+    if _autotune.get_autotune() == "off":
+        return table
+    return _autotune.choose(g, dtype, op, get_num_threads(), table, eligible_algorithms(g),
+                            lambda names: _candidate_runs(g, np.dtype(dtype), op, names))
+
+
+_AUTOTUNE_OPS = ("forward", "grad_input", "grad_weight")
+
+
+def eligible_algorithms(g: ConvGeometry) -> tuple[str, ...]:
+    """The algorithms that can run geometry ``g`` (every operation): direct always, im2col
+    while its GEMM sizes fit BLAS, Winograd for 3x3 stride-1 undilated single-group."""
+    names = ["direct"]
+    if _im2col_fits_blas(g):
+        names.append("im2col")
+    if winograd_fits(g):
+        names.append("winograd")
+    return tuple(names)
+
+
+def _candidate_runs(g, dtype, op, names):
+    """Zero-argument runs of ``op`` on random arrays of ``g``'s shapes, one per algorithm."""
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((g.N, g.C_in, g.H, g.W)).astype(dtype)
+    w = rng.standard_normal((g.C_out, g.C_in // g.groups, g.kh, g.kw)).astype(dtype)
+    b = np.zeros(g.C_out, dtype)
+    runs = {}
+    if op == "forward":
+        out = np.empty(g.output_shape, dtype)
+        for a in names:
+            runs[a] = lambda a=a: conv2d_forward_unchecked(x, w, b, g, a, out)
+    else:
+        go = rng.standard_normal(g.output_shape).astype(dtype)
+        gi = np.empty(x.shape, dtype)
+        want_input = op == "grad_input"
+        for a in names:
+            runs[a] = lambda a=a: conv2d_backward_unchecked(go, x, w, g, a, want_input,
+                                                            gi if want_input else None, not want_input)
+    return runs
+
+
+def table_algorithm(g: ConvGeometry, dtype: DTypeLike = np.float32, op: str = "forward") -> str:
+    """The static table's algorithm for geometry ``g`` and one operation (what
+    ``set_autotune("off")`` uses, and the incumbent a measured choice must clearly beat).
 
     Parameters
     ----------
@@ -544,9 +609,9 @@ def conv2d_backward_unchecked(grad_output, x, weight, g, algorithm, needs_input_
         return grad_input, np.zeros(weight.shape, dtype), np.zeros(g.C_out, dtype)
     if not (needs_weight_grad or needs_input_grad):
         return None, None, None
-    if algorithm == "auto":
-        weight_algo: str | None = choose_algorithm(g, dtype, "grad_weight")
-        input_algo = choose_algorithm(g, dtype, "grad_input")
+    if algorithm == "auto":  # only the gradients wanted (autotune measures per operation)
+        weight_algo: str | None = choose_algorithm(g, dtype, "grad_weight") if needs_weight_grad else None
+        input_algo = choose_algorithm(g, dtype, "grad_input") if needs_input_grad else "direct"
     else:
         weight_algo = input_algo = algorithm
     if not needs_weight_grad:
