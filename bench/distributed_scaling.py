@@ -141,6 +141,10 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--json", help="write the raw figures here")
+    ap.add_argument("--parts", default="1234", help="which of the numbered measurements to run (default 1234)")
+    ap.add_argument("--omp-wait-policy", choices=["active", "passive"],
+                    help="OMP_WAIT_POLICY for the runs (passive: idle OpenMP threads sleep instead of "
+                         "spinning, which helps a 2-thread rank on a machine others load)")
     ap.add_argument("--worker", nargs="+", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.worker:
@@ -151,6 +155,8 @@ def main():
             worker_allreduce(int(rest[0]), int(rest[1]))
         return
 
+    if args.omp_wait_policy:
+        os.environ["OMP_WAIT_POLICY"] = args.omp_wait_policy.upper()
     steps = {"lenet5": 40, "resnet8": 8}
     out = {"cpu": _cpu(), "cores": os.cpu_count(), "load_before": os.getloadavg()[0], "throughput": {},
            "allreduce": {}, "compute": {}}
@@ -158,7 +164,7 @@ def main():
           f"medians of {args.repeats}", flush=True)
 
     # 1. throughput, 1 x 2 against 2 x 1, interleaved
-    for name, batch in MODELS.items():
+    for name, batch in MODELS.items() if "1" in args.parts else ():
         runs = {"1x2": [], "2x1": []}
         for _ in range(args.repeats):
             runs["1x2"].append(_train(name, batch, 1, 2, steps[name], 2))
@@ -179,8 +185,9 @@ def main():
               flush=True)
 
     # 2. allreduce of each model's gradient (+1 for the count), shm and TCP loopback
-    for name in MODELS:
-        size = out["throughput"][name]["params"] + 1
+    n_params = {name: sum(p.data.size for p in _model(name).parameters()) for name in MODELS}
+    for name in MODELS if "2" in args.parts else ():
+        size = n_params[name] + 1
         rec = {}
         for transport, env in (("shm", {}), ("tcp", TCP_ENV)):
             vals = [_run(["mpiexec", "-n", "2", sys.executable, __file__, "--worker", "allreduce", str(size), "300"],
@@ -192,7 +199,7 @@ def main():
               f"TCP loopback {rec['tcp']:.3f} ms", flush=True)
 
     # 3. compute per step, one process
-    for name in MODELS:
+    for name in MODELS if "3" in args.parts or "4" in args.parts else ():
         for per_rank in (64, 128):
             for threads in (1, 2):
                 vals = [_train(name, per_rank, 1, threads, max(4, steps[name] * 64 // per_rank // 2), 2)
@@ -203,12 +210,13 @@ def main():
             f"{b}x{t}: {out['compute'][f'{name}/{b}/{t}']:.1f}" for b in (64, 128) for t in (1, 2)), flush=True)
 
     # 4. the step-time model: t(W) = t_compute(b) + t_allreduce(bytes, W), b images per rank
-    print("\n# projected efficiency t_compute / (t_compute + t_ring(W)), 10 GbE (1.125 GB/s, 25 us), "
-          "W nodes, t_compute of one rank on one thread (the 1-thread figures are the reliable ones on "
-          "a shared machine; a faster rank only lowers the efficiency)")
+    if "4" in args.parts:
+        print("\n# projected efficiency t_compute / (t_compute + t_ring(W)), 10 GbE (1.125 GB/s, 25 us), "
+              "W nodes, t_compute of one rank on one thread (the 1-thread figures are the reliable ones on "
+              "a shared machine; a faster rank only lowers the efficiency)")
     out["projection"] = {}
-    for name in MODELS:
-        nbytes = 4 * (out["throughput"][name]["params"] + 1)
+    for name in MODELS if "4" in args.parts else ():
+        nbytes = 4 * (n_params[name] + 1)
         for per_rank in (64, 128):
             tc = out["compute"][f"{name}/{per_rank}/1"] / 1e3
             effs = {w: tc / (tc + ring_allreduce_seconds(nbytes, w)) for w in (2, 4, 8, 16)}
