@@ -335,3 +335,14 @@ def test_cli_user_error_ends_every_rank(tmp_path):
                "--save", "w.npz", cwd=tmp_path, timeout=30)
     assert p.returncode == 2 and time.monotonic() - t0 < 15
     assert "already exists" in p.stderr
+
+
+def test_cli_distributed_without_mpi4py_is_a_user_error(monkeypatch, capsys, tmp_path):
+    from fastconv.cli import main
+
+    monkeypatch.setattr(dist, "_MPI", None)
+    monkeypatch.setattr(dist, "_comm", None)
+    monkeypatch.setitem(sys.modules, "mpi4py", None)
+    assert main(["train", "--distributed", "--data", str(tmp_path), "--epochs", "1"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and 'pip install "fastconv[mpi]"' in err and "--distributed" in err
