@@ -70,7 +70,8 @@ def tune_model(model: Any, input_shape: tuple[int, ...], dtype: DTypeLike = np.f
     x = np.random.default_rng(0).standard_normal(shape).astype(dtype)
     state = {k: np.array(v, copy=True) for k, v in model.state_dict().items()}
     grads = [(p, None if p.grad is None else p.grad.copy()) for p in model.parameters()]
-    _at._record = record = []
+    record: list[str] = []
+    _at._record = record
     try:
         _at.set_autotune("measure")
         model.train(training)

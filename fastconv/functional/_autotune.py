@@ -297,7 +297,7 @@ def plans() -> dict[str, dict]:
 # --------------------------------------------------------------------------------------
 # Keys and measurement
 # --------------------------------------------------------------------------------------
-def key_string(g, dtype, op: str, n_threads: int, isa: str | None = None) -> str:
+def key_string(g: Any, dtype: Any, op: str, n_threads: int, isa: str | None = None) -> str:
     """The plan key of one operation: readable, stable across processes."""
     isa = _isa_in_use() if isa is None else isa
     return (f"{op} {np.dtype(dtype).name} t{n_threads} {isa} "
@@ -353,7 +353,8 @@ def measure(candidates: Mapping[str, Callable[[], object]], incumbent: str, n_th
     return winner, best
 
 
-def _measure_one_thread(candidates, incumbent):
+def _measure_one_thread(candidates: Mapping[str, Callable[[], object]],
+                        incumbent: str) -> tuple[str, dict[str, float]]:
     """:func:`measure` with the kernels on one thread, timed in that thread's CPU time.
 
     Wall time of a parallel region on a shared machine measures the other processes as
@@ -371,7 +372,7 @@ def _measure_one_thread(candidates, incumbent):
         _parallel._explicit_num_threads = saved
 
 
-def choose(g, dtype, op: str, n_threads: int, table_choice: str,
+def choose(g: Any, dtype: Any, op: str, n_threads: int, table_choice: str,
            eligible: Sequence[str], make_runs: Callable[[Sequence[str]], Mapping[str, Callable]]) -> str:
     """The algorithm for one key under the current mode (the conv module's hook)."""
     mode = get_autotune()
