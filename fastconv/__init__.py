@@ -14,6 +14,7 @@ from .functional import (
 )
 from .functional import pad, pad_backward
 from .functional import batch_norm, batch_norm_backward
+from .functional.filter import filter2d
 from .functional import (
     adaptive_avg_pool2d,
     adaptive_avg_pool2d_backward,
@@ -58,6 +59,8 @@ __all__ = [
     "get_autotune",
     "plans",
     "manual_seed",
+    "filter2d",
+    "signal",
     "summary",
     "save",
     "load",
@@ -70,6 +73,7 @@ __all__ = [
 from . import datasets, models, nn, optim  # noqa: E402  (after the kernels they build on)
 from ._summary import summary  # noqa: E402  (uses nn)
 from . import inference  # noqa: E402  (planned eval-mode inference; uses nn)
+from . import signal  # noqa: E402  (SciPy drop-ins: correlate2d, convolve2d)
 from . import autotune  # noqa: E402  (measured algorithm choice)
 from .autotune import get_autotune, plans, set_autotune  # noqa: E402
 from .serialization import load, save  # noqa: E402  (uses models)

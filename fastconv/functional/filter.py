@@ -1,0 +1,216 @@
+"""Single-plane 2-D filtering with SciPy's boundaries: the engine behind ``fastconv.signal``
+and :func:`filter2d`.
+
+A stack of planes ``(N, H, W)`` is extended by its boundary rule ("fill" with a value,
+"wrap" periodic, "symm" mirrored with the edge repeated, as ``np.pad(..., 'symmetric')``,
+repeatedly when the extension is wider than the plane), then correlated 'valid' with one
+2-D kernel by fastconv's direct convolution kernel (``conv2d`` with C = 1, all N planes in
+one parallel call, GIL released). Every tap is multiplied, zeros included, so NaN and inf
+propagate as in a plain sum. Integer data are accumulated exactly: in float64 when every
+partial sum is below 2**53 in magnitude, otherwise by a tap loop in int64 arithmetic
+(modulo 2**64); the result is cast to the output type with wrap-around.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from ._geometry import conv_geometry
+from .conv import conv2d_forward_unchecked
+
+#: boundary name -> canonical rule (SciPy's spellings).
+BOUNDARIES = {"fill": "fill", "pad": "fill", "wrap": "wrap", "circular": "wrap",
+              "symm": "symm", "symmetric": "symm"}
+#: mode name -> (start of the output in 'full' coordinates for correlate, for convolve);
+#: computed per kernel size by :func:`output_window`.
+MODES = ("full", "same", "valid")
+
+_EXACT_F64 = 2.0 ** 53
+
+
+def check_choice(value: Any, name: str, choices: dict | tuple) -> Any:
+    """``choices[value]`` (a dict) or ``value`` (a tuple); ValueError listing the choices."""
+    try:
+        ok = value in choices
+    except TypeError:
+        ok = False
+    if not ok:
+        listed = ", ".join(repr(c) for c in choices)
+        raise ValueError(f"{name} must be one of {listed}; got {value!r}")
+    return choices[value] if isinstance(choices, dict) else value
+
+
+def output_window(mode: str, size: int, k: int, convolve: bool) -> tuple[int, int, int]:
+    """(output length, extension before, extension after) along one axis of length ``size``.
+
+    Output index ``i`` of the 'full' correlation reads extended input ``i - (k-1) .. i``.
+    'same' starts at ``k // 2`` for correlate2d and ``(k - 1) // 2`` for convolve2d
+    (SciPy's two conventions: they differ for even k); 'valid' at ``k - 1``.
+    """
+    if mode == "full":
+        n, start = size + k - 1, 0
+    elif mode == "same":
+        n, start = size, ((k - 1) // 2 if convolve else k // 2)
+    else:
+        n, start = size - k + 1, k - 1
+    return n, k - 1 - start, start + n - size
+
+
+def _fold(idx: np.ndarray, n: int, rule: str) -> np.ndarray:
+    """Source indices in [0, n) for extended indices ``idx`` under a boundary rule."""
+    if rule == "wrap":
+        return idx % n
+    m = idx % (2 * n)  # symm: period 2n, edge sample repeated
+    return np.where(m < n, m, 2 * n - 1 - m)
+
+
+def extend_planes(x: np.ndarray, top: int, bottom: int, left: int, right: int, rule: str,
+                  fill: Any = 0, dtype: Any = None) -> np.ndarray:
+    """``x`` (N, H, W) extended by the boundary rule into a new C-contiguous array."""
+    N, H, W = x.shape
+    dtype = x.dtype if dtype is None else dtype
+    out = np.empty((N, H + top + bottom, W + left + right), dtype)
+    if rule == "fill":
+        if top or bottom or left or right:
+            out[...] = fill
+        out[:, top:top + H, left:left + W] = x
+        return out
+    if (top or bottom) and H == 0 or (left or right) and W == 0:
+        raise ValueError(f"boundary {rule!r} cannot extend an empty axis (input shape {x.shape[1:]})")
+    out[:, top:top + H, left:left + W] = x
+    if top:
+        out[:, :top, left:left + W] = x[:, _fold(np.arange(-top, 0), H, rule), :]
+    if bottom:
+        out[:, top + H:, left:left + W] = x[:, _fold(np.arange(H, H + bottom), H, rule), :]
+    if left:
+        out[:, :, :left] = out[:, :, left + _fold(np.arange(-left, 0), W, rule)]
+    if right:
+        out[:, :, left + W:] = out[:, :, left + _fold(np.arange(W, W + right), W, rule)]
+    return out
+
+
+def _correlate_float(xe: np.ndarray, k: np.ndarray) -> np.ndarray:
+    """'valid' correlation of extended float planes (N, Hp, Wp) with k (kh, kw), same dtype."""
+    N, Hp, Wp = xe.shape
+    kh, kw = k.shape
+    g = conv_geometry((N, 1, Hp, Wp), (1, 1, kh, kw))
+    y = conv2d_forward_unchecked(np.ascontiguousarray(xe)[:, None], np.ascontiguousarray(k)[None, None],
+                                 None, g, "direct")
+    return y[:, 0]
+
+
+def _correlate_int(xe: np.ndarray, k: np.ndarray) -> np.ndarray:
+    """Exact integer 'valid' correlation modulo 2**64 (int64 result)."""
+    xi = xe.astype(np.int64) if xe.dtype != np.uint64 else xe.view(np.int64)
+    ki = k.astype(np.int64) if k.dtype != np.uint64 else k.view(np.int64)
+    kh, kw = k.shape
+    N, Hp, Wp = xe.shape
+    oh, ow = Hp - kh + 1, Wp - kw + 1
+    # bound on every partial sum: exact in float64 below 2**53
+    xmax = float(np.max(np.abs(xi.astype(np.float64)))) if xi.size else 0.0
+    bound = xmax * float(np.sum(np.abs(ki.astype(np.float64))))
+    if bound < _EXACT_F64 and xi.size and ki.size:
+        y = _correlate_float(xi.astype(np.float64), ki.astype(np.float64))
+        return y.astype(np.int64)
+    y = np.zeros((N, oh, ow), np.int64)
+    with np.errstate(over="ignore"):
+        for i in range(kh):
+            for j in range(kw):
+                y += ki[i, j] * xi[:, i:i + oh, j:j + ow]
+    return y
+
+
+def correlate_planes(x: np.ndarray, k: np.ndarray, mode: str, rule: str, fill: Any,
+                     convolve: bool, out_dtype: np.dtype) -> np.ndarray:
+    """SciPy-semantics 2-D correlation (or convolution) of each plane of ``x`` (N, H, W) with
+    ``k`` (kh, kw); arguments already validated; ``fill`` already of ``out_dtype``.
+
+    out_dtype is float32/float64, complex64/complex128 or a numpy integer type.
+    """
+    N, H, W = x.shape
+    kh, kw = k.shape
+    oh, top, bottom = output_window(mode, H, kh, convolve)
+    ow, left, right = output_window(mode, W, kw, convolve)
+    if oh < 0 or ow < 0:
+        raise ValueError("negative dimensions are not allowed")
+    if N == 0 or oh == 0 or ow == 0:
+        return np.empty((N, oh, ow), out_dtype)
+    if kh == 0 or kw == 0:  # no taps: every sum is empty
+        return np.zeros((N, oh, ow), out_dtype)
+    if convolve:
+        k = k[::-1, ::-1]
+    kind = out_dtype.kind
+    if kind == "c":
+        real = np.float32 if out_dtype == np.complex64 else np.float64
+        xe = extend_planes(x, top, bottom, left, right, rule, fill, out_dtype)
+        xr, xi = xe.real.astype(real), xe.imag.astype(real)
+        kc = k.astype(out_dtype)
+        kr, ki = kc.real.astype(real), kc.imag.astype(real)
+        y = np.empty((N, oh, ow), out_dtype)
+        y.real = _correlate_float(xr, kr) - _correlate_float(xi, ki)
+        y.imag = _correlate_float(xr, ki) + _correlate_float(xi, kr)
+        return y
+    xe = extend_planes(x, top, bottom, left, right, rule, fill, out_dtype)
+    if kind == "f":
+        return _correlate_float(xe, k.astype(out_dtype, copy=False))
+    y = _correlate_int(xe, k.astype(out_dtype, copy=False))
+    if out_dtype == np.uint64:
+        return y.view(np.uint64)
+    return y.astype(out_dtype)
+
+
+def filter2d(images: Any, kernel: Any, mode: str = "same", boundary: str = "fill", fillvalue: Any = 0,
+             *, convolve: bool = False) -> np.ndarray:
+    """Correlate (or convolve) every plane of a stack with one 2-D kernel, in one parallel call.
+
+    Each plane follows ``scipy.signal.correlate2d`` (``convolve2d`` when ``convolve=True``)
+    with the same ``mode``, ``boundary`` and ``fillvalue`` (a complex kernel is conjugated
+    for correlation, as SciPy does), without its 'valid'-mode
+    operand swap: the kernel must fit in the plane for ``mode='valid'``.
+
+    Parameters
+    ----------
+    images : array_like, shape (..., H, W)
+        Real or complex numbers or integers (not bool); any layout.
+    kernel : array_like, shape (kH, kW)
+    mode : {"full", "same", "valid"}
+    boundary : {"fill", "pad", "wrap", "circular", "symm", "symmetric"}
+    fillvalue : scalar
+        The value outside the planes for boundary "fill" (cast to the output dtype).
+    convolve : bool
+        Flip the kernel (convolution) instead of correlating.
+
+    Returns
+    -------
+    out : ndarray, shape (..., OH, OW), dtype ``np.result_type(images, kernel)``
+        OH = H + kH - 1 ('full'), H ('same'), H - kH + 1 ('valid').
+    """
+    x = np.asarray(images)
+    k = np.asarray(kernel)
+    if x.ndim < 2:
+        raise ValueError(f"images must have shape (..., H, W) with at least 2 dimensions, got shape {x.shape}")
+    if k.ndim != 2:
+        raise ValueError(f"kernel must be 2-D with shape (kH, kW), got shape {k.shape}")
+    mode = check_choice(mode, "mode", MODES)
+    rule = check_choice(boundary, "boundary", BOUNDARIES)
+    if not isinstance(convolve, (bool, np.bool_)):
+        raise TypeError(f"convolve must be a bool, got {type(convolve).__name__}")
+    dtype = np.result_type(x, k)
+    if dtype.kind not in "iufc" or dtype.itemsize > 16 or dtype in (np.float16, np.longdouble, np.clongdouble):
+        raise TypeError(f"images and kernel must be integer, float32/64 or complex64/128 arrays; "
+                        f"got {x.dtype} and {k.dtype}")
+    if mode == "valid" and (k.shape[0] > x.shape[-2] or k.shape[1] > x.shape[-1]):
+        raise ValueError(f"mode='valid' needs the kernel {k.shape} to fit in the planes {x.shape[-2:]}")
+    fill = np.asarray(fillvalue)
+    if fill.size != 1:
+        raise ValueError(f"fillvalue must be a scalar, got shape {fill.shape}")
+    if fill.dtype.kind not in "biufc" or (fill.dtype.kind == "c" and dtype.kind != "c"):
+        raise TypeError(f"fillvalue must be a number castable to {dtype}, got {fillvalue!r}")
+    fill = fill.reshape(()).astype(dtype)
+    lead = x.shape[:-2]
+    planes = x.reshape((-1,) + x.shape[-2:])
+    if not convolve:
+        k = k.conj()  # correlate2d's conjugate of the kernel (complex kernels only)
+    y = correlate_planes(planes, k, mode, rule, fill, bool(convolve), dtype)
+    return y.reshape(lead + y.shape[1:])
