@@ -30,7 +30,7 @@ over their paths, the identity shortcut counting as a path, and so do layers wit
 inputs (a Graph's Add and Cat nodes: the maximum over the paths into them).
 """
 import numbers
-from typing import NamedTuple, Optional
+from typing import Any, NamedTuple, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
@@ -42,9 +42,10 @@ from .nn.module import Module
 class Window(NamedTuple):
     """What a sliding-window layer does to the receptive field (per spatial axis)."""
 
-    kernel: tuple
-    stride: tuple
-    dilation: tuple
+    # per-axis tuples, or ints taken for every axis
+    kernel: Union[int, Tuple[int, ...]]
+    stride: Union[int, Tuple[int, ...]]
+    dilation: Union[int, Tuple[int, ...]]
 
 
 #: the receptive field is unchanged (element-wise layers)
@@ -399,7 +400,8 @@ def _check_input_shape(input_shape):
     return tuple(shape)
 
 
-def summary(model, input_shape, *, dtype=np.float32):
+def summary(model: Module, input_shape: Union[Sequence[int], Sequence[Sequence[int]]], *,
+            dtype: Any = np.float32) -> Summary:
     """A Keras-style summary of ``model`` for inputs of ``input_shape``.
 
     Parameters
@@ -439,7 +441,7 @@ def summary(model, input_shape, *, dtype=np.float32):
     for s in shapes:
         check_allocation(s, dtype, "summary's input")
 
-    names = {}
+    names: dict[int, str] = {}
     for name, m in model.named_modules():
         names.setdefault(id(m), name)
     modules = list({id(m): m for m in model.modules()}.values())

@@ -8,6 +8,7 @@ anything else is a bug and keeps its traceback.
 import argparse
 import json
 import sys
+from typing import Any
 
 from ._version import __version__
 
@@ -65,7 +66,7 @@ def _progress_bar(total, desc, disable):
 
 #: Per-model training defaults (what ``fastconv train --model M`` uses for flags left
 #: unset): the recipes behind the README's accuracy table.
-TRAIN_DEFAULTS = {
+TRAIN_DEFAULTS: dict[str, dict[str, Any]] = {
     "lenet5": dict(epochs=10, batch_size=64, lr_schedule="cosine", weight_decay=0.0,
                    decay_norm_and_bias=True, augment=False, crop_padding=2, label_smoothing=0.0,
                    lr={"sgd": 0.03, "adam": 1e-3, "adamw": 1e-3}),

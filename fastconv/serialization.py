@@ -18,12 +18,15 @@
 Neither format can run code when it is read. Files are written under a temporary name and
 renamed, so an interrupted save never leaves a truncated file behind.
 """
+from __future__ import annotations
+
 import json
 import os
 import zipfile
 from collections import OrderedDict
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Any, Iterable, Union
 
 import numpy as np
 
@@ -185,7 +188,7 @@ def _parse_config(text, path):
     return config
 
 
-def _check_path(path):
+def _check_path(path: Any) -> Path:
     if not isinstance(path, (str, os.PathLike)):
         raise TypeError(f"path must be a str or os.PathLike, got {type(path).__name__}")
     path = Path(path)
@@ -196,7 +199,7 @@ def _check_path(path):
 
 # -- public API --------------------------------------------------------------------------
 
-def save(obj, path, *, force=False):
+def save(obj: Module | Mapping[str, Any], path: str | os.PathLike[str], *, force: bool = False) -> Path:
     """Write a model (its ``config`` and state dict) or a bare state dict to ``path``.
 
     Parameters
@@ -238,7 +241,7 @@ def save(obj, path, *, force=False):
     return atomic_write(path, lambda f: writer(f, state, config))
 
 
-def load(path):
+def load(path: str | os.PathLike[str]) -> Module | dict[str, Any]:
     """Read a file written by :func:`save` (or a PyTorch state dict saved as safetensors).
 
     Parameters
@@ -319,7 +322,7 @@ def _state_and_config(obj):
                 config = json.loads(json.dumps(config))
             except (TypeError, ValueError) as e:
                 raise ValueError(f"obj.config must be JSON-serialisable ({e})") from e
-        items = obj.state_dict().items()
+        items: Iterable[tuple[str, Any]] = obj.state_dict().items()
     elif isinstance(obj, Mapping):
         config, items = None, obj.items()
     else:

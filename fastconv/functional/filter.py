@@ -61,7 +61,7 @@ def _fold(idx: np.ndarray, n: int, rule: str) -> np.ndarray:
     """Source indices in [0, n) for extended indices ``idx`` under a boundary rule."""
     if rule == "wrap":
         return idx % n
-    m = idx % (2 * n)  # symm: period 2n, edge sample repeated
+    m: np.ndarray = idx % (2 * n)  # symm: period 2n, edge sample repeated
     return np.where(m < n, m, 2 * n - 1 - m)
 
 
@@ -102,8 +102,8 @@ def _correlate_float(xe: np.ndarray, k: np.ndarray) -> np.ndarray:
 
 def _correlate_int(xe: np.ndarray, k: np.ndarray) -> np.ndarray:
     """Exact integer 'valid' correlation modulo 2**64 (int64 result)."""
-    xi = xe.astype(np.int64) if xe.dtype != np.uint64 else xe.view(np.int64)
-    ki = k.astype(np.int64) if k.dtype != np.uint64 else k.view(np.int64)
+    xi: np.ndarray = xe.astype(np.int64) if xe.dtype != np.uint64 else xe.view(np.int64)
+    ki: np.ndarray = k.astype(np.int64) if k.dtype != np.uint64 else k.view(np.int64)
     kh, kw = k.shape
     N, Hp, Wp = xe.shape
     oh, ow = Hp - kh + 1, Wp - kw + 1

@@ -6,6 +6,13 @@ be evaluated and fine-tuned.
 The ``onnx`` package is an optional extra (``pip install "fastconv[onnx]"``): this module
 imports without it, and its functions raise ImportError saying how to install it.
 """
+from __future__ import annotations
+
+import os
+from typing import TYPE_CHECKING, Any, Sequence
+
+if TYPE_CHECKING:
+    from ..nn import Module
 
 _INSTALL = 'pip install "fastconv[onnx]"'
 
@@ -17,7 +24,8 @@ def _require_onnx():
         raise ImportError(f"fastconv.onnx needs the onnx package, which is not installed: {_INSTALL}") from e
 
 
-def export(model, path, input_shape, *, dynamic_batch=True, opset=17):
+def export(model: Module, path: str | os.PathLike[str], input_shape: Sequence[int], *,
+           dynamic_batch: bool = True, opset: int = 17) -> Any:
     """Write ``model`` to ``path`` as an ONNX file (evaluation-mode semantics).
 
     Parameters
@@ -58,7 +66,7 @@ def export(model, path, input_shape, *, dynamic_batch=True, opset=17):
     return _export(model, path, input_shape, dynamic_batch=dynamic_batch, opset=opset)
 
 
-def load(path):
+def load(path: str | os.PathLike[str]) -> Module:
     """Build a fastconv model from the ONNX file ``path``.
 
     Returns a :class:`fastconv.nn.Sequential` when the graph is a chain, a
