@@ -27,7 +27,7 @@ from setuptools import Extension, setup
 from setuptools.command.build_ext import build_ext
 
 KERNELS = ["_openmp_helpers", "_im2col", "_direct", "_pooling", "_elementwise", "_optim", "_gemm", "_loss",
-           "_pad", "_norm", "_adaptive_pool", "_softmax", "_plan"]
+           "_pad", "_norm", "_adaptive_pool", "_softmax", "_plan", "_filter"]
 
 OPENMP_TEST_PROGRAM = textwrap.dedent(
     r"""
