@@ -58,4 +58,34 @@
 FC_FILTER_ROWS(float, fc_filter_rows_f)
 FC_FILTER_ROWS(double, fc_filter_rows_d)
 
+
+/* Extended rows [e0, e1) of one plane x (H, W) into buf (rows of wp = left + W + right):
+ * extended row e copies source row rmap[e] (or is all fill when rmap[e] < 0), its border
+ * columns c < left and c >= left + W copy source columns cmap[c] (fill when < 0). */
+#define FC_EXTEND_ROWS(T, NAME)                                                            \
+    static void NAME(const T *restrict x, ptrdiff_t W, const ptrdiff_t *restrict rmap,    \
+                     const ptrdiff_t *restrict cmap, ptrdiff_t left, ptrdiff_t wp, T fill, \
+                     ptrdiff_t e0, ptrdiff_t e1, T *restrict buf)                         \
+    {                                                                                      \
+        for (ptrdiff_t e = e0; e < e1; e++) {                                              \
+            T *restrict b = buf + (e - e0) * wp;                                           \
+            const ptrdiff_t src = rmap[e];                                                 \
+            if (src < 0) {                                                                 \
+                for (ptrdiff_t c = 0; c < wp; c++)                                         \
+                    b[c] = fill;                                                           \
+                continue;                                                                  \
+            }                                                                              \
+            const T *restrict row = x + src * W;                                           \
+            for (ptrdiff_t c = 0; c < left; c++)                                           \
+                b[c] = cmap[c] < 0 ? fill : row[cmap[c]];                                  \
+            for (ptrdiff_t c = 0; c < W; c++)                                              \
+                b[left + c] = row[c];                                                      \
+            for (ptrdiff_t c = left + W; c < wp; c++)                                      \
+                b[c] = cmap[c] < 0 ? fill : row[cmap[c]];                                  \
+        }                                                                                  \
+    }
+
+FC_EXTEND_ROWS(float, fc_extend_rows_f)
+FC_EXTEND_ROWS(double, fc_extend_rows_d)
+
 #endif

@@ -3,9 +3,10 @@ and :func:`filter2d`.
 
 A stack of planes ``(N, H, W)`` is extended by its boundary rule ("fill" with a value,
 "wrap" periodic, "symm" mirrored with the edge repeated, as ``np.pad(..., 'symmetric')``,
-repeatedly when the extension is wider than the plane), then correlated 'valid' with one
-2-D kernel by fastconv's single-plane kernel (``_kernels/_filter.pyx``: blocks of output
-rows of all N planes in one parallel call, GIL released, vectorised per tap). Every tap is multiplied, zeros included, so NaN and inf
+repeatedly when the extension is wider than the plane) and correlated 'valid' with one 2-D
+kernel by fastconv's single-plane kernel (``_kernels/_filter.pyx``: blocks of output rows of
+all N planes in one parallel call, GIL released; each block extends the rows it reads into
+a per-thread buffer through row/column source maps, then sums every tap in registers). Every tap is multiplied, zeros included, so NaN and inf
 propagate as in a plain sum. Integer data are accumulated exactly: in float64 when every
 partial sum is below 2**53 in magnitude, otherwise by a tap loop in int64 arithmetic
 (modulo 2**64); the result is cast to the output type with wrap-around.
@@ -18,7 +19,6 @@ import numpy as np
 
 from .._kernels import _filter
 from .._parallel import get_num_threads
-from .._workspace import Workspace
 
 #: boundary name -> canonical rule (SciPy's spellings).
 BOUNDARIES = {"fill": "fill", "pad": "fill", "wrap": "wrap", "circular": "wrap",
@@ -29,11 +29,6 @@ MODES = ("full", "same", "valid")
 
 _EXACT_F64 = 2.0 ** 53
 
-#: The extended planes of the last float call, reused when nothing holds them any more (a
-#: fresh 16 MB array costs ~4 ms of page faults, as much as a 3x3 filter of a 2048**2 image);
-#: a concurrent call sees it held (reference count) and allocates its own.
-_SCRATCH = Workspace()
-_SCRATCH_MAX_BYTES = 256 * 2**20
 
 
 def check_choice(value: Any, name: str, choices: dict | tuple) -> Any:
@@ -72,17 +67,21 @@ def _fold(idx: np.ndarray, n: int, rule: str) -> np.ndarray:
     return np.where(m < n, m, 2 * n - 1 - m)
 
 
+def source_map(n: int, before: int, after: int, rule: str) -> np.ndarray:
+    """Source index of each extended index ``-before .. n + after - 1`` (-1: the fill value)."""
+    idx = np.arange(-before, n + after, dtype=np.intp)
+    if rule == "fill" or n == 0:
+        return np.where((idx >= 0) & (idx < n), idx, -1).astype(np.intp)
+    return _fold(idx, n, rule).astype(np.intp)
+
+
 def extend_planes(x: np.ndarray, top: int, bottom: int, left: int, right: int, rule: str,
-                  fill: Any = 0, dtype: Any = None, scratch: bool = False) -> np.ndarray:
-    """``x`` (N, H, W) extended by the boundary rule into a C-contiguous array (a reused
-    internal one when ``scratch``: the caller must not keep it)."""
+                  fill: Any = 0, dtype: Any = None) -> np.ndarray:
+    """``x`` (N, H, W) extended by the boundary rule into a new C-contiguous array (the
+    integer path; float planes are extended row by row inside the kernel)."""
     N, H, W = x.shape
     dtype = np.dtype(x.dtype if dtype is None else dtype)
-    shape = (N, H + top + bottom, W + left + right)
-    if scratch and N * shape[1] * shape[2] * dtype.itemsize <= _SCRATCH_MAX_BYTES:
-        out = _SCRATCH.empty("extended", shape, dtype)
-    else:
-        out = np.empty(shape, dtype)
+    out = np.empty((N, H + top + bottom, W + left + right), dtype)
     if rule == "fill":
         if top or bottom or left or right:  # the border strips only
             out[:, :top] = fill
@@ -117,6 +116,18 @@ def _correlate_float(xe: np.ndarray, k: np.ndarray) -> np.ndarray:
     else:
         out[...] = 0
     return out
+
+
+def _correlate_real(x: np.ndarray, k: np.ndarray, fill: Any, maps: tuple, dtype: np.dtype,
+                    out_hw: tuple[int, int]) -> np.ndarray:
+    """Planes x (N, H, W) extended by ``maps`` (row map, column map, left) inside the kernel
+    and correlated 'valid' with k: float32/float64 ``dtype``."""
+    y = np.empty((x.shape[0],) + tuple(out_hw), dtype)
+    rmap, cmap, left = maps
+    _filter.correlate_extended(np.ascontiguousarray(x, dtype=dtype), rmap, cmap, left,
+                               dtype.type(fill), np.ascontiguousarray(k, dtype=dtype), y,
+                               get_num_threads())
+    return y
 
 
 def _correlate_int(xe: np.ndarray, k: np.ndarray) -> np.ndarray:
@@ -160,19 +171,23 @@ def correlate_planes(x: np.ndarray, k: np.ndarray, mode: str, rule: str, fill: A
     if convolve:
         k = k[::-1, ::-1]
     kind = out_dtype.kind
-    if kind == "c":
-        real = np.float32 if out_dtype == np.complex64 else np.float64
-        xe = extend_planes(x, top, bottom, left, right, rule, fill, out_dtype)
-        xr, xi = xe.real.astype(real), xe.imag.astype(real)
-        kc = k.astype(out_dtype)
-        kr, ki = kc.real.astype(real), kc.imag.astype(real)
+    if kind in "fc":  # extended on the fly, a few rows at a time, inside the kernel
+        if rule != "fill" and ((top or bottom) and H == 0 or (left or right) and W == 0):
+            raise ValueError(f"boundary {rule!r} cannot extend an empty axis (input shape {(H, W)})")
+        maps = (source_map(H, top, bottom, rule), source_map(W, left, right, rule), left)
+        if kind == "f":
+            return _correlate_real(x, k, fill, maps, out_dtype, (oh, ow))
+        # complex: (a + ib) * (c + id) = (ac - bd) + i(ad + bc), four real correlations
+        real = np.dtype(np.float32 if out_dtype == np.complex64 else np.float64)
+        xc, kc, fc = x.astype(out_dtype, copy=False), k.astype(out_dtype), np.asarray(fill, out_dtype)
+        xr, xi, kr, ki = xc.real, xc.imag, kc.real, kc.imag
+        fr, fi = fc.real.astype(real), fc.imag.astype(real)
         y = np.empty((N, oh, ow), out_dtype)
-        y.real = _correlate_float(xr, kr) - _correlate_float(xi, ki)
-        y.imag = _correlate_float(xr, ki) + _correlate_float(xi, kr)
+        y.real = (_correlate_real(xr, kr, fr, maps, real, (oh, ow))
+                  - _correlate_real(xi, ki, fi, maps, real, (oh, ow)))
+        y.imag = (_correlate_real(xr, ki, fr, maps, real, (oh, ow))
+                  + _correlate_real(xi, kr, fi, maps, real, (oh, ow)))
         return y
-    if kind == "f":
-        xe = extend_planes(x, top, bottom, left, right, rule, fill, out_dtype, scratch=True)
-        return _correlate_float(xe, k.astype(out_dtype, copy=False))
     xe = extend_planes(x, top, bottom, left, right, rule, fill, out_dtype)
     y = _correlate_int(xe, k.astype(out_dtype, copy=False))
     if out_dtype == np.uint64:
