@@ -136,6 +136,13 @@ def test_single_candidate_is_not_measured(plan_file, monkeypatch):
     assert choose_algorithm(g, np.float32, "forward") == "direct"
 
 
+def test_huge_layers_are_not_measured(plan_file, monkeypatch):
+    monkeypatch.setattr(at, "timer", no_timer)
+    monkeypatch.setattr(F.conv, "AUTOTUNE_MAX_BYTES", 1000)
+    g = geometry(*SHAPES[2])
+    assert choose_algorithm(g, np.float32, "forward") == table_algorithm(g, np.float32, "forward")
+
+
 def test_plan_file_round_trip(plan_file, monkeypatch):
     g = geometry(*SHAPES[1])
     monkeypatch.setattr(at, "timer", FakeTimer({"direct": 2e-3, "im2col": 1e-3}, run=False))

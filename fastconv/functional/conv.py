@@ -83,11 +83,18 @@ def choose_algorithm(g: ConvGeometry, dtype: DTypeLike = np.float32, op: str = "
     table = table_algorithm(g, dtype, op)
     if _autotune.get_autotune() == "off":
         return table
-    return _autotune.choose(g, dtype, op, get_num_threads(), table, eligible_algorithms(g),
+    # measuring allocates inputs and outputs of the shape again: not for huge layers
+    elements = 2 * g.N * g.C_in * g.H * g.W + 2 * g.N * g.C_out * g.OH * g.OW
+    eligible = eligible_algorithms(g) if elements * np.dtype(dtype).itemsize <= AUTOTUNE_MAX_BYTES else (table,)
+    return _autotune.choose(g, dtype, op, get_num_threads(), table, eligible,
                             lambda names: _candidate_runs(g, np.dtype(dtype), op, names))
 
 
 _AUTOTUNE_OPS = ("forward", "grad_input", "grad_weight")
+
+#: Layers whose measuring arrays (input, output and their gradients) would take more than
+#: this many bytes keep the table's choice (no measurement).
+AUTOTUNE_MAX_BYTES = 256 * 2**20
 
 
 def eligible_algorithms(g: ConvGeometry) -> tuple[str, ...]:
