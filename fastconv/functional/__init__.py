@@ -21,6 +21,7 @@ from .conv import (
 )
 from .linear import _linear_backward_partial, _linear_backward_unchecked, _linear_forward_unchecked
 from .norm import batch_norm, batch_norm_backward, batch_norm_backward_unchecked, batch_norm_unchecked
+from .filter import filter2d
 from .pad import (
     CONV_PADDING_MODES,
     PadGeometry,
@@ -89,6 +90,7 @@ __all__ = [
     "col2im",
     "pad",
     "pad_backward",
+    "filter2d",
     "pad_geometry",
     "PadGeometry",
     "conv_output_size",
