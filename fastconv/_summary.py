@@ -35,8 +35,8 @@ from typing import Any, NamedTuple, Optional, Sequence, Tuple, Union
 import numpy as np
 
 from . import nn
-from ._validation import FLOAT_DTYPES, check_allocation
-from .nn.module import Module
+from ._validation import check_allocation, check_float_dtype
+from .nn.module import Module, state_restored
 
 
 class Window(NamedTuple):
@@ -432,25 +432,17 @@ def summary(model: Module, input_shape: Union[Sequence[int], Sequence[Sequence[i
                and all(isinstance(s, (tuple, list)) for s in input_shape))
     shapes = [_check_input_shape(s) for s in input_shape] if several else [_check_input_shape(input_shape)]
     shape = tuple(shapes) if several else shapes[0]
-    try:
-        dtype = np.dtype(dtype)
-    except TypeError as e:
-        raise TypeError(f"dtype must be float32 or float64, got {dtype!r}") from e
-    if dtype not in FLOAT_DTYPES:
-        raise TypeError(f"dtype must be float32 or float64, got {dtype}")
+    dtype = check_float_dtype(dtype)
     for s in shapes:
         check_allocation(s, dtype, "summary's input")
 
     names: dict[int, str] = {}
     for name, m in model.named_modules():
         names.setdefault(id(m), name)
-    modules = list({id(m): m for m in model.modules()}.values())
-    saved = [(m, dict(m.__dict__), dict(m._workspace._arrays)) for m in modules]
-    buffers = [(b, b.copy()) for b in {id(b): b for b in model.buffers()}.values()]
     full = shapes[0][2:]
     tracer = _Tracer(names, full)
     xs = [np.zeros(s, dtype) for s in shapes]
-    try:
+    with state_restored(model) as modules:
         for m in modules:
             object.__setattr__(m, "forward", tracer.wrap(m, m.forward))
             object.__setattr__(m, "training", False)
@@ -458,15 +450,6 @@ def summary(model: Module, input_shape: Union[Sequence[int], Sequence[Sequence[i
             n = len(x.shape[2:])
             tracer.mark(x, ((1,) * n, (1,) * n, False) if n and n == len(full) else None)
         y = model(*xs)
-    finally:
-        for m, attrs, arrays in saved:
-            m.__dict__.clear()
-            m.__dict__.update(attrs)
-            m._workspace._arrays.clear()
-            m._workspace._arrays.update(arrays)
-        for b, values in buffers:
-            if b.flags.writeable:
-                b[...] = values
     out_shape: Optional[tuple]
     if isinstance(y, tuple) and all(isinstance(a, np.ndarray) for a in y):
         out_shape = tuple(tuple(a.shape) for a in y)  # several outputs

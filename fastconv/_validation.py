@@ -14,6 +14,17 @@ import numpy as np
 FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 
 
+def check_float_dtype(dtype: Any, name: str = "dtype") -> np.dtype[Any]:
+    """``np.dtype(dtype)`` if it is float32 or float64, else a TypeError naming ``name``."""
+    try:
+        dt = np.dtype(dtype)
+    except TypeError as e:
+        raise TypeError(f"{name} must be float32 or float64, got {dtype!r}") from e
+    if dt not in FLOAT_DTYPES:
+        raise TypeError(f"{name} must be float32 or float64, got {dt}")
+    return dt
+
+
 def check_int(value: Any, name: str, minimum: int = 1) -> int:
     """Return ``value`` as an int, requiring an integer (not bool) >= minimum."""
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):

@@ -44,7 +44,7 @@ from . import functional as F
 from . import nn
 from ._kernels import _direct, _im2col, _plan
 from ._parallel import blas_single_thread, get_num_threads
-from ._validation import FLOAT_DTYPES
+from ._validation import FLOAT_DTYPES, check_float_dtype
 from .nn.module import Module
 
 __all__ = ["compile", "CompiledModel"]
@@ -759,7 +759,6 @@ class _Plan:
         return self._serial_parallel((1, nc, {}), (self.n_threads, nc, {}))
 
     def _table_avgpool(self, op, row):
-        g = op.geometry
         nc = self._pool_fields(op, row, 1)
         return self._serial_parallel((1, nc, {}), (self.n_threads, nc, {}))
 
@@ -1143,12 +1142,7 @@ def compile(model: Module, input_shape: Sequence[int], *, dtype: Any = None, cop
     if dtype is None:
         dtype = model_dtype
     else:
-        try:
-            dtype = np.dtype(dtype)
-        except TypeError as e:
-            raise TypeError(f"dtype must be float32 or float64, got {dtype!r}") from e
-        if dtype not in FLOAT_DTYPES:
-            raise TypeError(f"dtype must be float32 or float64, got {dtype}")
+        dtype = check_float_dtype(dtype)
         if any(True for _ in model.parameters()) and dtype != model_dtype:
             raise TypeError(f"dtype {dtype} does not match the model's parameters ({model_dtype})")
     return CompiledModel(model, shape, dtype, bool(copy), bool(measure))

@@ -15,7 +15,7 @@ import numpy as np
 from .._parallel import blas_single_thread
 from .._validation import check_allocation
 from .container import Container, _sum_grads
-from .module import Module, _grad_flags_changed, _grad_flags_version
+from .module import Module, _grad_flags_changed, _grad_flags_version, state_restored
 
 if TYPE_CHECKING:
     from .._typing import DTypeLike, FloatArray, Shape
@@ -519,26 +519,15 @@ class Graph(Container):
             raise TypeError(f"dtype must be float32 or float64, got {zeros_dtype}")
         for i, s in enumerate(shapes):
             check_allocation(s, zeros_dtype, f"input_shapes[{i}] zeros")
-        modules = list({id(m): m for m in self.modules()}.values())
-        saved = [(m, dict(m.__dict__), dict(m._workspace._arrays)) for m in modules]
-        buffers = [(b, b.copy()) for b in {id(b): b for b in self.buffers()}.values()]
         try:
-            for m in modules:
-                object.__setattr__(m, "training", False)
-            object.__setattr__(self, "_record_all", True)
-            self.forward(*[np.zeros(s, zeros_dtype) for s in shapes])
-            meta = self._meta
+            with state_restored(self) as modules:
+                for m in modules:
+                    object.__setattr__(m, "training", False)
+                object.__setattr__(self, "_record_all", True)
+                self.forward(*[np.zeros(s, zeros_dtype) for s in shapes])
+                meta = self._meta
         except (ValueError, TypeError) as e:
             raise ValueError(f"Graph refuses input_shapes {shapes}: {e}") from e
-        finally:
-            for m, attrs, arrays in saved:
-                m.__dict__.clear()
-                m.__dict__.update(attrs)
-                m._workspace._arrays.clear()
-                m._workspace._arrays.update(arrays)
-            for b, values in buffers:
-                if b.flags.writeable:
-                    b[...] = values
         assert meta is not None  # set by the forward pass
         return OrderedDict((v, tuple(shape)) for v, (shape, _) in meta.items())
 

@@ -18,7 +18,7 @@ from typing import Any, TypeVar
 import numpy as np
 
 from .._random import get_rng
-from .._validation import FLOAT_DTYPES
+from .._validation import check_float_dtype
 from .._typing import NDArray, RNGLike
 from .module import Parameter
 
@@ -26,10 +26,7 @@ _T = TypeVar("_T", Parameter, NDArray[Any])  # a Parameter or an array, returned
 
 
 def _check_dtype(dtype):
-    dtype = np.dtype(dtype)
-    if dtype not in FLOAT_DTYPES:
-        raise TypeError(f"dtype must be float32 or float64, got {dtype}")
-    return dtype
+    return check_float_dtype(dtype)
 
 
 def _uniform(rng, bound, shape, dtype):

@@ -1,6 +1,7 @@
 """Parameter and Module: explicit forward/backward in PyTorch's vocabulary."""
 from __future__ import annotations
 
+import contextlib
 from collections import OrderedDict
 from collections.abc import Mapping
 
@@ -38,6 +39,30 @@ class StateDictError(KeyError, ValueError):
 
     def __str__(self) -> str:  # KeyError would quote the message
         return str(self.args[0])
+
+
+@contextlib.contextmanager
+def state_restored(model: Module) -> Iterator[list[Module]]:
+    """Run probe passes (shape checks, summaries) inside this block without a trace.
+
+    Yields the model's distinct modules; on leaving, every module's attributes (training
+    flags, what forward saved for backward, cached plans), its reused workspace arrays and
+    every writeable buffer are as they were, so a backward of an earlier forward still works.
+    """
+    modules = list({id(m): m for m in model.modules()}.values())
+    saved = [(m, dict(m.__dict__), dict(m._workspace._arrays)) for m in modules]
+    buffers = [(b, b.copy()) for b in {id(b): b for b in model.buffers()}.values()]
+    try:
+        yield modules
+    finally:
+        for m, attrs, arrays in saved:
+            m.__dict__.clear()
+            m.__dict__.update(attrs)
+            m._workspace._arrays.clear()
+            m._workspace._arrays.update(arrays)
+        for b, values in buffers:
+            if b.flags.writeable:
+                b[...] = values
 
 
 class Parameter:
