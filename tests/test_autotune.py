@@ -382,7 +382,10 @@ def test_concurrent_writers_do_not_corrupt(plan_file):
     env = dict(os.environ, FASTCONV_PLAN_CACHE=str(plan_file))
     root = os.path.dirname(os.path.dirname(os.path.abspath(fastconv.__file__)))
     env["PYTHONPATH"] = root + os.pathsep + env.get("PYTHONPATH", "")
-    procs = [subprocess.Popen([sys.executable, "-c", _WRITER, str(i)], env=env) for i in range(3)]
+    # cwd: python -c puts the working folder first on sys.path, and from the repository root
+    # that would be the source tree instead of the fastconv these tests import
+    procs = [subprocess.Popen([sys.executable, "-c", _WRITER, str(i)], env=env, cwd=plan_file.parent.parent)
+             for i in range(3)]
     assert [p.wait(timeout=60) for p in procs] == [0, 0, 0]
     doc = json.loads(plan_file.read_text())
     assert len(doc["plans"]) == 60

@@ -202,7 +202,8 @@ if r == 0:
 
 @needs_mpi
 def test_alone_without_mpiexec_world_size_is_one():
-    p = subprocess.run([sys.executable, "-c", ALONE], capture_output=True, text=True, env=_env(), timeout=60)
+    p = subprocess.run([sys.executable, "-c", ALONE], capture_output=True, text=True, env=_env(), timeout=60,
+                       cwd=tempfile.gettempdir())  # not the repository root: -c puts the cwd on sys.path
     assert p.returncode == 0 and "ok" in p.stdout, p.stderr
 
 

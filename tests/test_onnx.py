@@ -1133,8 +1133,11 @@ def test_import_without_onnx_in_a_fresh_interpreter(tmp_path):
     )
     f = tmp_path / "m.onnx"
     f.write_bytes(b"x")
-    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    out = subprocess.run([sys.executable, "-c", code, str(f)], capture_output=True, text=True, cwd=root,
-                         timeout=120)
+    # the fastconv these tests import (source tree or installed wheel), run away from the
+    # repository root (python -c puts the working folder first on sys.path)
+    root = os.path.dirname(os.path.dirname(os.path.abspath(fastconv.__file__)))
+    env = dict(os.environ, PYTHONPATH=root)
+    out = subprocess.run([sys.executable, "-c", code, str(f)], capture_output=True, text=True, cwd=tmp_path,
+                         env=env, timeout=120)
     assert out.returncode == 0, out.stderr
     assert out.stdout.count('pip install "fastconv[onnx]"') == 2, out.stdout
