@@ -217,9 +217,11 @@ def cmd_train(args):
             raise UserError(f"{target} already exists; pass --force to overwrite it")
     if args.model != "lenet5" and (args.activation != "relu" or args.pool != "max"):
         raise UserError("--activation and --pool apply to --model lenet5 only")
+    ranks = 1
     if args.distributed:  # MPI (fastconv.distributed): threads per rank; rank 0 prints and writes
         from . import distributed as _dist
         _dist.setup_cli(args)
+        ranks = _dist.world_size()
     if args.threads is not None:
         set_num_threads(args.threads)
     info = DATASETS[args.dataset]
@@ -271,8 +273,10 @@ def cmd_train(args):
                 train_batches.sampler.set_epoch(epoch - 1)
             with _progress_bar(len(train_x), f"epoch {epoch}/{args.epochs}", hide_bar) as bar:
                 def progress(n, loss, rate, bar=bar):
-                    bar.update(n)
-                    bar.set_postfix(loss=f"{loss:.4f}", img_s=f"{rate:.0f}", refresh=False)
+                    # under --distributed, rank 0 sees its share of each global batch: the
+                    # bar counts the whole job's images (about W times the share)
+                    bar.update(n * ranks)
+                    bar.set_postfix(loss=f"{loss:.4f}", img_s=f"{rate * ranks:.0f}", refresh=False)
                     if ckpt is not None:
                         ckpt.step_done()  # (raises KeyboardInterrupt there after a Ctrl-C)
 
