@@ -450,7 +450,10 @@ class _Plan:
                 # ("winograd_axpy": Winograd with its products by the AVX-512 blocks)
                 forced = "winograd" if force_algorithm == "winograd_axpy" else force_algorithm
                 op.algorithm = ("direct" if forced not in self._conv_alternatives(op) else forced)
-                op.winograd_axpy = force_algorithm == "winograd_axpy"
+                # (only where the AVX-512 blocks exist: a portable build or another CPU has
+                # empty stand-ins, so it falls back to BLAS's products, as measuring does)
+                op.winograd_axpy = (force_algorithm == "winograd_axpy" and dtype == np.float32
+                                    and _direct.use_avx512())
         self._allocate(out)
         self._tables()
         self.executor = _plan.Executor(self.steps, self.slots, self.py_steps)
