@@ -19,7 +19,7 @@ from .. import nn
 from .._atomic import atomic_write
 from .._version import __version__
 from ..functional.pool import adaptive_pool_geometry
-from .registry import add_exporter, find_exporter
+from .registry import add_exporter, find_exporter, unique_name
 
 #: opsets the exporter writes (the ops it uses changed their form at 13 and 18)
 OPSETS = range(13, 23)
@@ -57,12 +57,7 @@ class ExportContext:
 
     def unique(self, base):
         """``base``, or ``base_1``, ``base_2``... if taken."""
-        name, i = base, 0
-        while name in self._names:
-            i += 1
-            name = f"{base}_{i}"
-        self._names.add(name)
-        return name
+        return unique_name(base, self._names)
 
     def initializer(self, name, array):
         """Add ``array`` as an initializer named ``name`` (a state-dict key); returns its name."""

@@ -21,7 +21,7 @@ import onnx
 from onnx import TensorProto, numpy_helper
 
 from .. import nn
-from .registry import CONVERTERS
+from .registry import CONVERTERS, unique_name
 
 #: default-domain opsets the importer reads
 OPSETS = range(9, 24)
@@ -396,13 +396,7 @@ class ImportContext:
                     base = v[: -len(".weight")]
                     break
         base = re.sub(r"[^0-9A-Za-z_]+", "_", base or node.name or "").strip("_") or node.op_type.lower()
-        base += suffix
-        name, i = base, 0
-        while name in self._names:
-            i += 1
-            name = f"{base}_{i}"
-        self._names.add(name)
-        return name
+        return unique_name(base + suffix, self._names)
 
     def emit(self, node, module, inputs=None, outputs=None, suffix=""):
         """Add a fastconv node running ``module`` on ``inputs`` (default: the ONNX node's

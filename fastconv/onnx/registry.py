@@ -54,3 +54,14 @@ def supported_ops():
     for op, version in CONVERTERS:
         ops.setdefault(op, []).append(version)
     return {op: sorted(v) for op, v in sorted(ops.items())}
+
+
+def unique_name(base: str, taken: set) -> str:
+    """``base``, or ``base_1``, ``base_2``... if taken; the name returned joins ``taken``
+    (ONNX value and node names, and Graph node names, must be unique)."""
+    name, i = base, 0
+    while name in taken:
+        i += 1
+        name = f"{base}_{i}"
+    taken.add(name)
+    return name
