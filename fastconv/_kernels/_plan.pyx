@@ -74,30 +74,9 @@ cdef extern from "_adaptive_planes.h":
     void fc_adaptive_max_d(const double* x, Py_ssize_t n_planes, Py_ssize_t H, Py_ssize_t W,
                            double* out, int64_t* idx, Py_ssize_t OH, Py_ssize_t OW) noexcept nogil
 
-cdef extern from "_winograd.h":
-    void fc_wino_input_f(const float* xp, Py_ssize_t C, Py_ssize_t Hp, Py_ssize_t Wp,
-                         Py_ssize_t th, Py_ssize_t tw, float* V, Py_ssize_t ld, Py_ssize_t xis,
-                         Py_ssize_t t0, float* e) noexcept nogil
-    void fc_wino_input_d(const double* xp, Py_ssize_t C, Py_ssize_t Hp, Py_ssize_t Wp,
-                         Py_ssize_t th, Py_ssize_t tw, double* V, Py_ssize_t ld, Py_ssize_t xis,
-                         Py_ssize_t t0, double* e) noexcept nogil
-    void fc_wino_output_f(const float* M, Py_ssize_t xis, Py_ssize_t nt, float bias,
-                          float* y) noexcept nogil
-    void fc_wino_output_d(const double* M, Py_ssize_t xis, Py_ssize_t nt, double bias,
-                          double* y) noexcept nogil
-    void fc_wino_scatter_f(const float* y, Py_ssize_t nt, Py_ssize_t t0, Py_ssize_t th,
-                           Py_ssize_t tw, float* o, Py_ssize_t OH, Py_ssize_t OW,
-                           Py_ssize_t ors) noexcept nogil
-    void fc_wino_scatter_d(const double* y, Py_ssize_t nt, Py_ssize_t t0, Py_ssize_t th,
-                           Py_ssize_t tw, double* o, Py_ssize_t OH, Py_ssize_t OW,
-                           Py_ssize_t ors) noexcept nogil
-    void fc_wino_input_avx512_f(const float* x, Py_ssize_t C, Py_ssize_t H, Py_ssize_t W,
-                                Py_ssize_t pt, Py_ssize_t pl, Py_ssize_t th, Py_ssize_t tw,
-                                float* V, Py_ssize_t ld, Py_ssize_t xis, Py_ssize_t t0,
-                                float* q) noexcept nogil
-    void fc_wino_scatter_avx512_f(const float* y, Py_ssize_t nt, Py_ssize_t t0, Py_ssize_t th,
-                                  Py_ssize_t tw, float* o, Py_ssize_t OH, Py_ssize_t OW,
-                                  Py_ssize_t ors) noexcept nogil
+from ._winograd cimport (
+    fc_wino_input_f, fc_wino_input_d, fc_wino_output_f, fc_wino_output_d, fc_wino_scatter_f,
+    fc_wino_scatter_d, fc_wino_input_avx512_f, fc_wino_scatter_avx512_f)
 
 cdef extern from "_plan.h":
     void fc_plan_dot_row_f(Py_ssize_t N, Py_ssize_t K, const float* a, const float* b,
