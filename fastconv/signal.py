@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from .functional import _fft
 from .functional.filter import correlate_planes
 
 __all__ = ["correlate2d", "convolve2d"]
@@ -75,9 +76,10 @@ def _fast_dtype(dtype: np.dtype) -> bool:
 
 
 def _compute(in1: np.ndarray, in2: np.ndarray, convolve: bool, mode: str, boundary: Any,
-             fillvalue: Any) -> np.ndarray:
+             fillvalue: Any, method: Any = "auto") -> np.ndarray:
     rule = _option(_BOUNDARIES, boundary, _BOUNDARY_MSG)
     dtype = np.result_type(in1, in2).newbyteorder("=")
+    method = _fft.check_method(method, dtype)
     H, W = in1.shape
     kh, kw = in2.shape
     if (rule in ("symm", "wrap") and mode == "full" and 0 in (H, W)
@@ -89,12 +91,12 @@ def _compute(in1: np.ndarray, in2: np.ndarray, convolve: bool, mode: str, bounda
         bval = {None: 16, "fill": 0, "symm": 4, "wrap": 8}[rule]
         return _sigtools._convolve2d(in1, in2, int(convolve), val, bval, fillvalue)
     fill = _fill_value(fillvalue, dtype) if rule == "fill" else np.zeros((), dtype)
-    y = correlate_planes(in1[None], in2, mode, rule, fill, convolve, dtype)
+    y = correlate_planes(in1[None], in2, mode, rule, fill, convolve, dtype, method)
     return y[0]
 
 
 def convolve2d(in1: Any, in2: Any, mode: str = "full", boundary: str = "fill",
-               fillvalue: Any = 0) -> np.ndarray:
+               fillvalue: Any = 0, *, method: str = "auto") -> np.ndarray:
     """Convolve two 2-D arrays: ``scipy.signal.convolve2d`` (same arguments and results).
 
     Parameters
@@ -105,6 +107,11 @@ def convolve2d(in1: Any, in2: Any, mode: str = "full", boundary: str = "fill",
     boundary : {'fill', 'pad', 'wrap', 'circular', 'symm', 'symmetric'}
     fillvalue : scalar
         Outside value for boundary 'fill', converted to the output dtype.
+    method : {'auto', 'direct', 'fft'}, keyword only (not in SciPy)
+        'direct': fastconv's kernel; 'fft': ``scipy.fft`` with fastconv's threads (float32/64
+        and complex only, ValueError otherwise; results equal to rounding, NaN or inf spread
+        to every output); 'auto' (default): the cheaper by a measured cost model, always
+        direct for integers and for non-finite data (see :mod:`fastconv.functional._fft`).
 
     Returns
     -------
@@ -118,11 +125,11 @@ def convolve2d(in1: Any, in2: Any, mode: str = "full", boundary: str = "fill",
     if _inputs_swap_needed(mode, in1.shape, in2.shape):
         in1, in2 = in2, in1
     mode = _option(_MODES, mode, _MODE_MSG)
-    return _compute(in1, in2, True, mode, boundary, fillvalue)
+    return _compute(in1, in2, True, mode, boundary, fillvalue, method)
 
 
 def correlate2d(in1: Any, in2: Any, mode: str = "full", boundary: str = "fill",
-                fillvalue: Any = 0) -> np.ndarray:
+                fillvalue: Any = 0, *, method: str = "auto") -> np.ndarray:
     """Cross-correlate two 2-D arrays: ``scipy.signal.correlate2d`` (same arguments and results).
 
     ``out[i, j] = sum_{p, q} in1_ext[i + p - a, j + q - b] * conj(in2[p, q])`` with
@@ -141,7 +148,7 @@ def correlate2d(in1: Any, in2: Any, mode: str = "full", boundary: str = "fill",
     if swapped:
         in1, in2 = in2, in1
     mode = _option(_MODES, mode, _MODE_MSG)
-    out = _compute(in1, in2.conj(), False, mode, boundary, fillvalue)
+    out = _compute(in1, in2.conj(), False, mode, boundary, fillvalue, method)
     if swapped:
         out = out[::-1, ::-1]
     return out

@@ -65,6 +65,9 @@ FILE_FORMAT = "fastconv-plans"
 FILE_VERSION = 1
 OPS = ("forward", "grad_input", "grad_weight")
 ALGORITHMS = ("direct", "im2col", "winograd")
+#: Plans that are not a convolution's algorithm: op -> the "algorithm" values its entries
+#: hold (the filters' measured cost model, functional/_fft.py; see :func:`cached_plan`).
+OTHER_OPS = {"filter-cost": ("cost-model",)}
 
 _lock = threading.RLock()
 _mode: str | None = None           # set_autotune's value; None: the environment's
@@ -73,6 +76,7 @@ _record: list[str] | None = None     # keys used while recording (tune_model)
 _file_plans: dict[str, dict] = {}    # key string -> entry, from the plan file
 _new_plans: dict[str, dict] = {}     # key string -> entry, measured by this process
 _loaded_path: Path | None = None
+_other_memo: dict[str, dict] = {}  # OTHER_OPS key string -> entry in use (cached_plan)
 
 
 # --------------------------------------------------------------------------------------
@@ -165,6 +169,8 @@ def plan_cache_path() -> Path:
 
 
 def _entry_ok(key: str, e: Any) -> bool:
+    if isinstance(e, dict) and e.get("op") in OTHER_OPS:
+        return isinstance(key, str) and e.get("algorithm") in OTHER_OPS[e["op"]]
     return (isinstance(e, dict) and e.get("op") in OPS and e.get("algorithm") in ALGORITHMS
             and isinstance(e.get("times_us", {}), dict) and isinstance(key, str))
 
@@ -273,6 +279,7 @@ def clear_plans(memory: bool = True, file: bool = False) -> None:
     with _lock:
         if memory:
             _memo.clear()
+            _other_memo.clear()
             _file_plans.clear()
             _new_plans.clear()
             _loaded_path = None
@@ -408,3 +415,30 @@ def choose(g: Any, dtype: Any, op: str, n_threads: int, table_choice: str,
             return table_choice  # "cache" without a plan: not memoised (a later "measure" measures)
         _memo[mkey] = (algo, k)
         return algo
+
+
+def cached_plan(key: str, measure_entry: Callable[[], dict]) -> dict | None:
+    """The plan entry of a non-convolution key (an :data:`OTHER_OPS` op) under the current
+    mode: None under "off" (or "cache" without a plan); else this process's or the plan
+    file's entry, measured once by ``measure_entry()`` in "measure" mode (and persisted).
+    :func:`plans` lists it; :func:`clear_plans` forgets it."""
+    mode = get_autotune()
+    if mode == "off":
+        return None
+    hit = _other_memo.get(key)
+    if hit is not None:
+        return hit
+    _ensure_loaded()
+    with _lock:
+        hit = _other_memo.get(key)
+        if hit is not None:
+            return hit
+        e = _new_plans.get(key) or _file_plans.get(key)
+        if e is None:
+            if mode != "measure":
+                return None
+            e = measure_entry()
+            _new_plans[key] = e
+            _save({key: e})
+        _other_memo[key] = e
+        return e

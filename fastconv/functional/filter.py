@@ -19,6 +19,7 @@ import numpy as np
 
 from .._kernels import _filter
 from .._parallel import get_num_threads
+from . import _fft
 
 #: boundary name -> canonical rule (SciPy's spellings).
 BOUNDARIES = {"fill": "fill", "pad": "fill", "wrap": "wrap", "circular": "wrap",
@@ -152,11 +153,13 @@ def _correlate_int(xe: np.ndarray, k: np.ndarray) -> np.ndarray:
 
 
 def correlate_planes(x: np.ndarray, k: np.ndarray, mode: str, rule: str, fill: Any,
-                     convolve: bool, out_dtype: np.dtype) -> np.ndarray:
+                     convolve: bool, out_dtype: np.dtype, method: str = "direct") -> np.ndarray:
     """SciPy-semantics 2-D correlation (or convolution) of each plane of ``x`` (N, H, W) with
     ``k`` (kh, kw); arguments already validated; ``fill`` already of ``out_dtype``.
 
-    out_dtype is float32/float64, complex64/complex128 or a numpy integer type.
+    out_dtype is float32/float64, complex64/complex128 or a numpy integer type. ``method``
+    (canonical, :func:`fastconv.functional._fft.check_method`): "direct", "fft" or "auto"
+    (float/complex data only; see :mod:`fastconv.functional._fft`).
     """
     N, H, W = x.shape
     kh, kw = k.shape
@@ -175,6 +178,8 @@ def correlate_planes(x: np.ndarray, k: np.ndarray, mode: str, rule: str, fill: A
         if rule != "fill" and ((top or bottom) and H == 0 or (left or right) and W == 0):
             raise ValueError(f"boundary {rule!r} cannot extend an empty axis (input shape {(H, W)})")
         maps = (source_map(H, top, bottom, rule), source_map(W, left, right, rule), left)
+        if method != "direct" and _fft.use_fft(method, x, k, maps[0], maps[1], fill, out_dtype, (oh, ow)):
+            return _fft.correlate_fft(x, k, maps[0], maps[1], fill, out_dtype, (oh, ow))  # functional/_fft.py
         if kind == "f":
             return _correlate_real(x, k, fill, maps, out_dtype, (oh, ow))
         # complex: (a + ib) * (c + id) = (ac - bd) + i(ad + bc), four real correlations
@@ -196,7 +201,7 @@ def correlate_planes(x: np.ndarray, k: np.ndarray, mode: str, rule: str, fill: A
 
 
 def filter2d(images: Any, kernel: Any, mode: str = "same", boundary: str = "fill", fillvalue: Any = 0,
-             *, convolve: bool = False) -> np.ndarray:
+             *, convolve: bool = False, method: str = "auto") -> np.ndarray:
     """Correlate (or convolve) every plane of a stack with one 2-D kernel, in one parallel call.
 
     Each plane follows ``scipy.signal.correlate2d`` (``convolve2d`` when ``convolve=True``)
@@ -215,6 +220,11 @@ def filter2d(images: Any, kernel: Any, mode: str = "same", boundary: str = "fill
         The value outside the planes for boundary "fill" (cast to the output dtype).
     convolve : bool
         Flip the kernel (convolution) instead of correlating.
+    method : {"auto", "direct", "fft"}
+        "direct": fastconv's kernel; "fft": ``scipy.fft`` (float/complex only; NaN or inf
+        in a plane makes that whole output plane NaN); "auto": the cheaper by a measured
+        cost model, direct for integers and non-finite data
+        (:mod:`fastconv.functional._fft`).
 
     Returns
     -------
@@ -247,5 +257,5 @@ def filter2d(images: Any, kernel: Any, mode: str = "same", boundary: str = "fill
     planes = x.reshape((-1,) + x.shape[-2:])
     if not convolve:
         k = k.conj()  # correlate2d's conjugate of the kernel (complex kernels only)
-    y = correlate_planes(planes, k, mode, rule, fill, bool(convolve), dtype)
+    y = correlate_planes(planes, k, mode, rule, fill, bool(convolve), dtype, _fft.check_method(method, dtype))
     return y.reshape(lead + y.shape[1:])
