@@ -489,3 +489,64 @@ def adam_torch_ref(p0, grads, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_deca
         vhat = (vmax if amsgrad else v) / (1 - b2**t)
         p = p - lr * (m / (1 - b1**t)) / (np.sqrt(vhat) + eps)
     return p, m, v, vmax
+
+
+# --- ndimage / edge filters (fastconv.ndimage, fastconv.filters) ---
+#: ndimage mode -> np.pad mode (half-sample 'reflect' is NumPy's 'symmetric', whole-sample
+#: 'mirror' is NumPy's 'reflect')
+NDIMAGE_PAD = {"reflect": "symmetric", "grid-mirror": "symmetric", "mirror": "reflect", "nearest": "edge",
+               "wrap": "wrap", "grid-wrap": "wrap", "constant": "constant", "grid-constant": "constant"}
+
+
+def ndimage_pad_ref(x, before, after, mode, cval=0.0):
+    """x extended per axis by ``before[k]``/``after[k]`` samples under an ndimage mode
+    (np.pad, repeated for extensions longer than the axis; 'mirror' of one sample repeats it)."""
+    pad = NDIMAGE_PAD[mode]
+    width = list(zip(before, after))
+    if pad == "constant":
+        return np.pad(x, width, mode="constant", constant_values=cval)
+    if pad == "reflect" and 1 in x.shape:  # NumPy refuses to reflect one sample: it repeats
+        width1 = [w if s == 1 else (0, 0) for w, s in zip(width, x.shape)]
+        x = np.pad(x, width1, mode="edge")
+        width = [(0, 0) if s == 1 else w for w, s in zip(width, x.shape)]
+    return np.pad(x, width, mode=pad)
+
+
+def ndimage_correlate_ref(x, w, mode="reflect", cval=0.0, origin=0, skip_zero=True):
+    """scipy.ndimage.correlate by a NumPy loop over the taps (float64): out[i] = sum_p
+    w[p] * ext[i + p - (k // 2 + origin)]; taps with |w| <= eps skipped when ``skip_zero``."""
+    x = np.asarray(x, dtype=np.float64)
+    w = np.asarray(w, dtype=np.float64)
+    origin = [origin] * x.ndim if np.isscalar(origin) else list(origin)
+    before = [k // 2 + o for k, o in zip(w.shape, origin)]
+    after = [k - 1 - b for k, b in zip(w.shape, before)]
+    xe = ndimage_pad_ref(x, before, after, mode, cval)
+    y = np.zeros(x.shape)
+    for p in np.ndindex(*w.shape):
+        if skip_zero and abs(w[p]) <= np.finfo(np.float64).eps:
+            continue
+        y += w[p] * xe[tuple(slice(q, q + s) for q, s in zip(p, x.shape))]
+    return y
+
+
+def edge_filter_ref(image, smooth, axis=None, mode="reflect", cval=0.0):
+    """scikit-image's sobel/prewitt/scharr (2-D, float64) from the 3x3 product kernels:
+    derivative [-1, 0, 1] (correlation) along the edge axis times ``smooth`` along the other,
+    magnitude sqrt(mean of the squares over both axes)."""
+    smooth = np.asarray(smooth, dtype=np.float64)
+    edge = np.array([-1.0, 0.0, 1.0])
+    parts = []
+    for ax in ((0, 1) if axis is None else (axis,)):
+        k = np.outer(edge, smooth) if ax == 0 else np.outer(smooth, edge)
+        parts.append(ndimage_correlate_ref(image, k, mode, cval))
+    if axis is not None:
+        return parts[0]
+    return np.sqrt((parts[0] ** 2 + parts[1] ** 2) / 2)
+
+
+def roberts_ref(image):
+    """(pos, neg) diagonals of Roberts' cross, 'reflect' past the last row/column:
+    x[i+1, j+1] - x[i, j] and x[i+1, j] - x[i, j+1]."""
+    xe = ndimage_pad_ref(np.asarray(image, dtype=np.float64), (0, 0), (1, 1), "reflect")
+    H, W = np.shape(image)
+    return xe[1:, 1:] - xe[:H, :W], xe[1:, :W] - xe[:H, 1:]

@@ -64,6 +64,13 @@ def _fold(idx: np.ndarray, n: int, rule: str) -> np.ndarray:
     """Source indices in [0, n) for extended indices ``idx`` under a boundary rule."""
     if rule == "wrap":
         return idx % n
+    if rule == "nearest":  # ndimage's 'nearest': the edge sample repeated
+        return np.clip(idx, 0, n - 1)
+    if rule == "mirror":  # ndimage's 'mirror': period 2n - 2, edge not repeated (n == 1: it)
+        if n == 1:
+            return np.zeros_like(idx)
+        m2: np.ndarray = idx % (2 * n - 2)
+        return np.where(m2 < n, m2, 2 * n - 2 - m2)
     m: np.ndarray = idx % (2 * n)  # symm: period 2n, edge sample repeated
     return np.where(m < n, m, 2 * n - 1 - m)
 
