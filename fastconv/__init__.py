@@ -61,6 +61,8 @@ __all__ = [
     "manual_seed",
     "filter2d",
     "signal",
+    "ndimage",
+    "filters",
     "summary",
     "save",
     "load",
@@ -74,6 +76,7 @@ from . import datasets, models, nn, optim  # noqa: E402  (after the kernels they
 from ._summary import summary  # noqa: E402  (uses nn)
 from . import inference  # noqa: E402  (planned eval-mode inference; uses nn)
 from . import signal  # noqa: E402  (SciPy drop-ins: correlate2d, convolve2d)
+from . import filters, ndimage  # noqa: E402  (scipy.ndimage drop-ins, scikit-image's edge filters)
 from . import autotune  # noqa: E402  (measured algorithm choice)
 from .autotune import get_autotune, plans, set_autotune  # noqa: E402
 from .serialization import load, save  # noqa: E402  (uses models)

@@ -9,29 +9,47 @@ fastconv.signal's, registers them in SciPy's ``xp_capabilities_table`` with the 
 capabilities (``make_xp_test_case`` looks functions up there), and fails the session
 loudly if a collected test module still holds SciPy's functions or none of the patched
 functions was called.
+
+It does the same for ``scipy.ndimage``'s correlate, convolve, correlate1d, convolve1d, sobel
+and prewitt (in ``scipy.ndimage``, ``scipy.ndimage._filters`` and
+``scipy.ndimage._support_alternative_backends``; SciPy's ndimage tests call them as
+``ndimage.correlate``, and SciPy's other filters reach correlate1d through ``_filters``):
+``python -m pytest -p tests.scipy_plugin --pyargs scipy.ndimage.tests.test_filters``. Calls that
+fastconv handed back to SciPy (fastconv.ndimage.SCIPY: 3-D correlate, ``axes``, float16 ...)
+are counted apart, and the session fails if fastconv computed none of the calls.
 """
 import sys
 
 import pytest
 import scipy.signal
 import scipy.signal._signaltools as _signaltools
+
 try:  # SciPy >= 1.15: make_xp_test_case looks the tested functions up here
     from scipy._lib._array_api import xp_capabilities_table
 except ImportError:
     xp_capabilities_table = {}
 
+import scipy.ndimage
+import scipy.ndimage._filters as _ndfilters
+import scipy.ndimage._support_alternative_backends as _ndbackends
+
+import fastconv.ndimage as _fn
 import fastconv.signal as _fs
 
 NAMES = ("convolve2d", "correlate2d")
 ORIGINAL = {name: getattr(scipy.signal, name) for name in NAMES}
 CALLS = dict.fromkeys(NAMES, 0)
+ND_NAMES = tuple(_fn.__all__)  # correlate, convolve, correlate1d, convolve1d, sobel, prewitt
+ND_ORIGINAL = {name: getattr(scipy.ndimage, name) for name in ND_NAMES}
+ND_CALLS = dict.fromkeys(ND_NAMES, 0)
+ND_FALLBACKS = dict.fromkeys(ND_NAMES, 0)
 
 
-def _counting(name):
-    target = getattr(_fs, name)
+def _counting(name, module=_fs, calls=CALLS):
+    target = getattr(module, name)
 
     def wrapper(*args, **kwargs):
-        CALLS[name] += 1
+        calls[name] += 1
         return target(*args, **kwargs)
 
     wrapper.__name__ = wrapper.__qualname__ = name
@@ -41,8 +59,18 @@ def _counting(name):
 
 
 PATCHED = {name: _counting(name) for name in NAMES}
+ND_PATCHED = {name: _counting(name, _fn, ND_CALLS) for name in ND_NAMES}
 
-if any(m.startswith("scipy.signal.tests") for m in sys.modules):
+
+def _counting_fallback(name, original):
+    def fallback(*args, **kwargs):
+        ND_FALLBACKS[name] += 1
+        return original(*args, **kwargs)
+    return fallback
+
+
+TEST_PACKAGES = ("scipy.signal.tests", "scipy.ndimage.tests")
+if any(m.startswith(TEST_PACKAGES) for m in sys.modules):
     raise pytest.UsageError("scipy_plugin: SciPy's test modules were imported before the patch; "
                             "load it with -p before collection")
 for _name, _func in PATCHED.items():
@@ -50,26 +78,43 @@ for _name, _func in PATCHED.items():
         setattr(_mod, _name, _func)
     if ORIGINAL[_name] in xp_capabilities_table:
         xp_capabilities_table[_func] = xp_capabilities_table[ORIGINAL[_name]]
+for _name, _func in ND_PATCHED.items():
+    if _fn.SCIPY[_name] is not ND_ORIGINAL[_name]:
+        raise pytest.UsageError(f"scipy_plugin: fastconv.ndimage's fallback for {_name} is not SciPy's")
+    _fn.SCIPY[_name] = _counting_fallback(_name, ND_ORIGINAL[_name])
+    for _mod in (scipy.ndimage, _ndfilters, _ndbackends):
+        setattr(_mod, _name, _func)
+    if ND_ORIGINAL[_name] in xp_capabilities_table:
+        xp_capabilities_table[_func] = xp_capabilities_table[ND_ORIGINAL[_name]]
 
 
 def pytest_collection_finish(session):
     """Every collected SciPy test module must hold the patched functions."""
-    checked = 0
-    for mod_name, mod in list(sys.modules.items()):
-        if not mod_name.startswith("scipy.signal.tests") or mod is None:
+    collected = {item.module.__name__ for item in session.items if getattr(item, "module", None)}
+    for package, names, original, patched, home in (
+            ("scipy.signal.tests", NAMES, ORIGINAL, PATCHED, scipy.signal),
+            ("scipy.ndimage.tests", ND_NAMES, ND_ORIGINAL, ND_PATCHED, scipy.ndimage)):
+        if not any(m.startswith(package) for m in collected):
             continue
-        for name in NAMES:
-            held = getattr(mod, name, None)
-            if held is ORIGINAL[name]:
-                raise pytest.UsageError(f"scipy_plugin: {mod_name}.{name} is still SciPy's function")
-            checked += held is PATCHED[name]
-    if not checked:
-        raise pytest.UsageError("scipy_plugin: no SciPy signal test module holds fastconv's functions")
+        checked = sum(getattr(home, name) is patched[name] for name in names)
+        for mod_name, mod in list(sys.modules.items()):
+            if not mod_name.startswith(package) or mod is None:
+                continue
+            for name in names:
+                held = getattr(mod, name, None)
+                if held is original[name]:
+                    raise pytest.UsageError(f"scipy_plugin: {mod_name}.{name} is still SciPy's function")
+                checked += held is patched[name]
+        if checked < len(names):
+            raise pytest.UsageError(f"scipy_plugin: {home.__name__} does not hold fastconv's functions")
 
 
 def pytest_sessionfinish(session, exitstatus):
-    if session.testscollected and not any(CALLS.values()):
+    computed = {name: ND_CALLS[name] - ND_FALLBACKS[name] for name in ND_NAMES}
+    if session.testscollected and not any(CALLS.values()) and not any(computed.values()):
         session.exitstatus = 1
-        print("\nscipy_plugin: FAILED: fastconv's correlate2d/convolve2d were never called", file=sys.stderr)
+        print("\nscipy_plugin: FAILED: fastconv's functions were never called", file=sys.stderr)
     else:
         print(f"\nscipy_plugin: fastconv.signal calls: {CALLS}")
+        print(f"scipy_plugin: fastconv.ndimage calls computed by fastconv: {computed}; "
+              f"handed back to SciPy: {ND_FALLBACKS}")

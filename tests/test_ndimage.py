@@ -8,9 +8,9 @@ import pytest
 import scipy.ndimage as nd
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from reference import ndimage_correlate_ref, tol
 
 import fastconv.ndimage as fn
-from reference import ndimage_correlate_ref, tol
 
 MODES = list(fn.MODES)  # every mode name and alias
 FUNCS = ["correlate", "convolve"]
@@ -290,10 +290,9 @@ def _bad_cases():
 def test_bad_inputs_raise_scipys_errors(name, args, kwargs):
     _, want = outcome(getattr(nd, name), *args, **kwargs)
     assert want is not None, "SciPy accepts this case"
-    with pytest.raises(want[0]) as info:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            getattr(fn, name)(*args, **kwargs)
+    with pytest.raises(want[0]) as info, warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        getattr(fn, name)(*args, **kwargs)
     assert str(info.value).startswith(want[1])  # fastconv may append the choices
 
 
