@@ -9,21 +9,12 @@ import scipy.ndimage as nd
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from reference import ndimage_correlate_ref, tol
+from test_signal import outcome  # (result, None) or (None, (exception type, message))
 
 import fastconv.ndimage as fn
 
 MODES = list(fn.MODES)  # every mode name and alias
 FUNCS = ["correlate", "convolve"]
-
-
-def outcome(f, *args, **kwargs):
-    """(result, None) or (None, (exception type, message))."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        try:
-            return f(*args, **kwargs), None
-        except Exception as e:  # noqa: BLE001 - the type is what is compared
-            return None, (type(e), str(e))
 
 
 def scipy_reliable(mode, shape, kshape, origin):
