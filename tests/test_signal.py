@@ -326,3 +326,100 @@ def test_read_only_and_byte_swapped_inputs(dtype, rng):
         got = fs.correlate2d(x, y, "same", "symm")
         assert got.dtype == want.dtype
         np.testing.assert_allclose(got, want, rtol=1e-5 if dtype == np.float32 else 1e-12, atol=1e-4)
+
+
+# ---- the single-plane kernel itself (_kernels/_filter): blocks, strips, paths, threads ----
+
+def _extended_ref(x, kh, kw, top, bottom, left, right, mode, fill):
+    """Planes x (N, H, W) extended with np.pad, then the 'valid' correlation as a float64
+    sum over windows (independent of the kernel's row tables and strips)."""
+    from numpy.lib.stride_tricks import sliding_window_view
+    pad = ((0, 0), (top, bottom), (left, right))
+    xe = np.pad(x, pad, "constant", constant_values=fill) if mode == "fill" else np.pad(x, pad, mode)
+    return lambda k: np.einsum("nhwij,ij->nhw", sliding_window_view(xe.astype(np.float64), k.shape, axis=(1, 2)),
+                               k.astype(np.float64))
+
+
+# (H, W, kh, kw, top, left): fewer rows than a register block (4) or a task (32), widths below
+# one vector (16 floats / 8 doubles), widths not a multiple of a block (64 / 32), the fixed
+# 3x3 blocks, kernels wider than the plane (every column in the border strips), no interior.
+KERNEL_CASES = [(1, 1, 1, 1, 0, 0), (2, 5, 3, 3, 1, 1), (3, 7, 3, 3, 1, 1), (5, 15, 3, 3, 1, 1),
+                (7, 17, 3, 3, 2, 0), (33, 65, 3, 3, 1, 1), (4, 64, 3, 3, 1, 1), (37, 129, 5, 5, 2, 2),
+                (6, 9, 5, 4, 2, 1), (40, 70, 7, 7, 3, 3), (3, 200, 1, 9, 0, 4), (65, 3, 9, 1, 4, 0),
+                (5, 5, 11, 13, 10, 12), (9, 33, 15, 15, 7, 7), (2, 2, 3, 3, 2, 2), (70, 31, 2, 2, 1, 0)]
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("case", KERNEL_CASES, ids=lambda c: "x".join(map(str, c)))
+@pytest.mark.parametrize("mode", ["fill", "symmetric", "wrap"])
+def test_kernel_blocks_and_strips_match_windows(case, mode, dtype, rng):
+    """correlate_extended (row tables + border strips) and correlate_valid (pre-extended
+    planes) on every code path: the AVX-512 blocks where the CPU has them, the portable
+    loops always, at 1 and 2 threads: all equal to the window sum; the two thread counts
+    bit for bit."""
+    from fastconv._kernels import _filter
+    from fastconv.functional.filter import source_map
+    H, W, kh, kw, top, left = case
+    bottom, right = kh - 1 - top, kw - 1 - left
+    x = rng.standard_normal((3, H, W)).astype(dtype)
+    k = rng.standard_normal((kh, kw)).astype(dtype)
+    fill = -1.25
+    rule = {"fill": "fill", "symmetric": "symm", "wrap": "wrap"}[mode]
+    want = _extended_ref(x, kh, kw, top, bottom, left, right, mode, fill)(k)
+    rmap, cmap = source_map(H, top, bottom, rule), source_map(W, left, right, rule)
+    xe = np.ascontiguousarray(np.pad(x, ((0, 0), (top, bottom), (left, right)), "constant", constant_values=fill)
+                              if mode == "fill" else np.pad(x, ((0, 0), (top, bottom), (left, right)), mode))
+    atol = 1e-4 * kh * kw if dtype == np.float32 else 1e-11 * kh * kw
+    paths = [False, True] if _filter.AVX512_AVAILABLE else [False]
+    previous, work = _filter.use_avx512(), _filter.min_work_per_thread(1)  # 2 threads: 2 threads
+    try:
+        for avx in paths:
+            _filter.use_avx512(avx)
+            by_threads = []
+            for threads in (1, 2):
+                y = np.full((3, H, W), np.nan, dtype)
+                _filter.correlate_extended(x, rmap, cmap, left, dtype(fill), k, y, threads)
+                np.testing.assert_allclose(y, want, rtol=0, atol=atol)
+                v = np.full((3, H, W), np.nan, dtype)
+                _filter.correlate_valid(xe, k, v, threads)
+                np.testing.assert_allclose(v, want, rtol=0, atol=atol)
+                by_threads.append(y)
+            np.testing.assert_array_equal(by_threads[0], by_threads[1])
+    finally:
+        _filter.use_avx512(previous)
+        _filter.min_work_per_thread(work)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_kernel_paths_agree_and_propagate_nan(dtype, rng):
+    """The AVX-512 blocks and the portable loops sum the same taps in the same order: equal
+    to rounding on a large plane with a NaN and an inf in it (both propagate to exactly the
+    outputs whose windows hold them, as in SciPy), deterministic over repeats and thread
+    counts (1 and 2 threads give the same bits)."""
+    from fastconv._kernels import _filter
+    x = rng.standard_normal((300, 333)).astype(dtype)
+    x[100, 5] = np.nan
+    x[7, 300] = np.inf
+    kernels = [rng.standard_normal((3, 3)).astype(dtype), rng.standard_normal((5, 6)).astype(dtype)]
+    tol_ = 1e-4 if dtype == np.float32 else 1e-11
+    previous, work = _filter.use_avx512(), _filter.min_work_per_thread(1)
+    try:
+        for k in kernels:
+            want = ss.correlate2d(x.astype(np.float64), k.astype(np.float64), "same", "symm")
+            by_path = []
+            for avx in ([True, False] if _filter.AVX512_AVAILABLE else [False]):
+                _filter.use_avx512(avx)
+                runs = []
+                for threads in (1, 2, 2):
+                    fastconv.set_num_threads(threads)
+                    runs.append(fs.correlate2d(x, k, "same", "symm"))
+                for r in runs[1:]:
+                    np.testing.assert_array_equal(r, runs[0])
+                np.testing.assert_array_equal(np.isnan(runs[0]), np.isnan(want))
+                np.testing.assert_allclose(runs[0], want, rtol=tol_, atol=tol_ * 30, equal_nan=True)
+                by_path.append(runs[0])
+            np.testing.assert_allclose(by_path[0], by_path[-1], rtol=tol_, atol=tol_, equal_nan=True)
+    finally:
+        _filter.use_avx512(previous)
+        _filter.min_work_per_thread(work)
+        fastconv.set_num_threads(None)
