@@ -37,6 +37,7 @@ import numpy as np
 from numpy.lib.array_utils import normalize_axis_index
 from scipy.ndimage import _filters as _scipy_filters
 
+from .functional import _fft
 from .functional.filter import _correlate_real, source_map
 
 __all__ = ["convolve", "convolve1d", "correlate", "correlate1d", "prewitt", "sobel"]
@@ -180,11 +181,12 @@ def _taps_exact(x: np.ndarray, w: np.ndarray, rmap: np.ndarray, cmap: np.ndarray
 
 
 def filter_planes(x: np.ndarray, w: np.ndarray, before: tuple[int, int], rules: tuple[str, str],
-                  fill: float, dtype: np.dtype, exact: bool = False) -> np.ndarray:
+                  fill: float, dtype: np.dtype, exact: bool = False, method: str = "direct") -> np.ndarray:
     """``out[n, i, j] = sum_{p,q} w[p, q] * ext[n, i + p - before[0], j + q - before[1]]`` for
     planes x (N, H, W), ``ext`` the planes extended by ``rules`` (row rule, column rule) and
     ``fill``; a new (N, H, W) array of float ``dtype``. ``before`` may be negative or exceed
-    the kernel (the window lies off-centre). ``exact`` sums the nonzero taps only (NumPy)."""
+    the kernel (the window lies off-centre). ``exact`` sums the nonzero taps only (NumPy);
+    ``method`` (canonical: 'direct', 'fft' or 'auto') picks the direct kernel or the FFT."""
     N, H, W = x.shape
     kh, kw = w.shape
     if not (N and H and W):
@@ -196,6 +198,8 @@ def filter_planes(x: np.ndarray, w: np.ndarray, before: tuple[int, int], rules: 
     oh, ow = H + br + ar - kh + 1, W + bc + ac - kw + 1
     if exact:
         y = _taps_exact(x, w, rmap, cmap, fill, dtype, oh, ow)
+    elif method != "direct" and _fft.use_fft(method, x, w, rmap, cmap, fill, dtype, (oh, ow)):
+        y = _fft.correlate_fft(x, w, rmap, cmap, fill, dtype, (oh, ow))
     else:
         y = _correlate_real(x, w, fill, (rmap, cmap, bc), dtype, (oh, ow))
     sr, sc = br - before[0], bc - before[1]
@@ -290,11 +294,26 @@ def _complex_output(output: Any, input: np.ndarray) -> np.ndarray:
 
 # --- public functions ---
 
+def _check_fft_input(input: np.ndarray, weights: np.ndarray, output: Any, axes: Any) -> None:
+    """method='fft' is for 1-D/2-D float or complex data with a float or complex output."""
+    if input.ndim not in (1, 2) or axes is not None:
+        raise ValueError(f"method='fft' needs 1-D or 2-D input and axes=None; got input.ndim "
+                         f"{input.ndim}, axes {axes!r}")
+    out_dtype = output.dtype if isinstance(output, np.ndarray) else np.dtype(input.dtype if output is None else output)
+    for what, dt in (("input", input.dtype), ("weights", weights.dtype), ("output", out_dtype)):
+        if dt.kind not in "fc" or dt.itemsize > 16 or dt == np.float16:
+            raise ValueError(f"method='fft' needs float32/float64 (or complex) {what}, got {dt}: integer "
+                             f"results must be exact; use method='direct' or 'auto'")
+
+
 def _correlate_or_convolve(name: str, input: Any, weights: Any, output: Any, mode: Any, cval: Any,
-                           origin: Any, convolution: bool, axes: Any) -> np.ndarray:
+                           origin: Any, convolution: bool, axes: Any, method: Any) -> np.ndarray:
     args = (input, weights, output, mode, cval, origin)
     input = np.asarray(input)
     weights = np.asarray(weights)
+    method = _fft.check_method(method, _F64)
+    if method == "fft":  # FFT rounding would move integer outputs across truncation steps
+        _check_fft_input(input, weights, output, axes)
     if input.ndim not in (1, 2) or axes is not None:
         return _fallback(name, *args, axes=axes)
     if input.dtype.kind == "c" or weights.dtype.kind == "c":
@@ -302,7 +321,7 @@ def _correlate_or_convolve(name: str, input: Any, weights: Any, output: Any, mod
             weights = weights.conj()  # as np.correlate: the weights conjugated
         func = convolve if convolution else correlate
         return _via_real(func, input, weights, _complex_output(output, input), cval,
-                         mode=mode, origin=origin)
+                         mode=mode, origin=origin, method=method)
     weights = np.asarray(weights, dtype=np.float64)
     wshape = [s for s in weights.shape if s > 0]
     if len(wshape) != input.ndim:
@@ -335,14 +354,16 @@ def _correlate_or_convolve(name: str, input: Any, weights: Any, output: Any, mod
         y = np.zeros(x.shape, cdt)
     else:
         k, before = cleaned
-        y = filter_planes(x, k, before, (rule, rule), c, cdt)
+        if method == "auto" and dtype.kind != "f":  # integer/bool outputs: exact sums only
+            method = "direct"
+        y = filter_planes(x, k, before, (rule, rule), c, cdt, method=method)
         if _needs_exact([k], y):
             y = filter_planes(x, k, before, (rule, rule), c, cdt, exact=True)
     return _store(y.reshape(input.shape), out, dtype)
 
 
 def correlate(input: Any, weights: Any, output: Any = None, mode: str = "reflect", cval: float = 0.0,
-              origin: Any = 0, *, axes: Any = None) -> np.ndarray:
+              origin: Any = 0, *, axes: Any = None, method: str = "auto") -> np.ndarray:
     """Multidimensional correlation: ``scipy.ndimage.correlate`` (same arguments and results).
 
     ``out[i, j] = sum_{p,q} w[p, q] * ext[i + p - (kH // 2 + origin[0]), j + q - (kW // 2 + origin[1])]``
@@ -363,24 +384,30 @@ def correlate(input: Any, weights: Any, output: Any = None, mode: str = "reflect
         Shift of the kernel's centre per axis, ``-(k // 2) <= origin <= (k - 1) // 2``.
     axes : None
         Any other value is handed to SciPy.
+    method : {'auto', 'direct', 'fft'}, keyword-only
+        A fastconv extension: 'direct' sums the taps on fastconv's kernel; 'fft' goes through
+        ``scipy.fft`` with the input extended exactly by ``mode`` (float outputs only; a NaN
+        or inf then reaches every output); 'auto' picks FFT for large kernels by
+        :mod:`fastconv.functional._fft`'s measured cost rule, and always 'direct' for integer
+        or bool outputs and for input that is not finite.
 
     Returns
     -------
     out : ndarray, the input's shape
         Computed in float64, then cast to the output dtype as SciPy casts.
     """
-    return _correlate_or_convolve("correlate", input, weights, output, mode, cval, origin, False, axes)
+    return _correlate_or_convolve("correlate", input, weights, output, mode, cval, origin, False, axes, method)
 
 
 def convolve(input: Any, weights: Any, output: Any = None, mode: str = "reflect", cval: float = 0.0,
-             origin: Any = 0, *, axes: Any = None) -> np.ndarray:
+             origin: Any = 0, *, axes: Any = None, method: str = "auto") -> np.ndarray:
     """Multidimensional convolution: ``scipy.ndimage.convolve`` (same arguments and results).
 
     :func:`correlate` with the weights flipped and each origin ``o`` replaced by ``-o``
     (``-o - 1`` along axes of even length), as SciPy does. Parameters and returns as
     :func:`correlate`.
     """
-    return _correlate_or_convolve("convolve", input, weights, output, mode, cval, origin, True, axes)
+    return _correlate_or_convolve("convolve", input, weights, output, mode, cval, origin, True, axes, method)
 
 
 def correlate1d(input: Any, weights: Any, axis: int = -1, output: Any = None, mode: str = "reflect",

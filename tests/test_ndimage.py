@@ -300,3 +300,47 @@ def test_hypothesis_sweep(h, w, kh, kw, mode, name, seed, dtype):
     if scipy_reliable(mode, (h, w), (kh, kw), conv_o):
         got = getattr(fn, name)(x, k, mode=mode, cval=3, origin=origin)
         assert_same(got, getattr(nd, name)(x, k, mode=mode, cval=3, origin=origin), tol(np.float32))
+
+
+# --- method= (a fastconv extension): the FFT path against scipy.ndimage and the reference ---
+
+@pytest.mark.parametrize("mode", ["reflect", "mirror", "nearest", "wrap", "constant"])
+@pytest.mark.parametrize("name", FUNCS)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_fft_method_matches_scipy(mode, name, dtype):
+    rng = np.random.default_rng(7)
+    x = rng.standard_normal((40, 37)).astype(dtype)
+    w = rng.standard_normal((17, 12))  # even width: convolve's extra origin shift
+    origin = (2, -3)
+    want = getattr(nd, name)(x.astype(np.float64), w, mode=mode, cval=0.25, origin=origin).astype(dtype)
+    got = getattr(fn, name)(x, w, mode=mode, cval=0.25, origin=origin, method="fft")
+    direct = getattr(fn, name)(x, w, mode=mode, cval=0.25, origin=origin, method="direct")
+    # the FFT's error is normwise: bound it by eps * sum|x| * sum|w| (float64 accumulation)
+    bound = 64 * np.finfo(np.float64).eps * np.abs(x).sum() * np.abs(w).sum()
+    assert got.dtype == want.dtype == direct.dtype
+    np.testing.assert_allclose(got, want, rtol=0, atol=max(bound, float(tol(dtype)["atol"])))
+    np.testing.assert_allclose(direct, want, **tol(dtype))
+    auto = getattr(fn, name)(x, w, mode=mode, cval=0.25, origin=origin)  # default 'auto'
+    np.testing.assert_allclose(auto, want, rtol=0, atol=max(bound, float(tol(dtype)["atol"])))
+
+
+def test_fft_method_bad_uses():
+    x = np.ones((8, 8))
+    with pytest.raises(ValueError, match="method must be one of 'auto', 'direct', 'fft'"):
+        fn.correlate(x, np.ones((3, 3)), method="fastest")
+    with pytest.raises(ValueError, match="integer results must be exact"):
+        fn.correlate(x.astype(np.int16), np.ones((3, 3)), method="fft")
+    with pytest.raises(ValueError, match="integer results must be exact"):
+        fn.correlate(x, np.ones((3, 3)), output=np.int32, method="fft")
+    with pytest.raises(ValueError, match="1-D or 2-D input"):
+        fn.correlate(np.ones((3, 4, 5)), np.ones((3, 3, 3)), method="fft")
+
+
+def test_auto_keeps_integer_outputs_exact():
+    """'auto' never takes the FFT for integer outputs: results equal SciPy's bit for bit even
+    with a kernel large enough that a float output would go through the FFT."""
+    rng = np.random.default_rng(3)
+    x = rng.integers(0, 255, (64, 64)).astype(np.uint8)
+    w = rng.integers(-3, 4, (31, 31)).astype(np.float64)
+    np.testing.assert_array_equal(fn.correlate(x, w, output=np.int32, method="auto"),
+                                  nd.correlate(x, w, output=np.int32))
