@@ -5,8 +5,10 @@ A stack of planes ``(N, H, W)`` is extended by its boundary rule ("fill" with a 
 "wrap" periodic, "symm" mirrored with the edge repeated, as ``np.pad(..., 'symmetric')``,
 repeatedly when the extension is wider than the plane) and correlated 'valid' with one 2-D
 kernel by fastconv's single-plane kernel (``_kernels/_filter.pyx``: blocks of output rows of
-all N planes in one parallel call, GIL released; each block extends the rows it reads into
-a per-thread buffer through row/column source maps, then sums every tap in registers). Every tap is multiplied, zeros included, so NaN and inf
+all N planes in one parallel call, GIL released; each block reads its source rows in place
+through a table of row pointers built from the row source map, copies only the few border
+columns into a small strip through the column map, and sums every tap in registers, 4
+output rows at a time on AVX-512). Every tap is multiplied, zeros included, so NaN and inf
 propagate as in a plain sum. Integer data are accumulated exactly: in float64 when every
 partial sum is below 2**53 in magnitude, otherwise by a tap loop in int64 arithmetic
 (modulo 2**64); the result is cast to the output type with wrap-around.
