@@ -11,9 +11,18 @@ machine count as they cost; the ``settle`` steps after each change are not count
 first steps after a change of thread count ran 2-3x slow here), so noise does not make it
 flip back and forth.
 
+Besides the scheduled probes, a clear rise of the step time (the median of the last
+``probe_steps`` steps over ``1 / (1 - gain)`` times the median after the last decision: a
+competitor arrived) probes at once. A probe that is slower on each of its first two timed
+steps ends there (on a quiet machine a probe of one thread instead of two costs ~4 steps),
+and steps during which the autotuner measured a new plan (the first step at a new thread
+count, with ``FASTCONV_AUTOTUNE=measure``) are not timed.
+
 Results depend on the thread count (per-thread partial sums are reduced in a fixed order
-per thread count), so an adaptive run is not bitwise reproducible: it is opt-in, for runs
-where speed matters more than bitwise-identical reruns. Fixed-thread runs are unchanged.
+per thread count), so an adaptive run is not bitwise reproducible. ``fastconv train``
+uses it by default (``--threads auto``); ``--threads N`` (or ``OMP_NUM_THREADS``) fixes
+the count and gives reproducible results. Library loops (:func:`fastconv.training.train_epoch`)
+never adapt unless given one as ``progress``.
 """
 from __future__ import annotations
 
@@ -22,6 +31,12 @@ import time
 from typing import Any, Callable
 
 from ._parallel import get_num_threads, set_num_threads
+from .functional import _autotune
+
+
+def _measured() -> int:
+    """A count that changes whenever the autotuner measures a new plan."""
+    return len(_autotune._new_plans)
 
 
 class AdaptiveThreads:
@@ -39,7 +54,9 @@ class AdaptiveThreads:
         Steps between probes of the neighbouring thread count (the first probe comes as
         soon as ``probe_steps`` steps are timed; each failed probe doubles the interval,
         up to 16x, and waits at least 19x the failed probe's time, so failed probes cost
-        at most ~5 % of the run; a switch resets it).
+        at most ~5 % of the run; a switch resets it). At ``max_threads`` the scheduled
+        probes down come at least ``8 * probe_every`` steps apart (a rise of the step time
+        probes at once).
     probe_steps : int
         Steps timed at the probed count (after ``settle`` untimed ones).
     settle : int
@@ -57,6 +74,9 @@ class AdaptiveThreads:
     threads : int
         The thread count in use.
     switches : list of (step, from_threads, to_threads)
+    probe_log : list of (step, probed_threads, probe_mean_s, current_mean_s, outcome)
+        Every finished probe; outcome is "switch", "slower", "losing" (ended after two
+        slower steps) or "hopeless" (ended as it could no longer win).
     """
 
     def __init__(self, max_threads: int | None = None, *, start_threads: int = 1, probe_every: int = 50, probe_steps: int = 6,
@@ -83,6 +103,7 @@ class AdaptiveThreads:
             raise ValueError(f"start_threads must be an int in [1, max_threads={max_threads}], got {start_threads!r}")
         self.threads = start_threads
         self.switches: list[tuple[int, int, int]] = []
+        self.probe_log: list[tuple[int, int, float, float, str]] = []
         self._step = 0
         self._last: float | None = None
         self._skip = settle + 1    # steps not to time (after a change; the first step)
@@ -95,6 +116,8 @@ class AdaptiveThreads:
         self._probe_spent = 0.0
         self._probes = 0
         self._quiet_until = float("-inf")
+        self._baseline: float | None = None  # median step time after the last decision
+        self._measured = _measured()
         set_num_threads(self.threads)
 
     def start(self) -> None:
@@ -109,21 +132,41 @@ class AdaptiveThreads:
     def __call__(self, *args: Any) -> None:
         """Call after each step (``train_epoch``'s ``progress`` signature is accepted)."""
         now = self.clock()
-        dt = None if self._last is None or self._skip else now - self._last
+        step_time = None if self._last is None else now - self._last
+        dt = None if self._skip else step_time
         self._skip = max(0, self._skip - 1)
+        measured = _measured()
+        if measured != self._measured:  # the autotuner measured in this step: not timed
+            self._measured, dt, step_time = measured, None, None
         self._step += 1
         if self._probe is None:
             if dt is not None:
                 self._recent = (self._recent + [dt])[-self.probe_every:]
+                if self._baseline is None and len(self._recent) >= self.probe_steps:
+                    self._baseline = statistics.median(self._recent[-self.probe_steps:])
             self._since_probe += 1
             need = self.probe_steps if self._probes else min(2, self.probe_steps)  # first probe early
-            if self._since_probe >= self._interval and len(self._recent) >= need and now >= self._quiet_until:
+            # a competitor arrived (the step time rose clearly since the last decision): probe now
+            risen = (dt is not None and self._baseline is not None and len(self._recent) >= self.probe_steps
+                     and statistics.median(self._recent[-self.probe_steps:]) * (1 - self.gain) > self._baseline)
+            # (a rise bypasses the back-off: the baseline is re-measured after each probe, so
+            # it fires again only on a further rise)
+            # at the top count a competitor shows as a rise: scheduled probes down are only a
+            # backstop, 8x rarer (each costs a few slow steps on a quiet machine)
+            interval = self._interval
+            if self.threads == self.max_threads > 1 and self._probes:
+                interval = max(interval, 8 * self.probe_every)
+            if risen or self._since_probe >= interval and len(self._recent) >= need \
+                    and now >= self._quiet_until:
                 self._probes += 1
+                if risen:  # the probe is compared with the steps since the rise
+                    self._recent = self._recent[-self.probe_steps:]
+                    self._baseline = None
                 # down from the top, up from 1, in between alternately down and up
                 self._down = not self._down
                 down = self.threads == self.max_threads or (self.threads > 1 and self._down)
                 alt = self.threads - 1 if down else self.threads + 1
-                if alt <= self.max_threads and alt != self.threads:
+                if 1 <= alt <= self.max_threads and alt != self.threads:  # (none with max_threads=1)
                     self._probe, self._probe_times, self._probe_spent = alt, [], 0.0
                     self._set(alt)
                 self._since_probe = 0
@@ -131,14 +174,19 @@ class AdaptiveThreads:
             if dt is not None:
                 self._probe_times.append(dt)
             cur: float = statistics.fmean(self._recent)
-            if self._last is not None:
-                self._probe_spent += now - self._last  # settle steps included
+            if step_time is not None:
+                self._probe_spent += step_time  # settle steps included
             # a probe that can no longer win ends at once (on a busy machine a probed
-            # 2-thread step can cost 50-100 one-thread steps)
+            # 2-thread step can cost 50-100 one-thread steps), and so does one that was
+            # slower on each of its first two timed steps (on a quiet machine: ~4 steps)
             hopeless = self._probe_spent > (4 * self.settle + self.probe_steps) * cur
-            if hopeless or len(self._probe_times) >= self.probe_steps:
+            losing = len(self._probe_times) >= 2 and min(self._probe_times) >= cur
+            if hopeless or losing or len(self._probe_times) >= self.probe_steps:
                 alt_time = statistics.fmean(self._probe_times) if self._probe_times else float("inf")
-                if not hopeless and alt_time < (1 - self.gain) * cur:
+                switch = not (hopeless or losing) and alt_time < (1 - self.gain) * cur
+                self.probe_log.append((self._step, self._probe, alt_time, cur, "switch" if switch else
+                                       "hopeless" if hopeless else "losing" if losing else "slower"))
+                if switch:
                     self.switches.append((self._step, self.threads, self._probe))
                     self.threads = self._probe
                     self._recent = list(self._probe_times)
@@ -150,6 +198,7 @@ class AdaptiveThreads:
                     self._interval = min(max(2 * self._interval, self.probe_every), 16 * self.probe_every)
                     # and failed probes take at most ~5 % of the time
                     self._quiet_until = now + 19 * self._probe_spent
+                self._baseline = None  # re-measured from the next probe_steps steps
                 self._probe = None
         if self.then is not None:
             self.then(*args)

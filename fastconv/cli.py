@@ -42,6 +42,39 @@ _nonneg_int = _number(int, 0, False, "a non-negative integer")
 _nonneg_float = _number(float, 0.0, False, "a non-negative number")
 
 
+def _threads(text):
+    """``--threads``: a positive integer or ``auto``."""
+    if text == "auto":
+        return text
+    try:
+        return _positive_int(text)
+    except argparse.ArgumentTypeError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer or 'auto', got {text!r}") from None
+
+
+def _adaptive_threads(args):
+    """``--threads``: the AdaptiveThreads of an ``auto`` run (the default unless
+    ``OMP_NUM_THREADS`` is set or the run is ``--distributed``), else None; a fixed count
+    is set here."""
+    import os
+
+    from . import set_num_threads
+
+    auto = args.threads == "auto" or (args.threads is None and not args.distributed
+                                      and not os.environ.get("OMP_NUM_THREADS"))
+    if not auto:
+        if args.threads is not None:
+            set_num_threads(args.threads)
+        return None
+    if args.distributed:
+        raise UserError("--threads auto does not apply to --distributed runs (the ranks step "
+                        "together): pass --threads N, or leave it unset for CPUs / ranks")
+    args.threads = None
+    from .adaptive import AdaptiveThreads
+
+    return AdaptiveThreads()
+
+
 def _unit_float(text):
     v = _nonneg_float(text)
     if v > 1:
@@ -165,7 +198,7 @@ def _training_run(args, ckpt_dir, lr, model, optimizer, scheduler, train_batches
     config = {"flags": {k.replace("_", "-"): getattr(args, k) for k in _RUN_FLAGS}, "lr": lr,
               "model": model.config, "train_images": int(len(train_x)),
               "train_crc32": zlib.crc32(train_y.tobytes(), zlib.crc32(train_x.tobytes()))}
-    threads = get_num_threads()
+    threads: "int | str" = "auto" if getattr(args, "adaptive", None) is not None else get_num_threads()
     try:
         run = TrainingRun(ckpt_dir, model=model, optimizer=optimizer, scheduler=scheduler,
                           batches=train_batches, config=config, every=args.checkpoint_every or 1,
@@ -183,9 +216,12 @@ def _training_run(args, ckpt_dir, lr, model, optimizer, scheduler, train_batches
         else:
             ckpt = run.resume(args.resume)
             saved = ckpt.extra.get("notes", {}).get("threads", threads)
-            if saved != threads:
-                print(f"warning: the checkpoint was written with {saved} threads, this run has {threads}: "
-                      f"the result will not be bitwise that of an uninterrupted run", file=sys.stderr, flush=True)
+            if saved != threads or threads == "auto":
+                what = (f"the checkpoint was written with {saved} threads, this run has {threads}"
+                        if saved != threads else "--threads auto")
+                print(f"warning: {what}: the result will not be bitwise that of an uninterrupted run"
+                      f"{' (pass a fixed --threads N for that)' if threads == 'auto' else ''}",
+                      file=sys.stderr, flush=True)
             print(f"resuming from {ckpt.path} ({ckpt.epoch} epochs and {ckpt.step} steps done)", flush=True)
     except CheckpointError as e:
         raise UserError(f"--resume {args.resume}: {e}" if args.resume else f"--checkpoint: {e}") from e
@@ -197,7 +233,7 @@ def cmd_train(args):
 
     import numpy as np
 
-    from . import manual_seed, set_num_threads
+    from . import manual_seed
     from .datasets import DATASETS, BatchIterator
     from .models import MODELS
     from .nn import CrossEntropyLoss
@@ -218,12 +254,14 @@ def cmd_train(args):
     if args.model != "lenet5" and (args.activation != "relu" or args.pool != "max"):
         raise UserError("--activation and --pool apply to --model lenet5 only")
     ranks = 1
+    adaptive = args.adaptive = _adaptive_threads(args)  # (--threads auto: None when fixed)
     if args.distributed:  # MPI (fastconv.distributed): threads per rank; rank 0 prints and writes
         from . import distributed as _dist
         _dist.setup_cli(args)
         ranks = _dist.world_size()
-    if args.threads is not None:
-        set_num_threads(args.threads)
+        if args.threads is not None:
+            from . import set_num_threads
+            set_num_threads(args.threads)
     info = DATASETS[args.dataset]
     train_x, train_y = _load_split(args.dataset, args.data, "train", args.download)
     test_x, test_y = _load_split(args.dataset, args.data, "test", args.download)
@@ -258,8 +296,9 @@ def cmd_train(args):
     print(f"fastconv {__version__}: training {what} on {args.dataset}: {len(train_x)} train / "
           f"{len(test_x)} test images, {n_params} parameters, {args.optimizer} lr={lr} "
           f"({args.lr_schedule}), batch {args.batch_size}, {args.epochs} epochs"
-          f"{', augmented' if args.augment else ''}, {__import__('fastconv').get_num_threads()} threads",
-          flush=True)
+          f"{', augmented' if args.augment else ''}, "
+          + (f"{__import__('fastconv').get_num_threads()} threads" if adaptive is None else
+             f"threads auto (1 to {adaptive.max_threads}, from measured step times)"), flush=True)
     if frozen:
         print(f"frozen: {len(frozen)} parameters ({', '.join(frozen)})", flush=True)
     status = 0
@@ -280,7 +319,11 @@ def cmd_train(args):
                     if ckpt is not None:
                         ckpt.step_done()  # (raises KeyboardInterrupt there after a Ctrl-C)
 
-                stats = train_epoch(model, loss_fn, optimizer, batches, progress,
+                if adaptive is not None:  # times every step, then calls the bar's progress
+                    adaptive.then = progress
+                    adaptive.start()
+                stats = train_epoch(model, loss_fn, optimizer, batches,
+                                    progress if adaptive is None else adaptive,
                                     scheduler if per_step else None,
                                     totals=None if ckpt is None else ckpt.totals)
             if args.distributed:  # BatchNorm statistics averaged; metrics summed over the ranks
@@ -298,7 +341,8 @@ def cmd_train(args):
             }
             print(f"epoch {epoch:>3}/{args.epochs}  loss {record['loss']:.4f}  "
                   f"train_acc {100 * record['train_acc']:.2f}%  test_acc {100 * test_acc:.2f}%  "
-                  f"{record['seconds']:.1f} s  {record['images_per_second']:.0f} img/s", flush=True)
+                  f"{record['seconds']:.1f} s  {record['images_per_second']:.0f} img/s"
+                  f"{'' if adaptive is None else f'  ({adaptive.threads} threads)'}", flush=True)
             if args.metrics:
                 with open(args.metrics, "a") as f:
                     f.write(json.dumps(record) + "\n")
@@ -314,6 +358,8 @@ def cmd_train(args):
                       f"--resume {ckpt.directory}", file=sys.stderr, flush=True)
     finally:
         interrupts.close()
+        if adaptive is not None:
+            adaptive.close()
     if args.save is not None:
         path = save_model(model, args.save, force=True)
         print(f"saved model to {path}", flush=True)
@@ -546,7 +592,13 @@ def build_parser():
                    help="cross-entropy against (1-E) one-hot + E/classes (default 0)")
     t.add_argument("--activation", choices=["relu", "tanh"], default="relu")
     t.add_argument("--pool", choices=["max", "avg"], default="max")
-    t.add_argument("--threads", type=_positive_int, help="kernel threads (default: OMP_NUM_THREADS or all CPUs)")
+    t.add_argument("--threads", type=_threads, metavar="N|auto",
+                   help="kernel threads: N fixes the count (results bitwise reproducible for a given N); "
+                        "auto (the default unless OMP_NUM_THREADS is set or --distributed) picks between 1 "
+                        "and OMP's default (all CPUs) from measured step times, re-probing now and then, "
+                        "so a busy machine does not stall every parallel step; the count may change "
+                        "between steps and with it the order of the per-thread sums: reruns agree to "
+                        "rounding, not bitwise")
     t.add_argument("--distributed", action="store_true",
                    help="data-parallel over MPI: mpiexec -n W fastconv train --distributed ... "
                         "(--batch-size stays the global batch; threads per rank default to the "
@@ -573,7 +625,7 @@ def build_parser():
     t.add_argument("--resume", metavar="DIR",
                    help="continue from DIR's latest complete checkpoint (same command line plus "
                         "--resume DIR; checkpoints go on into DIR unless --checkpoint says otherwise); "
-                        "the result is bitwise that of an uninterrupted run (same --threads); "
+                        "the result is bitwise that of an uninterrupted run (same fixed --threads N); "
                         "an existing --save file is overwritten")
     t.add_argument("--quiet", action="store_true", help="no progress bar")
     t.set_defaults(func=cmd_train)

@@ -111,6 +111,51 @@ def test_train_epoch_with_adapter_trains():
     assert 1 <= a.threads <= 2
 
 
+def test_losing_probe_ends_after_two_timed_steps():
+    """Quiet machine at 2 threads: a probe of 1 thread (slower on both timed steps) runs
+    settle + 2 steps, not settle + probe_steps."""
+    clock = FakeSteps({1: 3.0, 2: 1.7})
+    a = AdaptiveThreads(2, start_threads=2, probe_every=20, probe_steps=6, clock=clock)
+    a.start()
+    used = clock.run(a, 30)
+    assert a.switches == [] and a.threads == 2
+    assert used.count(1) == a.settle + 2
+
+
+def test_a_rise_in_step_time_probes_at_once():
+    """A competitor arrives while at 2 threads: the step time rises 4x, and the adapter
+    moves to 1 thread within a few steps, long before the scheduled probe."""
+    clock = FakeSteps({1: 3.0, 2: 1.7})
+    a = AdaptiveThreads(2, start_threads=2, probe_every=200, probe_steps=3, clock=clock)
+    a.start()
+    clock.run(a, 20)  # (the early first probe fails; the baseline is measured after it)
+    assert a.threads == 2 and a._baseline is not None
+    clock.cost = {1: 3.2, 2: 7.0}
+    used = clock.run(a, 15)
+    assert a.threads == 1 and a.switches[-1][1:] == (2, 1) and used[-3:] == [1, 1, 1]
+
+
+def test_steps_that_measured_a_plan_are_not_timed(monkeypatch):
+    """The first steps at a new thread count measure autotune plans (slow once): they are
+    not held against the probe, which still switches to the faster count."""
+    from fastconv.functional import _autotune
+
+    monkeypatch.setattr(_autotune, "_new_plans", {})
+    clock = FakeSteps({1: 3.0, 2: 1.7})
+    a = AdaptiveThreads(2, probe_every=10, probe_steps=3, clock=clock)
+    a.start()
+    measured = set()
+    for _ in range(30):
+        n = fastconv.get_num_threads()
+        clock.t += clock.cost[n]
+        if n not in measured:  # the first step at each count measures for 500 s
+            measured.add(n)
+            clock.t += 500.0
+            _autotune._new_plans[f"plan t{n}"] = {}
+        a()
+    assert a.switches and a.switches[0][1:] == (1, 2) and a.threads == 2
+
+
 @pytest.mark.parametrize("kwargs, match", [
     (dict(max_threads=0), "max_threads"),
     (dict(max_threads=True), "max_threads"),
@@ -125,3 +170,36 @@ def test_train_epoch_with_adapter_trains():
 def test_bad_arguments(kwargs, match):
     with pytest.raises(ValueError, match=match):
         AdaptiveThreads(**kwargs)
+
+
+def test_one_thread_max_never_probes():
+    clock = FakeSteps({1: 3.0})
+    a = AdaptiveThreads(1, probe_every=5, probe_steps=2, clock=clock)
+    a.start()
+    used = clock.run(a, 10)
+    clock.cost = {1: 30.0}  # a rise with nowhere to go
+    used += clock.run(a, 20)
+    assert used == [1] * 30 and a.switches == [] and a.probe_log == []
+
+
+def test_probe_log_records_outcomes():
+    clock = FakeSteps({1: 3.0, 2: 1.7})
+    a = AdaptiveThreads(2, probe_every=10, probe_steps=3, clock=clock)
+    a.start()
+    clock.run(a, 40)
+    step, probed, t, cur, outcome = a.probe_log[0]
+    assert (probed, outcome) == (2, "switch") and t == pytest.approx(1.7) and cur == pytest.approx(3.0)
+    assert all(o in ("switch", "slower", "losing", "hopeless") for *_, o in a.probe_log)
+    assert [o for *_, o in a.probe_log[1:]] == ["losing"] * (len(a.probe_log) - 1)  # back to 1: slower
+
+
+def test_probes_down_from_the_top_are_a_rare_backstop():
+    """Quiet machine at max_threads: after the first (failed) probe down, the scheduled
+    probes down come >= 8 * probe_every steps apart."""
+    clock = FakeSteps({1: 3.0, 2: 1.7})
+    a = AdaptiveThreads(2, start_threads=2, probe_every=10, probe_steps=3, clock=clock)
+    a.start()
+    clock.run(a, 400)
+    steps = [s for s, *_ in a.probe_log]
+    assert a.switches == [] and len(steps) >= 2
+    assert all(b - a_ >= 8 * 10 for a_, b in zip(steps, steps[1:])), steps

@@ -118,3 +118,58 @@ def test_info_and_help():
                  "--activation", "--pool", "--threads", "--seed", "--train-limit", "--save", "--metrics",
                  "--quiet"):
         assert flag in r.stdout
+
+
+def _train_args(*argv):
+    from fastconv.cli import build_parser
+
+    return build_parser().parse_args(["train", *map(str, argv)])
+
+
+def test_threads_default_is_adaptive_unless_fixed(monkeypatch):
+    """--threads: unset (and no OMP_NUM_THREADS) or auto -> an AdaptiveThreads between 1 and
+    the default count; N -> that fixed count, no adapter; OMP_NUM_THREADS -> fixed too."""
+    import fastconv
+    from fastconv.adaptive import AdaptiveThreads
+    from fastconv.cli import UserError, _adaptive_threads
+
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    fastconv.set_num_threads(None)
+    default = fastconv.get_num_threads()
+    try:
+        for argv in ((), ("--threads", "auto")):
+            a = _adaptive_threads(_train_args(*argv))
+            assert isinstance(a, AdaptiveThreads) and a.max_threads == default
+            assert fastconv.get_num_threads() == a.threads == 1  # starts on one thread
+            a.close()
+        assert _adaptive_threads(_train_args("--threads", 2)) is None
+        assert fastconv.get_num_threads() == 2
+        fastconv.set_num_threads(None)
+        monkeypatch.setenv("OMP_NUM_THREADS", "1")
+        assert _adaptive_threads(_train_args()) is None
+        assert isinstance(_adaptive_threads(_train_args("--threads", "auto")), AdaptiveThreads)
+        with pytest.raises(UserError, match="--threads auto does not apply to --distributed"):
+            _adaptive_threads(_train_args("--threads", "auto", "--distributed"))
+    finally:
+        fastconv.set_num_threads(None)
+
+
+@pytest.mark.parametrize("value", ["0", "-1", "two", "Auto"])
+def test_threads_bad_values_are_one_line_errors(value):
+    r = run("train", "--threads", value)
+    assert r.returncode == 2 and "expected a positive integer or 'auto'" in r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1, r.stderr
+
+
+def test_train_with_adaptive_threads_reports_them(mnist_dir):
+    env = {k: v for k, v in os.environ.items() if k != "OMP_NUM_THREADS"}
+    r = run("train", "--data", mnist_dir, "--epochs", 1, "--train-limit", 640, env=env)
+    assert r.returncode == 0, r.stderr
+    assert "threads auto (1 to " in r.stdout
+    line = next(s for s in r.stdout.splitlines() if s.startswith("epoch   1/1"))
+    assert line.endswith(" threads)") and "img/s" in line
+    r = run("train", "--data", mnist_dir, "--epochs", 1, "--train-limit", 64, "--threads", 1, env=env)
+    assert r.returncode == 0, r.stderr
+    assert ", 1 threads" in r.stdout and "threads)" not in r.stdout
+    r = run("train", "--help")
+    assert "N|auto" in r.stdout and "not bitwise" in " ".join(r.stdout.split())
