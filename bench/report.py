@@ -4,12 +4,18 @@ Usage::
 
     python bench/report.py                  # runs pytest bench/ (a few minutes), then writes both
     python bench/report.py --json run.json  # renders an existing pytest-benchmark JSON
+    python bench/report.py --cost-curves    # also bench/cost_curves.py (slow; --cost-curves-quick: reduced grid)
 
 Times are pytest-benchmark medians. GFLOP/s counts 2 x multiply-adds (forward; three
 times that for forward + both gradients). "vs PyTorch" is fastconv's time over PyTorch's
 in the same run (below 1 = faster); "NumPy / x" is the speed-up over the NumPy baseline.
 Peak extra memory is the most NumPy had allocated during one call, output included
 (tracemalloc); PyTorch's is not visible to it.
+
+Every report names the CPU model, the kernels' ISA level (AVX-512 tiles or portable) and
+the BLAS library and kernel (threadpoolctl's architecture), recorded when the benchmarks
+run (``<json>.facts.json`` beside the JSON; a JSON rendered without one gets the facts of
+the machine rendering it, and says so). Files are written atomically.
 """
 import argparse
 import json
@@ -21,6 +27,28 @@ from collections import defaultdict
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
+
+
+def machine_facts():
+    """CPU model, kernel ISA level, BLAS kernel, threads: what every report records."""
+    import fastconv
+    from fastconv._info import info_dict
+
+    d = info_dict()
+    return {"cpu": fastconv.autotune.cpu_model(), "logical_cpus": os.cpu_count(),
+            "isa": d.get("simd", "?"), "blas": d.get("blas", "?"), "openmp": d.get("openmp", "?"),
+            "fastconv": d.get("fastconv", "?"), "numpy": d.get("numpy", "?"),
+            "python": platform.python_version(), "autotune": d.get("autotune", "?")}
+
+
+def _facts_path(json_path):
+    return Path(str(json_path) + ".facts.json")
+
+
+def _write(path, data, suffix):
+    from fastconv._atomic import atomic_write
+
+    atomic_write(path, lambda f: f.write(data), suffix=suffix)
 ORDER = ["numpy", "sgemm", "fastconv-direct", "fastconv-im2col", "fastconv-auto", "fastconv", "torch"]
 
 
@@ -52,14 +80,22 @@ def _fastconv_impl(rows):
     return "fastconv-auto" if "fastconv-auto" in rows else "fastconv"
 
 
-def markdown(groups, machine):
+def markdown(groups, machine, facts=None, facts_note=""):
     """The full table plus a summary of the figures issue 4 sets."""
-    cpu = machine.get("cpu", {}).get("brand_raw") or platform.processor() or "unknown CPU"
+    facts = facts or {}
+    cpu = facts.get("cpu") or machine.get("cpu", {}).get("brand_raw") or platform.processor() or "unknown CPU"
     lines = [
         "# fastconv benchmark results",
         "",
-        f"Machine: {cpu}, {os.cpu_count()} logical CPUs; Python {platform.python_version()}. "
+        f"Machine: {cpu}, {facts.get('logical_cpus', os.cpu_count())} logical CPUs; "
+        f"Python {facts.get('python', platform.python_version())}. "
         "Medians of pytest-benchmark rounds; `python bench/report.py` regenerates this file.",
+        "",
+        f"- CPU model: {cpu}",
+        f"- ISA level (convolution kernels): {facts.get('isa', 'unknown')}",
+        f"- BLAS: {facts.get('blas', 'unknown')}",
+        f"- OpenMP: {facts.get('openmp', 'unknown')}; fastconv {facts.get('fastconv', '?')}, "
+        f"NumPy {facts.get('numpy', '?')}, autotune {facts.get('autotune', '?')}{facts_note}",
         "",
         "## Summary (fastconv time / PyTorch time; below 1 means fastconv is faster)",
         "",
@@ -162,21 +198,46 @@ def plot(groups, png_path):
         ax.set_ylabel("GFLOP/s")
     axes[0].legend(fontsize=8)
     fig.tight_layout()
-    fig.savefig(png_path, dpi=110)
+    import io
+
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=110)
+    plt.close(fig)
+    _write(png_path, buf.getvalue(), ".png")
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--json", help="render this pytest-benchmark JSON instead of running")
     parser.add_argument("--out", default=str(HERE), help="folder for results.md / results.png")
+    parser.add_argument("--cost-curves", action="store_true",
+                        help="also run bench/cost_curves.py into OUT/cost_curves and link it (slow)")
+    parser.add_argument("--cost-curves-quick", action="store_true",
+                        help="as --cost-curves with its reduced grid (a smoke run)")
     args = parser.parse_args(argv)
     json_path = args.json
     if json_path is None:
         json_path = str(Path(args.out) / "results.json")
+        facts = machine_facts()
+        _write(_facts_path(json_path), json.dumps(facts, indent=1).encode(), ".json")
         run_benchmarks(json_path)
     groups, machine = load(json_path)
-    md = markdown(groups, machine)
-    Path(args.out, "results.md").write_text(md)
+    note = ""
+    try:
+        facts = json.loads(_facts_path(json_path).read_text())
+    except (OSError, ValueError):
+        facts = machine_facts()
+        note = " (these facts are of the machine rendering the report: the run recorded none)"
+    md = markdown(groups, machine, facts, note)
+    if args.cost_curves or args.cost_curves_quick:
+        import cost_curves
+
+        folder = Path(args.out) / "cost_curves"
+        cost_curves.main(["--out", str(folder)] + (["--quick"] if args.cost_curves_quick else []))
+        md += ("\n## Cost curves\n\nTime per image versus batch size and time versus image size, "
+               f"fastconv against PyTorch: [{folder.name}/cost_curves.md]({folder.name}/cost_curves.md) "
+               "(one PNG per figure beside it).\n")
+    _write(Path(args.out, "results.md"), md.encode(), ".md")
     plot(groups, Path(args.out, "results.png"))
     print(md)
 
