@@ -1,6 +1,6 @@
 """fastconv: fast CPU 2-D convolution and pooling (Cython + OpenMP) with a small CNN layer API."""
 from ._version import __version__
-from ._parallel import get_num_threads, openmp_enabled, set_num_threads
+from ._parallel import get_num_threads, num_threads, openmp_enabled, set_num_threads
 from ._random import manual_seed
 from .functional import (
     avg_pool2d,
@@ -55,6 +55,7 @@ __all__ = [
     "openmp_enabled",
     "get_num_threads",
     "set_num_threads",
+    "num_threads",
     "set_autotune",
     "get_autotune",
     "plans",

@@ -12,6 +12,9 @@ from typing import Any
 from ._kernels import _openmp_helpers
 
 _explicit_num_threads: int | None = None
+# Per-Python-thread override set by num_threads(): several threads (Dask's pool, a server's
+# request threads) may each run kernels with their own count without racing on the global.
+_local = threading.local()
 
 
 def openmp_enabled() -> bool:
@@ -32,9 +35,55 @@ def get_num_threads() -> int:
     """
     if not _OPENMP:
         return 1
+    local: int | None = getattr(_local, "n", None)
+    if local is not None:
+        return local
     if _explicit_num_threads is not None:
         return _explicit_num_threads
     return max(1, int(_openmp_helpers.omp_max_threads()))
+
+
+def _check_thread_count(n: Any) -> int:
+    if isinstance(n, bool) or not isinstance(n, int) and not hasattr(n, "__index__"):
+        raise TypeError(f"n must be a positive int or None, got {type(n).__name__}")
+    n = int(n.__index__()) if not isinstance(n, int) else n
+    if n < 1:
+        raise ValueError(f"n must be a positive int or None, got {n}")
+    return n
+
+
+class num_threads:
+    """Context manager: the kernels called from *this* Python thread use ``n`` threads.
+
+    Unlike :func:`set_num_threads` (process-wide), the setting is thread-local, so
+    concurrent Python threads (a Dask thread pool, request handlers) can each choose their
+    own count; it nests, and on exit the previous setting of the thread comes back.
+
+    Parameters
+    ----------
+    n : int or None
+        A positive thread count; None leaves this thread's current setting unchanged.
+
+    Examples
+    --------
+    >>> import fastconv
+    >>> with fastconv.num_threads(1):
+    ...     fastconv.get_num_threads()
+    1
+    """
+
+    def __init__(self, n: int | None) -> None:
+        self.n = None if n is None else _check_thread_count(n)
+        self._saved: list[int | None] = []
+
+    def __enter__(self) -> num_threads:  # noqa: PYI034 (typing.Self needs Python 3.11)
+        self._saved.append(getattr(_local, "n", None))
+        if self.n is not None:
+            _local.n = self.n
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        _local.n = self._saved.pop()
 
 
 def set_num_threads(n: int | None) -> None:
@@ -46,15 +95,7 @@ def set_num_threads(n: int | None) -> None:
         A positive thread count. Results are deterministic for a fixed thread count.
     """
     global _explicit_num_threads
-    if n is None:
-        _explicit_num_threads = None
-        return
-    if isinstance(n, bool) or not isinstance(n, int) and not hasattr(n, "__index__"):
-        raise TypeError(f"n must be a positive int or None, got {type(n).__name__}")
-    n = int(n.__index__()) if not isinstance(n, int) else n
-    if n < 1:
-        raise ValueError(f"n must be a positive int or None, got {n}")
-    _explicit_num_threads = n
+    _explicit_num_threads = None if n is None else _check_thread_count(n)
 
 
 class _BlasPinner:

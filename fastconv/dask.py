@@ -41,18 +41,16 @@ ones within float64 rounding, not bit for bit: fastconv.filters chooses its exac
 path from the largest value it sees, which a chunk sees locally. All other dtypes and
 filters are bit for bit.
 
-Threads: a block runs fastconv's multithreaded kernel with ``fastconv.get_num_threads()``
-threads, and Dask's threaded scheduler runs one block per core at once, so by default the
-cores are oversubscribed (C Dask threads x C OpenMP threads). Nothing is changed per block:
-a per-block thread count would need a thread-local override in ``fastconv._parallel`` (the
-global ``set_num_threads`` is not safe to flip from several Dask threads at once). On 2
-cores, 8192^2 float32 in 2048^2 chunks, 5x5 (bench/dask_filter.py) the two choices tie on
-a quiet machine and one kernel thread per block is faster on a loaded one, so with Dask's
-threaded or distributed (multi-thread) schedulers call ``fastconv.set_num_threads(1)`` once
-before ``.compute()``; with the synchronous scheduler keep the default.
+Threads: Dask's threaded (and distributed) schedulers run one block per core at once, so a
+block computed in a scheduler's pool thread runs fastconv's kernel on one thread
+(:func:`fastconv.num_threads`, thread-local), and a block computed in the calling thread
+(the synchronous scheduler) uses ``fastconv.get_num_threads()``. Without this the cores are
+oversubscribed (C Dask threads x C OpenMP threads): on 2 busy cores a small block took
+5.8 ms with 2 OpenMP threads against 0.19 ms with 1.
 """
 from __future__ import annotations
 
+import threading
 from typing import Any, Callable
 
 import numpy as np
@@ -63,11 +61,35 @@ except ImportError as e:  # pragma: no cover - the optional extra is not install
     raise ImportError("fastconv.dask needs Dask's array module: pip install 'fastconv[dask]' "
                       "(or 'dask[array]')") from e
 
-from .functional.filter import BOUNDARIES, MODES, _fold, check_choice, filter2d, output_window
+from ._parallel import num_threads
+from .functional.filter import (
+    BOUNDARIES,
+    MODES,
+    _fold,
+    check_choice,
+    filter2d,
+    output_window,
+)
 
-__all__ = ["correlate2d", "convolve2d", "filter_function", "sobel", "prewitt", "scharr", "sobel_h", "sobel_v",
-           "prewitt_h", "prewitt_v", "scharr_h", "scharr_v", "roberts", "roberts_pos_diag", "roberts_neg_diag",
-           "ndimage_sobel", "ndimage_prewitt"]
+__all__ = [
+    "convolve2d",
+    "correlate2d",
+    "filter_function",
+    "ndimage_prewitt",
+    "ndimage_sobel",
+    "prewitt",
+    "prewitt_h",
+    "prewitt_v",
+    "roberts",
+    "roberts_neg_diag",
+    "roberts_pos_diag",
+    "scharr",
+    "scharr_h",
+    "scharr_v",
+    "sobel",
+    "sobel_h",
+    "sobel_v",
+]
 
 _FAST_KINDS = "iufc"
 
@@ -234,7 +256,8 @@ def _filter(darr: Any, kernel: Any, mode: str, boundary: str, fillvalue: Any, co
     X = _extend_axis(X, X.ndim - 1, left, right, rule, xfill)
 
     def block(b: np.ndarray) -> np.ndarray:
-        return filter2d(b, k, "valid", convolve=convolve)
+        with _block_threads():
+            return filter2d(b, k, "valid", convolve=convolve)
 
     return _map_valid(X, splits, block, dtype)
 
@@ -300,7 +323,18 @@ def convolve2d(darr: Any, kernel: Any, mode: str = "same", boundary: str = "fill
 _WRAP_MODES = ("wrap", "grid-wrap")
 
 
+def _block_threads() -> num_threads:
+    """The kernel threads of a block: 1 in a scheduler's pool thread (other blocks run on the
+    other cores meanwhile), the caller's setting in the calling thread (synchronous)."""
+    return num_threads(None if threading.current_thread() is threading.main_thread() else 1)
+
+
 def _per_plane(func: Callable[..., np.ndarray], b: np.ndarray, args: tuple, kwargs: dict) -> np.ndarray:
+    with _block_threads():
+        return _per_plane_here(func, b, args, kwargs)
+
+
+def _per_plane_here(func: Callable[..., np.ndarray], b: np.ndarray, args: tuple, kwargs: dict) -> np.ndarray:
     if b.ndim == 2:
         return np.asarray(func(b, *args, **kwargs))
     planes = b.reshape((-1,) + b.shape[-2:])

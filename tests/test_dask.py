@@ -191,6 +191,31 @@ def test_schedulers(rng, scheduler, threads):
     np.testing.assert_array_equal(got, ref)
 
 
+@pytest.mark.skipif(not fastconv.openmp_enabled(), reason="serial build: always 1 thread")
+def test_blocks_in_pool_threads_run_one_kernel_thread(rng):
+    """The threaded scheduler runs blocks concurrently: each block's kernel gets 1 thread
+    (thread-local); the synchronous scheduler keeps the caller's count."""
+    counts = []
+
+    def record(plane):
+        counts.append(fastconv.get_num_threads())
+        return plane.copy()
+
+    fastconv.set_num_threads(2)
+    x = da.from_array(rng.standard_normal((40, 40)), chunks=10)
+    recorded = fdask.filter_function(record, 1, mode=None)
+    lazy = recorded(x)
+    counts.clear()  # the wrapper probes func once in the calling thread: not a block
+    with dask.config.set(scheduler="threads"):
+        lazy.compute()
+    assert len(counts) >= 16 and set(counts) == {1}
+    counts.clear()
+    with dask.config.set(scheduler="synchronous"):
+        lazy.compute()
+    assert len(counts) >= 16 and set(counts) == {2}
+    assert fastconv.get_num_threads() == 2
+
+
 def test_lazy_until_compute(rng):
     calls = []
 

@@ -28,6 +28,52 @@ def test_set_get_num_threads_roundtrip():
     assert fastconv.get_num_threads() == default
 
 
+@pytest.mark.skipif(not fastconv.openmp_enabled(), reason="serial build: always 1 thread")
+def test_num_threads_context_is_thread_local_and_nests():
+    import threading
+
+    default = fastconv.get_num_threads()
+    seen = {}
+    started, release = threading.Event(), threading.Event()
+
+    def other():  # runs while the main thread is inside num_threads(3)
+        started.set()
+        release.wait(10)
+        seen["other"] = fastconv.get_num_threads()
+        with fastconv.num_threads(5):
+            seen["other-inner"] = fastconv.get_num_threads()
+
+    t = threading.Thread(target=other)
+    with fastconv.num_threads(3):
+        t.start()
+        started.wait(10)
+        assert fastconv.get_num_threads() == 3
+        with fastconv.num_threads(1):
+            assert fastconv.get_num_threads() == 1
+            with fastconv.num_threads(None):  # None: unchanged
+                assert fastconv.get_num_threads() == 1
+        assert fastconv.get_num_threads() == 3
+        release.set()
+        t.join(10)
+        assert fastconv.get_num_threads() == 3  # the other thread's block did not leak here
+    assert seen == {"other": default, "other-inner": 5}
+    assert fastconv.get_num_threads() == default
+    try:  # the thread-local setting wins over the process-wide one, which it restores
+        fastconv.set_num_threads(2)
+        with fastconv.num_threads(1):
+            assert fastconv.get_num_threads() == 1
+        assert fastconv.get_num_threads() == 2
+    finally:
+        fastconv.set_num_threads(None)
+
+
+@pytest.mark.parametrize("bad, exc", [(0, ValueError), (-2, ValueError), (1.5, TypeError), ("2", TypeError),
+                                      (True, TypeError)])
+def test_num_threads_context_rejects_bad_counts(bad, exc):
+    with pytest.raises(exc, match="n must be a positive int or None"):
+        fastconv.num_threads(bad)
+
+
 def test_default_threads_follow_omp_num_threads():
     code = "import fastconv; print(fastconv.get_num_threads())"
     env = dict(os.environ, OMP_NUM_THREADS="3")
