@@ -21,7 +21,8 @@ ROOT = pathlib.Path(__file__).resolve().parent.parent
 PUBLIC_MODULES = ["fastconv", "fastconv.nn", "fastconv.functional", "fastconv.optim",
                   "fastconv.optim.lr_scheduler", "fastconv.models", "fastconv.datasets.transforms",
                   "fastconv.nn.utils", "fastconv.inference", "fastconv.onnx", "fastconv.checkpoint",
-                  "fastconv.distributed"]
+                  "fastconv.distributed", "fastconv.signal", "fastconv.ndimage", "fastconv.filters",
+                  "fastconv.dask"]
 #: Methods of public classes that must be annotated where the class defines them.
 METHODS = ("__init__", "__call__", "forward", "backward", "step", "zero_grad", "state_dict",
            "load_state_dict", "get_lr", "parameters", "named_parameters", "train", "eval")
