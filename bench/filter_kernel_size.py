@@ -1,12 +1,12 @@
 """Time versus kernel size of one 2048x2048 float32 'same' symm correlation: fastconv direct,
-fastconv FFT, fastconv auto, scipy.signal.correlate2d (up to 15x15: it is slow),
+fastconv FFT (overlap-save tiles), fastconv auto, scipy.signal.correlate2d (up to 15x15: it is slow),
 scipy.signal.fftconvolve / oaconvolve on the symmetric-padded image, and OpenCV filter2D
 (BORDER_REFLECT, which is 'symm') when cv2 is installed; all at fastconv's thread count
 (OpenCV's set to it too; scipy.fft gets it as workers). Prints a markdown table with the
 measured direct/FFT crossover and the 'auto' rule's cost constants, and writes
 ``bench/filter_kernel_size.png`` (log-log, one line per method).
 
-    python bench/filter_kernel_size.py                 # sizes 3..63, 5 reps
+    python bench/filter_kernel_size.py                 # sizes 3..63, 5 interleaved rounds
     python bench/filter_kernel_size.py --sizes 3 31 --reps 2 --size 1024   # smoke run
 """
 from __future__ import annotations
@@ -25,16 +25,6 @@ from fastconv.functional import _fft
 
 SIZES = (3, 5, 7, 9, 11, 15, 21, 31, 41, 63)
 SCIPY_DIRECT_MAX = 15
-
-
-def median_ms(run, reps):
-    run()  # warm-up
-    ts = []
-    for _ in range(reps):
-        t0 = time.perf_counter()
-        run()
-        ts.append(time.perf_counter() - t0)
-    return 1e3 * statistics.median(ts)
 
 
 def methods(img, threads):
@@ -107,25 +97,37 @@ def main(argv=None):
     runs = methods(img, threads)
     names = list(runs)
     rows: dict[int, dict[str, float | None]] = {}
+    mins: dict[tuple[int, str], float] = {}
     for s in args.sizes:
         k = rng.standard_normal((s, s)).astype(np.float32)
         rows[s] = {}
-        for name, f in runs.items():
-            if name == "scipy correlate2d" and s > SCIPY_DIRECT_MAX:
-                rows[s][name] = None  # minutes per call
-                continue
-            reps = 1 if name == "scipy correlate2d" else args.reps
-            rows[s][name] = median_ms(lambda: f(k), reps)
+        # interleaved rounds (one call of each method per round): a noisy shared machine
+        # slows every method alike; median (and min) per method
+        live = {n: f for n, f in runs.items() if not (n == "scipy correlate2d" and s > SCIPY_DIRECT_MAX)}
+        times: dict[str, list[float]] = {n: [] for n in live}
+        for f in live.values():
+            f(k)  # warm-up
+        for rnd in range(args.reps):
+            for name, f in live.items():
+                if name == "scipy correlate2d" and rnd:
+                    continue  # seconds per call: one run
+                t0 = time.perf_counter()
+                f(k)
+                times[name].append(1e3 * (time.perf_counter() - t0))
+        for name in runs:
+            rows[s][name] = statistics.median(times[name]) if name in times else None  # None: minutes per call
+            if name in times:
+                mins[(s, name)] = min(times[name])
         print(f"k={s}: " + ", ".join(f"{n} {v:.1f}" for n, v in rows[s].items() if v is not None), flush=True)
-    print(f"\n{args.size}x{args.size} float32 'same' symm, {threads} thread(s), median of {args.reps} (ms; "
-          f"scipy correlate2d: 1 run, skipped above {SCIPY_DIRECT_MAX})\n")
+    print(f"\n{args.size}x{args.size} float32 'same' symm, {threads} thread(s), median (min) of {args.reps} "
+          f"interleaved rounds (ms; scipy correlate2d: 1 run, skipped above {SCIPY_DIRECT_MAX})\n")
     print("| k | " + " | ".join(names) + " |")
     print("|---|" + "---|" * len(names))
     for s in args.sizes:
-        cells = [("-" if rows[s][n] is None else f"{rows[s][n]:.1f}") for n in names]
+        cells = [("-" if rows[s][n] is None else f"{rows[s][n]:.1f} ({mins[(s, n)]:.1f})") for n in names]
         print(f"| {s} | " + " | ".join(cells) + " |")
-    faster = [s for s in args.sizes if rows[s]["fastconv fft"] < rows[s]["fastconv direct"]]
-    print(f"\nmeasured crossover: FFT faster from k = {faster[0] if faster else 'none (direct faster at every size)'}")
+    faster = [s for s in args.sizes if mins[(s, "fastconv fft")] < mins[(s, "fastconv direct")]]
+    print(f"\nmeasured crossover (min): FFT faster from k = {faster[0] if faster else 'none (direct faster at every size)'}")
     costs, source = _fft.cost_constants(np.float32)
     print(f"'auto' cost constants ({source}, ns): " + ", ".join(f"{n}={v:g}" for n, v in zip(_fft._COST_NAMES, costs)))
     plot(rows, names, args.sizes, args.png)

@@ -243,7 +243,7 @@ def test_measured_cost_plan_is_listed_and_persisted(tmp_path, monkeypatch):
         assert source == "plan" and costs == (1.0, 0.001, 0.0, 1.0, 10.0) and calls == ["float32"]
         _fft.cost_constants(np.float32)
         assert calls == ["float32"]  # once per process and dtype
-        key = f"filter-cost float32 {_autotune._isa_in_use()}"
+        key = f"filter-cost float32 {_autotune._isa_in_use()} tiled"
         assert fastconv.plans()[key]["source"] == "measured"
         # a borderline problem (static estimates within CLEAR_FACTOR) consults the plan
         assert not _auto_picks_fft((512, 512), (27, 27))  # the fake constants: FFT expensive
@@ -299,3 +299,90 @@ def test_scipy_positional_contract_unchanged():
     np.testing.assert_array_equal(fs.correlate2d(a, k, "same", "wrap", 0), ss.correlate2d(a, k, "same", "wrap", 0))
     with pytest.raises(TypeError):
         fs.correlate2d(a, k, "same", "wrap", 0, "fft")  # method is keyword-only
+
+
+TILED = [  # (stack shape, kernel, dtype, boundary, mode, forced TILE_SIDES)
+    ((50, 61), (9, 7), np.float64, "symm", "same", (16,)),      # tile edges inside the kernel's reach
+    ((2, 37, 45), (11, 4), np.float32, "wrap", "full", (16, 24)),
+    ((3, 1, 700), (1, 9), np.float64, "fill", "same", (16,)),   # tiny axis: one tile that way
+    ((29, 33), (12, 12), np.complex128, "fill", "valid", (16,)),
+    ((2, 61, 47), (15, 3), np.complex64, "symm", "same", (24,)),
+    ((5, 70), (31, 2), np.float64, "symm", "full", (32,)),       # kernel taller than the plane
+]
+
+
+@pytest.mark.parametrize("shape,kshape,dtype,boundary,mode,sides", TILED)
+@pytest.mark.parametrize("fill", [0.0, 1.5])
+def test_tiled_overlap_save(shape, kshape, dtype, boundary, mode, sides, fill, rng, monkeypatch):
+    """Small forced tiles (many tiles, partial last tiles, tile batches of one and several,
+    chunks of planes): equal to scipy.signal (float64 reference) within the FFT bound, and
+    the tiled path really runs."""
+    monkeypatch.setattr(_fft, "TILE_SIDES", sides)
+    monkeypatch.setattr(_fft, "TILE_OVERHEAD", 0.0)
+    monkeypatch.setattr(_fft, "LINE_OVERHEAD", 0.0)
+    monkeypatch.setattr(_fft, "CACHE_BYTES", max(sides) ** 2 * 16)  # only the tiles in cache
+    monkeypatch.setattr(_fft, "BIG_FACTOR", 1e3)
+    _fft.tile_plan.cache_clear()
+    calls = []
+    real = _fft._correlate_tiled
+    monkeypatch.setattr(_fft, "_correlate_tiled", lambda *a: calls.append(a[6]) or real(*a))
+    try:
+        x, k = rand(rng, shape, dtype), rand(rng, kshape, dtype)
+        planes = x.reshape((-1,) + shape[-2:])
+        want = np.stack([wide_reference(ss.correlate2d, p, k, mode, boundary, fill) for p in planes])
+        got = fastconv.filter2d(x, k, mode, boundary, fill, method="fft")
+        assert calls and calls[0] != want.shape[-2:]
+        assert got.shape == x.shape[:-2] + want.shape[-2:] and got.dtype == np.dtype(dtype)
+        np.testing.assert_allclose(got.reshape(want.shape), want, rtol=0, atol=fft_bound(x, k, fill, dtype))
+        monkeypatch.setattr(_fft, "BATCH_BYTES", 1)  # one tile per transform
+        monkeypatch.setattr(_fft, "CHUNK_BYTES", 1)  # one plane per extension
+        np.testing.assert_allclose(fastconv.filter2d(x, k, mode, boundary, fill, method="fft"), got,
+                                   rtol=0, atol=2 * fft_bound(x, k, fill, dtype))
+    finally:
+        _fft.tile_plan.cache_clear()
+
+
+def test_tile_plan_covers_the_output():
+    """Every plan's tiles cover the output: T = M - k + 1 >= 1, M a transform side, and the
+    untiled plan uses the whole transform."""
+    for out, k in [((2048, 2048), (31, 31)), ((512, 300), (5, 63)), ((10, 4000), (9, 9)), ((7, 7), (3, 3))]:
+        whole = (out[0] + k[0] + 1, out[1] + k[1] + 1)
+        (t1, t2), (m1, m2), (per_plane, kern) = _fft.tile_plan(out, k, whole, False, 4)
+        assert per_plane > 0 and kern > 0
+        if (t1, t2) == out:
+            assert (m1, m2) == whole
+        else:
+            assert 1 <= t1 <= out[0] and 1 <= t2 <= out[1]
+            assert m1 >= t1 + k[0] - 1 and m2 >= t2 + k[1] - 1
+
+
+@pytest.mark.parametrize("rule", ["fill", "wrap", "symm", "mirror", "nearest"])
+@pytest.mark.parametrize("H,top,bottom", [(1, 0, 0), (1, 3, 2), (2, 5, 5), (5, 2, 2), (17, 15, 15), (4, 30, 30)])
+def test_extend_into_block_copies(rule, H, top, bottom, rng):
+    """The run-wise block copy of the extension equals the gathered one (np.take through the
+    maps) for every rule, repeated extensions included, with zeros beyond."""
+    try:
+        rmap = source_map(H, top, bottom, rule)
+        cmap = source_map(H + 2, bottom, top, rule)
+    except Exception:  # noqa: BLE001 - a rule this build does not define
+        pytest.skip(f"source_map has no rule {rule!r}")
+    x = rng.standard_normal((2, H, H + 2))
+    dst = np.full((2, rmap.size + 2, cmap.size + 3), np.nan)
+    _fft._extend_into(dst, x, rmap, cmap, 0.5)
+    want = np.where((rmap >= 0)[:, None] & (cmap >= 0)[None], x[:, np.maximum(rmap, 0)][:, :, np.maximum(cmap, 0)], 0.5)
+    np.testing.assert_array_equal(dst[:, :rmap.size, :cmap.size], want)
+    assert not dst[:, rmap.size:].any() and not dst[:, :, cmap.size:].any()
+
+
+def test_auto_early_exit_skips_the_plan(monkeypatch):
+    """Few taps or a direct estimate under the FFT's fixed cost: 'auto' decides without the
+    plan (the NumPy passes over the maps)."""
+    def boom(*a):
+        raise AssertionError("planned")
+
+    monkeypatch.setattr(_fft, "_plan", boom)
+    assert not _auto_picks_fft((4096, 4096), (5, 5))
+    assert not _auto_picks_fft((32, 32), (9, 9), np.float64)
+    assert not _auto_picks_fft((32, 32), (3, 3), np.complex128)
+    with pytest.raises(AssertionError, match="planned"):
+        _auto_picks_fft((2048, 2048), (41, 41))
