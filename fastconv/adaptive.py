@@ -13,7 +13,8 @@ flip back and forth.
 
 Besides the scheduled probes, a clear rise of the step time (the median of the last
 ``probe_steps`` steps over ``1 / (1 - gain)`` times the median after the last decision: a
-competitor arrived) probes at once. A probe that is slower on each of its first two timed
+competitor arrived) probes one thread fewer at once (unless failed probes' quiet time
+runs), so scheduled probes down from the top count are only a rare backstop. A probe that is slower on each of its first two timed
 steps ends there (on a quiet machine a probe of one thread instead of two costs ~4 steps),
 and steps during which the autotuner measured a new plan (the first step at a new thread
 count, with ``FASTCONV_AUTOTUNE=measure``) are not timed.
@@ -146,25 +147,26 @@ class AdaptiveThreads:
                     self._baseline = statistics.median(self._recent[-self.probe_steps:])
             self._since_probe += 1
             need = self.probe_steps if self._probes else min(2, self.probe_steps)  # first probe early
-            # a competitor arrived (the step time rose clearly since the last decision): probe now
-            risen = (dt is not None and self._baseline is not None and len(self._recent) >= self.probe_steps
+            # a competitor arrived (the step time rose clearly since the last decision): probe
+            # fewer threads now (not more: at one thread a rise says nothing about two)
+            risen = (dt is not None and self.threads > 1 and self._baseline is not None
+                     and len(self._recent) >= self.probe_steps
                      and statistics.median(self._recent[-self.probe_steps:]) * (1 - self.gain) > self._baseline)
-            # (a rise bypasses the back-off: the baseline is re-measured after each probe, so
-            # it fires again only on a further rise)
             # at the top count a competitor shows as a rise: scheduled probes down are only a
             # backstop, 8x rarer (each costs a few slow steps on a quiet machine)
             interval = self._interval
             if self.threads == self.max_threads > 1 and self._probes:
                 interval = max(interval, 8 * self.probe_every)
-            if risen or self._since_probe >= interval and len(self._recent) >= need \
+            # (a rise skips the interval, not the failed probes' quiet time: ~5 % at most)
+            if (risen or self._since_probe >= interval and len(self._recent) >= need) \
                     and now >= self._quiet_until:
                 self._probes += 1
                 if risen:  # the probe is compared with the steps since the rise
                     self._recent = self._recent[-self.probe_steps:]
                     self._baseline = None
-                # down from the top, up from 1, in between alternately down and up
+                # down from the top, up from 1, in between alternately down and up (down after a rise)
                 self._down = not self._down
-                down = self.threads == self.max_threads or (self.threads > 1 and self._down)
+                down = self.threads == self.max_threads or (self.threads > 1 and (self._down or risen))
                 alt = self.threads - 1 if down else self.threads + 1
                 if 1 <= alt <= self.max_threads and alt != self.threads:  # (none with max_threads=1)
                     self._probe, self._probe_times, self._probe_spent = alt, [], 0.0

@@ -124,15 +124,20 @@ def test_losing_probe_ends_after_two_timed_steps():
 
 def test_a_rise_in_step_time_probes_at_once():
     """A competitor arrives while at 2 threads: the step time rises 4x, and the adapter
-    moves to 1 thread within a few steps, long before the scheduled probe."""
+    moves to 1 thread within a few steps, long before the scheduled probe; at 1 thread a
+    rise probes nothing."""
     clock = FakeSteps({1: 3.0, 2: 1.7})
     a = AdaptiveThreads(2, start_threads=2, probe_every=200, probe_steps=3, clock=clock)
     a.start()
-    clock.run(a, 20)  # (the early first probe fails; the baseline is measured after it)
-    assert a.threads == 2 and a._baseline is not None
+    clock.run(a, 200)  # (the early first probe fails, and its quiet time runs out)
+    assert a.threads == 2 and a._baseline is not None and clock.t > a._quiet_until
     clock.cost = {1: 3.2, 2: 7.0}
     used = clock.run(a, 15)
     assert a.threads == 1 and a.switches[-1][1:] == (2, 1) and used[-3:] == [1, 1, 1]
+    n_probes = len(a.probe_log)
+    clock.cost = {1: 9.0, 2: 30.0}  # busier still: no probe up for a rise
+    used = clock.run(a, 40)
+    assert len(a.probe_log) == n_probes and used == [1] * 40
 
 
 def test_steps_that_measured_a_plan_are_not_timed(monkeypatch):
