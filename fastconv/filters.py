@@ -6,7 +6,10 @@ unsigned integers / max, signed integers / max clipped at -1, bool -> 0/1; other
 refused with ValueError). The derivative [1, 0, -1] (convolution, i.e. correlation with
 [-1, 0, 1]) runs along the edge axis and the smoothing ([1, 2, 1] / 4, [1, 1, 1] / 3,
 [3, 10, 3] / 16) along every other axis, as 1-D passes on fastconv's kernel (any number of
-dimensions); the magnitude is ``sqrt(sum of squares / ndim)``, fused in place. Zero taps are
+dimensions); the magnitude is ``sqrt(sum of squares / ndim)``, fused in place. 2-D images
+(the magnitude or one axis) take one fused pass instead
+(:func:`fastconv.functional.filter.gradient_planes`: both 3x3 gradients and the magnitude per
+pixel, uint8/uint16 read directly; the same sums as the passes). Zero taps are
 skipped as ``scipy.ndimage.convolve`` skips them (a NaN does not spread over the derivative's
 zero tap), and 'constant' borders follow the n-D convolution (the second pass is filled with
 ``cval`` times the first pass's weight sum). With ``mask`` the result is zeroed outside the
@@ -26,6 +29,7 @@ from typing import Any
 import numpy as np
 from numpy.lib.array_utils import normalize_axis_index
 
+from .functional.filter import gradient_planes
 from .ndimage import MODES, filter_planes, separable
 
 __all__ = ["prewitt", "prewitt_h", "prewitt_v", "roberts", "roberts_neg_diag", "roberts_pos_diag", "scharr",
@@ -121,6 +125,12 @@ def _edge(name: str, image: Any, mask: Any, axis: Any, mode: Any, cval: Any) -> 
         values, scale = values * scale, 1.0  # outside the exact float32 range: img_as_float
     dt = np.dtype(np.float32) if values.dtype.kind != "f" else values.dtype
     fill = cval / scale  # the image's border value in the units filtered
+    if (ndim == 2 and values.size and np.isfinite(fill)  # one fused pass (both gradients)
+            and (magnitude and sorted(axes) == [0, 1] or len(axes) == 1)):
+        output = "magnitude" if magnitude else f"axis{axes[0]}"
+        factor = scale * norm / (np.sqrt(2) if magnitude else 1.0)
+        return _mask(gradient_planes(_fused_input(values), name, (rules[0], rules[1]), fill, factor,
+                                     out_dtype, output), mask)
     parts = []
     for edge_axis in axes:
         passes = [(edge_axis, _EDGE, rules[edge_axis], fill)]
@@ -132,6 +142,16 @@ def _edge(name: str, image: Any, mask: Any, axis: Any, mode: Any, cval: Any) -> 
         out *= out_dtype.type(factor)
         return _mask(out, mask)
     return _mask(_magnitude(parts, factor / np.sqrt(ndim), out_dtype), mask)
+
+
+def _fused_input(values: np.ndarray) -> np.ndarray:
+    """The values in a type of the fused gradient kernel: float32/float64 and uint8/uint16 as
+    they are, bool as uint8, other integers (here exact in float32) as float32."""
+    if values.dtype.kind == "f" or values.dtype in (np.uint8, np.uint16):
+        return values
+    if values.dtype.kind == "b":
+        return values.view(np.uint8)
+    return values.astype(np.float32)
 
 
 def _magnitude(parts: list[np.ndarray], factor: float, dtype: np.dtype) -> np.ndarray:

@@ -143,3 +143,88 @@ def correlate_extended(const floating[:, :, ::1] x, const Py_ssize_t[::1] rmap, 
     with nogil:
         _run_tasks(xp, H * W, W, &rmap[0], &cmap[0], left, fill, &w[0, 0], w.shape[0], w.shape[1],
                    &out[0, 0, 0], oh, ow, N, n_threads)
+
+
+# --- fused 3x3 edge gradients (fastconv.filters' sobel / prewitt / scharr): _edge_planes.h ---
+
+cdef extern from "_edge_planes.h":
+    void fc_edge_task_f(const float* x, Py_ssize_t W, const Py_ssize_t* rmap, const Py_ssize_t* cmap,
+                        const float* fillrow, float fill, float s0, float s1, float factor, int which,
+                        float* out, Py_ssize_t r0, Py_ssize_t r1, int avx512) noexcept nogil
+    void fc_edge_task_d(const double* x, Py_ssize_t W, const Py_ssize_t* rmap, const Py_ssize_t* cmap,
+                        const double* fillrow, double fill, double s0, double s1, double factor, int which,
+                        double* out, Py_ssize_t r0, Py_ssize_t r1, int avx512) noexcept nogil
+    void fc_edge_task_fd(const float* x, Py_ssize_t W, const Py_ssize_t* rmap, const Py_ssize_t* cmap,
+                         const float* fillrow, float fill, float s0, float s1, double factor, int which,
+                         double* out, Py_ssize_t r0, Py_ssize_t r1, int avx512) noexcept nogil
+    void fc_edge_task_u8(const unsigned char* x, Py_ssize_t W, const Py_ssize_t* rmap, const Py_ssize_t* cmap,
+                         const unsigned char* fillrow, float fill, float s0, float s1, double factor, int which,
+                         double* out, Py_ssize_t r0, Py_ssize_t r1, int avx512) noexcept nogil
+    void fc_edge_task_u16(const unsigned short* x, Py_ssize_t W, const Py_ssize_t* rmap, const Py_ssize_t* cmap,
+                          const unsigned short* fillrow, float fill, float s0, float s1, double factor, int which,
+                          double* out, Py_ssize_t r0, Py_ssize_t r1, int avx512) noexcept nogil
+
+ctypedef fused edge_in:
+    float
+    double
+    unsigned char
+    unsigned short
+
+ctypedef fused edge_out:
+    float
+    double
+
+#: Output rows per task of gradient_planes, and the pixels a call needs per thread it takes.
+EDGE_ROWS_PER_TASK = 32
+cdef Py_ssize_t _EDGE_ROWS = EDGE_ROWS_PER_TASK
+cdef Py_ssize_t _EDGE_MIN_PIXELS = 1 << 16
+
+
+cdef inline void _edge_task(const edge_in* x, Py_ssize_t W, const Py_ssize_t* rmap, const Py_ssize_t* cmap,
+                            const edge_in* fillrow, double fill, double s0, double s1, double factor,
+                            int which, edge_out* out, Py_ssize_t r0, Py_ssize_t r1, int avx) noexcept nogil:
+    if edge_in is float and edge_out is float:
+        fc_edge_task_f(x, W, rmap, cmap, fillrow, <float>fill, <float>s0, <float>s1, <float>factor, which,
+                       out, r0, r1, avx)
+    elif edge_in is float and edge_out is double:
+        fc_edge_task_fd(x, W, rmap, cmap, fillrow, <float>fill, <float>s0, <float>s1, factor, which,
+                        out, r0, r1, avx)
+    elif edge_in is double and edge_out is double:
+        fc_edge_task_d(x, W, rmap, cmap, fillrow, fill, s0, s1, factor, which, out, r0, r1, avx)
+    elif edge_in is "unsigned char" and edge_out is double:
+        fc_edge_task_u8(x, W, rmap, cmap, fillrow, <float>fill, <float>s0, <float>s1, factor, which,
+                        out, r0, r1, avx)
+    elif edge_in is "unsigned short" and edge_out is double:
+        fc_edge_task_u16(x, W, rmap, cmap, fillrow, <float>fill, <float>s0, <float>s1, factor, which,
+                         out, r0, r1, avx)
+
+
+def gradient_planes(const edge_in[:, ::1] x, const Py_ssize_t[::1] rmap, const Py_ssize_t[::1] cmap,
+                    const edge_in[::1] fillrow, double fill, double s0, double s1, double factor, int which,
+                    edge_out[:, ::1] out, int n_threads):
+    """Fused 3x3 gradients of x (H, W) into out (H, W) (_edge_planes.h): which 0 the magnitude
+    factor * sqrt(gx**2 + gy**2), 1 factor * gx (derivative along axis 0), 2 factor * gy;
+    smoothing weights (s0, s1, s0). rmap (H + 2) / cmap (W + 2): source row / column of each
+    extended index -1 .. n (< 0: the fill value); fillrow: W fill values of x's type. Input /
+    output types: float32 -> float32 or float64, float64 -> float64, uint8 / uint16 -> float64."""
+    cdef Py_ssize_t H = x.shape[0], W = x.shape[1]
+    cdef Py_ssize_t tasks = (H + _EDGE_ROWS - 1) // _EDGE_ROWS
+    cdef Py_ssize_t nt = H * W // _EDGE_MIN_PIXELS
+    cdef int avx = _use_avx512
+    cdef Py_ssize_t t, r0, r1
+    if edge_in is double and edge_out is float or edge_in is "unsigned char" and edge_out is float \
+            or edge_in is "unsigned short" and edge_out is float:
+        raise TypeError(f"gradient_planes: no {x.base.dtype} -> float32 kernel")
+    if H == 0 or W == 0:
+        return
+    nt = min(nt, n_threads, tasks)
+    with nogil:
+        if nt <= 1:
+            _edge_task(&x[0, 0], W, &rmap[0], &cmap[0], &fillrow[0], fill, s0, s1, factor, which,
+                       &out[0, 0], 0, H, avx)
+        else:
+            for t in prange(tasks, schedule="static", num_threads=nt):
+                r0 = t * _EDGE_ROWS
+                r1 = min(r0 + _EDGE_ROWS, H)
+                _edge_task(&x[0, 0], W, &rmap[0], &cmap[0], &fillrow[0], fill, s0, s1, factor, which,
+                           &out[0, 0], r0, r1, avx)

@@ -291,3 +291,42 @@ def filter2d(images: Any, kernel: Any, mode: str = "same", boundary: str = "fill
         k = k.conj()  # correlate2d's conjugate of the kernel (complex kernels only)
     y = correlate_planes(planes, k, mode, rule, fill, bool(convolve), dtype, _fft.check_method(method, dtype))
     return y.reshape(lead + y.shape[1:])
+
+
+#: edge-filter family -> (outer, centre) integer weights of its 3-tap smoothing.
+EDGE_SMOOTHING = {"sobel": (1.0, 2.0), "prewitt": (1.0, 1.0), "scharr": (3.0, 10.0)}
+#: what gradient_planes returns -> the kernel's code.
+GRADIENT_OUTPUTS = {"magnitude": 0, "axis0": 1, "axis1": 2}
+_GRADIENT_TYPES = {np.dtype(np.float32): (np.float32, np.float64), np.dtype(np.float64): (np.float64,),
+                   np.dtype(np.uint8): (np.float64,), np.dtype(np.uint16): (np.float64,)}
+
+
+def gradient_planes(x: np.ndarray, family: str, rules: tuple[str, str], fill: float, factor: float,
+                    out_dtype: Any, output: str = "magnitude") -> np.ndarray:
+    """Both 3x3 gradients of the 2-D image ``x`` (H, W) in one fused pass (kernel
+    ``_filter.gradient_planes``): ``gx`` = derivative [-1, 0, 1] (correlation) along axis 0
+    smoothed by the family's (s0, s1, s0) along axis 1, ``gy`` the same with the axes swapped,
+    on ``x`` extended by ``rules`` (row rule, column rule: canonical boundary names) and ``fill``
+    (in ``x``'s units). Returns a new C-contiguous (H, W) array of ``out_dtype``:
+    ``factor * sqrt(gx**2 + gy**2)`` (``output='magnitude'``), ``factor * gx`` ('axis0') or
+    ``factor * gy`` ('axis1').
+
+    The derivative's zero tap is skipped (a NaN does not spread over it); the sums are those
+    of two separable 1-D passes. ``x``: float32 (``out_dtype`` float32 or float64), float64,
+    uint8 or uint16 (float64; arithmetic in float32, exact for these integers). Arguments are
+    checked by the caller (fastconv.filters)."""
+    x = np.ascontiguousarray(x)
+    out_dtype = np.dtype(out_dtype)
+    if out_dtype.type not in _GRADIENT_TYPES.get(x.dtype, ()):
+        raise TypeError(f"gradient_planes: no {x.dtype} -> {out_dtype} kernel")
+    H, W = x.shape
+    out = np.empty((H, W), out_dtype)
+    if not out.size:
+        return out
+    s0, s1 = check_choice(family, "family", EDGE_SMOOTHING)
+    which = check_choice(output, "output", GRADIENT_OUTPUTS)
+    rmap, cmap = source_map(H, 1, 1, rules[0]), source_map(W, 1, 1, rules[1])
+    fillrow = np.full(W, fill, x.dtype)
+    _filter.gradient_planes(x, rmap, cmap, fillrow, float(fill), s0, s1, float(factor), which, out,
+                            get_num_threads())
+    return out
