@@ -62,11 +62,13 @@ except ImportError as e:  # pragma: no cover - the optional extra is not install
                       "(or 'dask[array]')") from e
 
 from ._parallel import num_threads
+from .functional._fft import check_method
 from .functional.filter import (
     BOUNDARIES,
     MODES,
     _fold,
     check_choice,
+    fill_value,
     filter2d,
     output_window,
 )
@@ -195,7 +197,8 @@ def _map_valid(X: Any, split: tuple[tuple[int, int], tuple[int, int]], block: Ca
                           chunks=tuple(out_chunks), dtype=dtype, meta=np.empty((0,) * nd, dtype))
 
 
-def _filter(darr: Any, kernel: Any, mode: str, boundary: str, fillvalue: Any, convolve: bool) -> Any:
+def _filter(darr: Any, kernel: Any, mode: str, boundary: str, fillvalue: Any, convolve: bool,
+            method: Any) -> Any:
     x = _check_dask(darr)
     k = np.asarray(kernel)
     if k.ndim != 2:
@@ -211,12 +214,8 @@ def _filter(darr: Any, kernel: Any, mode: str, boundary: str, fillvalue: Any, co
     kh, kw = k.shape
     if mode == "valid" and (kh > H or kw > W):
         raise ValueError(f"mode='valid' needs the kernel {k.shape} to fit in the planes {(H, W)}")
-    fill = np.asarray(fillvalue)
-    if fill.size != 1:
-        raise ValueError(f"fillvalue must be a scalar, got shape {fill.shape}")
-    if fill.dtype.kind not in "biufc" or (fill.dtype.kind == "c" and dtype.kind != "c"):
-        raise TypeError(f"fillvalue must be a number castable to {dtype}, got {fillvalue!r}")
-    fill = fill.reshape(()).astype(dtype)
+    fill = fill_value(fillvalue, dtype)
+    method = check_method(method, dtype)
     oh, top, bottom = output_window(mode, H, kh, convolve)
     ow, left, right = output_window(mode, W, kw, convolve)
     if x.size == 0 or oh == 0 or ow == 0 or kh == 0 or kw == 0:
@@ -257,13 +256,13 @@ def _filter(darr: Any, kernel: Any, mode: str, boundary: str, fillvalue: Any, co
 
     def block(b: np.ndarray) -> np.ndarray:
         with _block_threads():
-            return filter2d(b, k, "valid", convolve=convolve)
+            return filter2d(b, k, "valid", convolve=convolve, method=method)
 
     return _map_valid(X, splits, block, dtype)
 
 
 def correlate2d(darr: Any, kernel: Any, mode: str = "same", boundary: str = "fill",
-                fillvalue: Any = 0) -> Any:
+                fillvalue: Any = 0, *, method: str = "direct") -> Any:
     """Cross-correlate every plane of a Dask array with a 2-D kernel, chunk by chunk.
 
     Lazy; ``.compute()`` gives exactly ``fastconv.filter2d(darr.compute(), kernel, mode,
@@ -282,7 +281,13 @@ def correlate2d(darr: Any, kernel: Any, mode: str = "same", boundary: str = "fil
         As SciPy's; 'valid' needs the kernel to fit in the planes (no operand swap).
     boundary : {"fill", "pad", "wrap", "circular", "symm", "symmetric"}
     fillvalue : scalar
-        The value outside the planes for boundary "fill" (cast to the output dtype).
+        The value outside the planes for boundary "fill" (SciPy's conversion to the output
+        dtype: NaN or out-of-range values for an integer output are a ValueError).
+    method : {"direct", "auto", "fft"}, keyword-only
+        Passed to every block's :func:`fastconv.filter2d`. 'direct' (the default) makes the
+        result bit for bit the in-memory one; with 'fft' (or 'auto' choosing it) each block
+        is transformed on its own, so results agree with the in-memory function within the
+        FFT's normwise error bound, not bitwise.
 
     Returns
     -------
@@ -290,11 +295,11 @@ def correlate2d(darr: Any, kernel: Any, mode: str = "same", boundary: str = "fil
         OH = H ('same'), H - kH + 1 ('valid'), H + kH - 1 ('full'); for 'same' the chunks of
         ``darr`` (after any merging of short chunks).
     """
-    return _filter(darr, kernel, mode, boundary, fillvalue, False)
+    return _filter(darr, kernel, mode, boundary, fillvalue, False, method)
 
 
 def convolve2d(darr: Any, kernel: Any, mode: str = "same", boundary: str = "fill",
-               fillvalue: Any = 0) -> Any:
+               fillvalue: Any = 0, *, method: str = "direct") -> Any:
     """Convolve every plane of a Dask array with a 2-D kernel, chunk by chunk.
 
     As :func:`correlate2d` with the kernel flipped and convolve2d's 'same' window
@@ -308,12 +313,13 @@ def convolve2d(darr: Any, kernel: Any, mode: str = "same", boundary: str = "fill
     mode : {"same", "valid", "full"}
     boundary : {"fill", "pad", "wrap", "circular", "symm", "symmetric"}
     fillvalue : scalar
+    method : {"direct", "auto", "fft"}, keyword-only
 
     Returns
     -------
     out : dask.array.Array, shape (..., OH, OW), dtype ``np.result_type(darr, kernel)``
     """
-    return _filter(darr, kernel, mode, boundary, fillvalue, True)
+    return _filter(darr, kernel, mode, boundary, fillvalue, True, method)
 
 
 # --- same-shape filters (ndimage / scikit-image style) -------------------------------------

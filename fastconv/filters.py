@@ -27,7 +27,7 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-from numpy.lib.array_utils import normalize_axis_index
+from ._compat import normalize_axis_index
 
 from .functional.filter import gradient_planes
 from .ndimage import MODES, filter_planes, separable

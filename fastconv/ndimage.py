@@ -34,7 +34,7 @@ from collections.abc import Iterable
 from typing import Any, Callable
 
 import numpy as np
-from numpy.lib.array_utils import normalize_axis_index
+from ._compat import normalize_axis_index
 from scipy.ndimage import _filters as _scipy_filters
 
 from .functional import _fft
@@ -315,7 +315,7 @@ def _correlate_or_convolve(name: str, input: Any, weights: Any, output: Any, mod
     if method == "fft":  # FFT rounding would move integer outputs across truncation steps
         _check_fft_input(input, weights, output, axes)
     if input.ndim not in (1, 2) or axes is not None:
-        return _fallback(name, *args, axes=axes)
+        return _fallback(name, *args, **({} if axes is None else {"axes": axes}))
     if input.dtype.kind == "c" or weights.dtype.kind == "c":
         if weights.dtype.kind == "c" and not convolution:
             weights = weights.conj()  # as np.correlate: the weights conjugated
@@ -363,7 +363,7 @@ def _correlate_or_convolve(name: str, input: Any, weights: Any, output: Any, mod
 
 
 def correlate(input: Any, weights: Any, output: Any = None, mode: str = "reflect", cval: float = 0.0,
-              origin: Any = 0, *, axes: Any = None, method: str = "auto") -> np.ndarray:
+              origin: Any = 0, *, axes: Any = None, method: str = "direct") -> np.ndarray:
     """Multidimensional correlation: ``scipy.ndimage.correlate`` (same arguments and results).
 
     ``out[i, j] = sum_{p,q} w[p, q] * ext[i + p - (kH // 2 + origin[0]), j + q - (kW // 2 + origin[1])]``
@@ -384,8 +384,9 @@ def correlate(input: Any, weights: Any, output: Any = None, mode: str = "reflect
         Shift of the kernel's centre per axis, ``-(k // 2) <= origin <= (k - 1) // 2``.
     axes : None
         Any other value is handed to SciPy.
-    method : {'auto', 'direct', 'fft'}, keyword-only
-        A fastconv extension: 'direct' sums the taps on fastconv's kernel; 'fft' goes through
+    method : {'direct', 'auto', 'fft'}, keyword-only
+        A fastconv extension: 'direct' (the default, SciPy's results) sums the taps on
+        fastconv's kernel; 'fft' (opt-in: its error is normwise, not per output) goes through
         ``scipy.fft`` with the input extended exactly by ``mode`` (float outputs only; a NaN
         or inf then reaches every output); 'auto' picks FFT for large kernels by
         :mod:`fastconv.functional._fft`'s measured cost rule, and always 'direct' for integer
@@ -400,7 +401,7 @@ def correlate(input: Any, weights: Any, output: Any = None, mode: str = "reflect
 
 
 def convolve(input: Any, weights: Any, output: Any = None, mode: str = "reflect", cval: float = 0.0,
-             origin: Any = 0, *, axes: Any = None, method: str = "auto") -> np.ndarray:
+             origin: Any = 0, *, axes: Any = None, method: str = "direct") -> np.ndarray:
     """Multidimensional convolution: ``scipy.ndimage.convolve`` (same arguments and results).
 
     :func:`correlate` with the weights flipped and each origin ``o`` replaced by ``-o``
@@ -493,6 +494,8 @@ def _gradient(name: str, input: Any, axis: int, output: Any, mode: Any, cval: An
         return _fallback(name, *args)
     axis = normalize_axis_index(axis, input.ndim)
     out, dtype = _get_output(output, input)
+    if dtype == np.bool_:  # SciPy keeps each pass's raw byte (npy_bool)v, not 0/1: its own code
+        return _fallback(name, *args)
     modes = _modes(mode, input.ndim)
     rules = [_rule(m) for m in modes]
     try:

@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from .functional import _fft
-from .functional.filter import correlate_planes
+from .functional.filter import correlate_planes, fill_value
 
 __all__ = ["correlate2d", "convolve2d"]
 
@@ -54,29 +54,13 @@ def _option(table: dict, value: Any, message: str) -> Any:
         raise ValueError(message) from e
 
 
-def _fill_value(fillvalue: Any, dtype: np.dtype) -> np.ndarray:
-    """SciPy's conversion of ``fillvalue`` to the output type (boundary 'fill' only)."""
-    try:
-        fill = np.asarray(fillvalue, dtype=dtype)
-    except Exception:  # SciPy retries through complex, then refuses
-        tmp = np.asarray(fillvalue, dtype=np.complex128)
-        tmp.astype(dtype)
-        raise ValueError("could not cast `fillvalue` directly to the output type "
-                         "(it was first converted to complex).") from None
-    if fill.size != 1:
-        if fill.size == 0:
-            raise ValueError("`fillvalue` cannot be an empty array.")
-        raise ValueError("`fillvalue` must be scalar or an array with one element.")
-    return fill.reshape(())
-
-
 def _fast_dtype(dtype: np.dtype) -> bool:
     return (dtype.kind in _FAST_KINDS
             and dtype not in (np.float16, np.longdouble, np.clongdouble))
 
 
 def _compute(in1: np.ndarray, in2: np.ndarray, convolve: bool, mode: str, boundary: Any,
-             fillvalue: Any, method: Any = "auto") -> np.ndarray:
+             fillvalue: Any, method: Any = "direct") -> np.ndarray:
     rule = _option(_BOUNDARIES, boundary, _BOUNDARY_MSG)
     dtype = np.result_type(in1, in2).newbyteorder("=")
     method = _fft.check_method(method, dtype)
@@ -90,13 +74,13 @@ def _compute(in1: np.ndarray, in2: np.ndarray, convolve: bool, mode: str, bounda
         val = {"valid": 0, "same": 1, "full": 2}[mode]
         bval = {None: 16, "fill": 0, "symm": 4, "wrap": 8}[rule]
         return _sigtools._convolve2d(in1, in2, int(convolve), val, bval, fillvalue)
-    fill = _fill_value(fillvalue, dtype) if rule == "fill" else np.zeros((), dtype)
+    fill = fill_value(fillvalue, dtype) if rule == "fill" else np.zeros((), dtype)
     y = correlate_planes(in1[None], in2, mode, rule, fill, convolve, dtype, method)
     return y[0]
 
 
 def convolve2d(in1: Any, in2: Any, mode: str = "full", boundary: str = "fill",
-               fillvalue: Any = 0, *, method: str = "auto") -> np.ndarray:
+               fillvalue: Any = 0, *, method: str = "direct") -> np.ndarray:
     """Convolve two 2-D arrays: ``scipy.signal.convolve2d`` (same arguments and results).
 
     Parameters
@@ -107,11 +91,13 @@ def convolve2d(in1: Any, in2: Any, mode: str = "full", boundary: str = "fill",
     boundary : {'fill', 'pad', 'wrap', 'circular', 'symm', 'symmetric'}
     fillvalue : scalar
         Outside value for boundary 'fill', converted to the output dtype.
-    method : {'auto', 'direct', 'fft'}, keyword only (not in SciPy)
-        'direct': fastconv's kernel; 'fft': ``scipy.fft`` with fastconv's threads (float32/64
-        and complex only, ValueError otherwise; results equal to rounding, NaN or inf spread
-        to every output); 'auto' (default): the cheaper by a measured cost model, always
-        direct for integers and for non-finite data (see :mod:`fastconv.functional._fft`).
+    method : {'direct', 'auto', 'fft'}, keyword only (not in SciPy)
+        'direct' (the default: SciPy's results): fastconv's kernel; 'fft': ``scipy.fft``
+        with fastconv's threads (float32/64 and complex only, ValueError otherwise; its
+        error is normwise, so outputs far smaller than the image's largest values lose
+        relative accuracy, and NaN or inf spread to every output); 'auto': the cheaper by a
+        measured cost model, always direct for integers and for non-finite data (see
+        :mod:`fastconv.functional._fft`).
 
     Returns
     -------
@@ -129,7 +115,7 @@ def convolve2d(in1: Any, in2: Any, mode: str = "full", boundary: str = "fill",
 
 
 def correlate2d(in1: Any, in2: Any, mode: str = "full", boundary: str = "fill",
-                fillvalue: Any = 0, *, method: str = "auto") -> np.ndarray:
+                fillvalue: Any = 0, *, method: str = "direct") -> np.ndarray:
     """Cross-correlate two 2-D arrays: ``scipy.signal.correlate2d`` (same arguments and results).
 
     ``out[i, j] = sum_{p, q} in1_ext[i + p - a, j + q - b] * conj(in2[p, q])`` with

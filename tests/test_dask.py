@@ -351,8 +351,10 @@ BAD = [
     (lambda: fdask.correlate2d(_D, np.ones((3, 3)), mode="bogus"), ValueError, "mode must be one of 'full', 'same', 'valid'"),
     (lambda: fdask.correlate2d(_D, np.ones((3, 3)), boundary="reflect"), ValueError, "boundary must be one of 'fill'"),
     (lambda: fdask.correlate2d(_D, np.ones((9, 3)), mode="valid"), ValueError, "mode='valid' needs the kernel"),
-    (lambda: fdask.correlate2d(_D, np.ones((3, 3)), fillvalue=[1, 2]), ValueError, "fillvalue must be a scalar"),
-    (lambda: fdask.correlate2d(_D, np.ones((3, 3)), fillvalue=1j), TypeError, "fillvalue must be a number"),
+    (lambda: fdask.correlate2d(_D, np.ones((3, 3)), fillvalue=[1, 2]), ValueError,
+     "`fillvalue` must be scalar or an array with one element"),
+    (lambda: fdask.correlate2d(_D, np.ones((3, 3)), fillvalue=1j), ValueError, "could not cast `fillvalue`"),
+    (lambda: fdask.correlate2d(_D, np.ones((3, 3)), method="fastest"), ValueError, "method must be one of"),
     (lambda: fdask.correlate2d(_D.astype(bool), np.ones((3, 3), bool)), TypeError, "darr and kernel must be"),
     (lambda: fdask.correlate2d(_D.astype(np.float16), np.ones((3, 3), np.float16)), TypeError, "darr and kernel"),
     (lambda: fdask.filter_function(ndi.sobel, -1), ValueError, "depth must be a non-negative int"),
@@ -394,3 +396,17 @@ def test_missing_dask_names_the_extra():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd="/",
                          env={"PYTHONPATH": root, "PATH": "/usr/bin:/bin"}, check=True)
     assert "fastconv[dask]" in out.stdout
+
+
+def test_large_kernel_default_is_bitwise_and_fft_within_its_bound(rng):
+    """A kernel large enough for 'auto' to pick the FFT: the default ('direct') is bit for bit
+    the in-memory result whatever the chunks; method='fft' transforms each block and agrees
+    within the FFT's normwise bound."""
+    x = rng.standard_normal((180, 170)).astype(np.float64)
+    k = rng.standard_normal((41, 41))
+    d = da.from_array(x, chunks=(60, 50))
+    want = fastconv.filter2d(x, k, "same", "symm")
+    np.testing.assert_array_equal(fdask.correlate2d(d, k, "same", "symm").compute(), want)
+    got = fdask.correlate2d(d, k, "same", "symm", method="fft").compute()
+    bound = 64 * np.finfo(np.float64).eps * np.abs(x).sum() * np.abs(k).sum()
+    np.testing.assert_allclose(got, want, rtol=0, atol=bound)

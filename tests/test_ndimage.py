@@ -320,7 +320,7 @@ def test_fft_method_matches_scipy(mode, name, dtype):
     assert got.dtype == want.dtype == direct.dtype
     np.testing.assert_allclose(got, want, rtol=0, atol=max(bound, float(tol(dtype)["atol"])))
     np.testing.assert_allclose(direct, want, **tol(dtype))
-    auto = getattr(fn, name)(x, w, mode=mode, cval=0.25, origin=origin)  # default 'auto'
+    auto = getattr(fn, name)(x, w, mode=mode, cval=0.25, origin=origin, method="auto")
     np.testing.assert_allclose(auto, want, rtol=0, atol=max(bound, float(tol(dtype)["atol"])))
 
 
@@ -344,3 +344,11 @@ def test_auto_keeps_integer_outputs_exact():
     w = rng.integers(-3, 4, (31, 31)).astype(np.float64)
     np.testing.assert_array_equal(fn.correlate(x, w, output=np.int32, method="auto"),
                                   nd.correlate(x, w, output=np.int32))
+
+
+@pytest.mark.parametrize("name", ["sobel", "prewitt"])
+def test_bool_sobel_prewitt_are_scipys(name):
+    """SciPy keeps each pass's raw byte in a bool output (not 0/1): handed to SciPy, equal."""
+    x = np.array([[0, 1, 0, 0], [1, 1, 0, 1], [0, 0, 1, 1]], bool)
+    for axis in (0, 1):
+        np.testing.assert_array_equal(getattr(fn, name)(x, axis), getattr(nd, name)(x, axis))

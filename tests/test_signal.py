@@ -264,11 +264,14 @@ FILTER2D_ERRORS = [
      "mode='valid' needs the kernel"),
     (lambda: fastconv.filter2d(np.ones((5, 5), bool), np.ones((2, 2), bool)), TypeError, "bool"),
     (lambda: fastconv.filter2d(np.ones((5, 5), np.float16), np.ones((2, 2), np.float16)), TypeError, "float16"),
+    # fillvalue: SciPy's conversion and messages (functional.filter.fill_value)
     (lambda: fastconv.filter2d(np.ones((5, 5)), np.ones((2, 2)), fillvalue=[1, 2]), ValueError,
-     "fillvalue must be a scalar"),
-    (lambda: fastconv.filter2d(np.ones((5, 5)), np.ones((2, 2)), fillvalue=1j), TypeError,
-     "fillvalue must be a number castable to float64"),
-    (lambda: fastconv.filter2d(np.ones((5, 5)), np.ones((2, 2)), fillvalue="a"), TypeError, "fillvalue"),
+     "`fillvalue` must be scalar or an array with one element"),
+    (lambda: fastconv.filter2d(np.ones((5, 5)), np.ones((2, 2)), fillvalue=1j), ValueError,
+     "could not cast `fillvalue` directly to the output type"),
+    (lambda: fastconv.filter2d(np.ones((5, 5), np.int16), np.ones((2, 2), np.int16), fillvalue=np.nan),
+     ValueError, "could not cast `fillvalue` directly to the output type"),
+    (lambda: fastconv.filter2d(np.ones((5, 5)), np.ones((2, 2)), fillvalue="a"), ValueError, "complex"),
     (lambda: fastconv.filter2d(np.ones((5, 5)), np.ones((2, 2)), convolve=1), TypeError,
      "convolve must be a bool"),
 ]

@@ -192,7 +192,7 @@ def test_auto_static_rule(shape, kshape, dtype, fft):
 def test_auto_never_fft_for_integers(rng):
     a = rng.integers(-100, 100, (256, 256)).astype(np.int32)
     k = rng.integers(-3, 4, (63, 63)).astype(np.int32)
-    got = fs.correlate2d(a, k, "same")  # 'auto' (the default): exact
+    got = fs.correlate2d(a, k, "same", method="auto")  # 'auto' stays direct for integers: exact
     np.testing.assert_array_equal(got, ss.correlate2d(a, k, "same"))
     with pytest.raises(ValueError, match="method='fft' needs float"):
         fs.correlate2d(a, k, "same", method="fft")
@@ -202,8 +202,10 @@ def test_auto_picks_fft_and_matches(rng):
     a = rng.standard_normal((256, 256))
     k = rng.standard_normal((63, 63))
     assert _auto_picks_fft((256, 256), (63, 63), np.float64)
-    got = fs.convolve2d(a, k, "same", "wrap")
+    got = fs.convolve2d(a, k, "same", "wrap", method="auto")
     np.testing.assert_array_equal(got, fs.convolve2d(a, k, "same", "wrap", method="fft"))
+    direct = fs.convolve2d(a, k, "same", "wrap")  # the default: 'direct', as SciPy
+    np.testing.assert_array_equal(direct, fs.convolve2d(a, k, "same", "wrap", method="direct"))
     np.testing.assert_allclose(got, ss.convolve2d(a, k, "same", "wrap"), rtol=0, atol=fft_bound(a, k, 0, np.float64))
 
 

@@ -482,16 +482,12 @@ def calibrate(dtype: Any = "float32", reps: int = 3) -> dict:
     def run(x: np.ndarray, k: np.ndarray, method: str) -> Callable[[], object]:
         return lambda: correlate_planes(x, k, "same", "symm", zero, False, dt, method)
 
-    saved = _parallel._explicit_num_threads
-    _parallel._explicit_num_threads = 1
-    try:
+    with _parallel.num_threads(1):  # thread-local: other Python threads keep their counts
         t = {"direct_tiny": _best_ns(run(tiny, k3, "direct"), reps),
              "direct_3x3": _best_ns(run(plane, k3, "direct"), reps),
              "direct_15x15": _best_ns(run(plane, k15, "direct"), reps),
              "fft_tiny": _best_ns(run(tiny, k3, "fft"), reps),
              "fft_15x15": _best_ns(run(big, k15, "fft"), reps)}
-    finally:
-        _parallel._explicit_num_threads = saved
     outputs = 256 * 256
     d0 = t["direct_tiny"]
     a = max((t["direct_15x15"] - t["direct_3x3"]) / (outputs * (225 - 9)), 1e-6)

@@ -35,6 +35,25 @@ _EXACT_F64 = 2.0 ** 53
 
 
 
+def fill_value(fillvalue: Any, dtype: np.dtype) -> np.ndarray:
+    """SciPy's conversion of ``fillvalue`` to the output type (boundary 'fill' only): a 0-d
+    array of ``dtype``; ValueError for values that do not convert (NaN or out-of-range into
+    integers, complex into reals, arrays of more than one element). The one rule behind
+    fastconv.signal, :func:`filter2d` and fastconv.dask."""
+    try:
+        fill = np.asarray(fillvalue, dtype=dtype)
+    except Exception:  # SciPy retries through complex, then refuses
+        tmp = np.asarray(fillvalue, dtype=np.complex128)
+        tmp.astype(dtype)
+        raise ValueError("could not cast `fillvalue` directly to the output type "
+                         "(it was first converted to complex).") from None
+    if fill.size != 1:
+        if fill.size == 0:
+            raise ValueError("`fillvalue` cannot be an empty array.")
+        raise ValueError("`fillvalue` must be scalar or an array with one element.")
+    return fill.reshape(())
+
+
 def check_choice(value: Any, name: str, choices: dict | tuple) -> Any:
     """``choices[value]`` (a dict) or ``value`` (a tuple); ValueError listing the choices."""
     try:
@@ -165,13 +184,15 @@ def _correlate_real(x: np.ndarray, k: np.ndarray, fill: Any, maps: tuple, dtype:
 
 def _correlate_int(xe: np.ndarray, k: np.ndarray) -> np.ndarray:
     """Exact integer 'valid' correlation modulo 2**64 (int64 result)."""
-    xi: np.ndarray = xe.astype(np.int64) if xe.dtype != np.uint64 else xe.view(np.int64)
-    ki: np.ndarray = k.astype(np.int64) if k.dtype != np.uint64 else k.view(np.int64)
+    # no copy when already int64 (uint64: the same bits, modulo 2**64)
+    xi: np.ndarray = xe.astype(np.int64, copy=False) if xe.dtype != np.uint64 else xe.view(np.int64)
+    ki: np.ndarray = k.astype(np.int64, copy=False) if k.dtype != np.uint64 else k.view(np.int64)
     kh, kw = k.shape
     N, Hp, Wp = xe.shape
     oh, ow = Hp - kh + 1, Wp - kw + 1
     # bound on every partial sum: exact in float64 below 2**53
-    xmax = float(np.max(np.abs(xi.astype(np.float64)))) if xi.size else 0.0
+    # (extremes as Python ints: no full-size temporary, no overflow of abs(int64 min))
+    xmax = float(max(-int(xi.min()), int(xi.max()))) if xi.size else 0.0
     bound = xmax * float(np.sum(np.abs(ki.astype(np.float64))))
     if bound < _EXACT_F64 and xi.size and ki.size:
         y = _correlate_float(xi.astype(np.float64), ki.astype(np.float64))
@@ -233,7 +254,7 @@ def correlate_planes(x: np.ndarray, k: np.ndarray, mode: str, rule: str, fill: A
 
 
 def filter2d(images: Any, kernel: Any, mode: str = "same", boundary: str = "fill", fillvalue: Any = 0,
-             *, convolve: bool = False, method: str = "auto") -> np.ndarray:
+             *, convolve: bool = False, method: str = "direct") -> np.ndarray:
     """Correlate (or convolve) every plane of a stack with one 2-D kernel, in one parallel call.
 
     Each plane follows ``scipy.signal.correlate2d`` (``convolve2d`` when ``convolve=True``)
@@ -249,14 +270,19 @@ def filter2d(images: Any, kernel: Any, mode: str = "same", boundary: str = "fill
     mode : {"full", "same", "valid"}
     boundary : {"fill", "pad", "wrap", "circular", "symm", "symmetric"}
     fillvalue : scalar
-        The value outside the planes for boundary "fill" (cast to the output dtype).
+        The value outside the planes for boundary "fill", converted to the output dtype by
+        SciPy's rule (:func:`fill_value`: NaN or an out-of-range value for an integer output
+        is a ValueError, not a silent cast).
     convolve : bool
         Flip the kernel (convolution) instead of correlating.
-    method : {"auto", "direct", "fft"}
-        "direct": fastconv's kernel; "fft": ``scipy.fft`` (float/complex only; NaN or inf
-        in a plane makes that whole output plane NaN); "auto": the cheaper by a measured
-        cost model, direct for integers and non-finite data
-        (:mod:`fastconv.functional._fft`).
+    method : {"direct", "auto", "fft"}
+        "direct" (the default): fastconv's kernel, every output summed tap by tap;
+        "fft": ``scipy.fft`` (float/complex only; its error is normwise, about
+        eps * log2(P) * ||plane|| * sum|k|, so outputs much smaller than the plane's largest
+        values lose relative accuracy, and NaN or inf in a plane makes that whole output
+        plane NaN); "auto": the cheaper of the two by a measured cost model, direct for
+        integers and non-finite data (:mod:`fastconv.functional._fft`). Opt-in, because
+        the FFT's accuracy is not the direct sum's.
 
     Returns
     -------
@@ -279,12 +305,7 @@ def filter2d(images: Any, kernel: Any, mode: str = "same", boundary: str = "fill
                         f"got {x.dtype} and {k.dtype}")
     if mode == "valid" and (k.shape[0] > x.shape[-2] or k.shape[1] > x.shape[-1]):
         raise ValueError(f"mode='valid' needs the kernel {k.shape} to fit in the planes {x.shape[-2:]}")
-    fill = np.asarray(fillvalue)
-    if fill.size != 1:
-        raise ValueError(f"fillvalue must be a scalar, got shape {fill.shape}")
-    if fill.dtype.kind not in "biufc" or (fill.dtype.kind == "c" and dtype.kind != "c"):
-        raise TypeError(f"fillvalue must be a number castable to {dtype}, got {fillvalue!r}")
-    fill = fill.reshape(()).astype(dtype)
+    fill = fill_value(fillvalue, dtype)
     lead = x.shape[:-2]
     planes = x.reshape((-1,) + x.shape[-2:])
     if not convolve:
