@@ -33,7 +33,7 @@ def methods(img, threads):
     out = {
         "fastconv direct": lambda k: fs.correlate2d(img, k, "same", "symm", method="direct"),
         "fastconv fft": lambda k: fs.correlate2d(img, k, "same", "symm", method="fft"),
-        "fastconv auto": lambda k: fs.correlate2d(img, k, "same", "symm"),
+        "fastconv auto": lambda k: fs.correlate2d(img, k, "same", "symm", method="auto"),
         "scipy correlate2d": lambda k: ss.correlate2d(img, k, "same", "symm"),
     }
 

@@ -7,8 +7,9 @@ Run: ``pytest bench/test_bench_signal.py --benchmark-only`` (~6-9 minutes on 2 c
 - One 2048x2048 image, 'same' output, float32 and float64, kernels 3/5/7/15/31, boundaries
   fill (zeros; OpenCV BORDER_CONSTANT) and symm (edge repeated; OpenCV BORDER_REFLECT), at
   1 and 2 threads (cv2.setNumThreads; SciPy is single-threaded whatever the count).
-  ``fastconv`` is the default ``method="auto"`` (direct or FFT by the cost rule);
-  ``fastconv-direct`` forces the direct kernel (rows for k >= 15, where auto may pick the FFT).
+  ``fastconv`` is ``method="auto"`` (direct or FFT by the measured cost rule; opt-in, the
+  drop-ins' default is "direct"); ``fastconv-direct`` forces the direct kernel (rows for
+  k >= 15, where auto may pick the FFT; below that auto is direct).
   Goals: fastconv <= 1.0x OpenCV's time and >= 30x SciPy's speed. SciPy's 15x15 and 31x31
   take seconds a call: they run 2 and 1 rounds.
 - A 256x512x512 float32 stack with 3x3 and 5x5 kernels: fastconv.filter2d in one parallel
@@ -127,14 +128,21 @@ def test_filter2d_stack(benchmark, k, impl, threads_for_run):
     _run(benchmark, fn, rounds)
 
 
+# SciPy's small-array set (its asv Convolve2D/Correlate2D cases): per-call overhead dominates
+SMALL = [((8, 8), 1, "float64", "fill"), ((32, 32), 3, "float64", "fill"), ((32, 32), 3, "float32", "symm"),
+         ((32, 32), 5, "float64", "wrap"), ((64, 64), 3, "float64", "fill")]
+
+
 @pytest.mark.parametrize("impl", ["fastconv", "scipy"])
-def test_small_call_overhead(benchmark, impl):
-    """SciPy's small-array case: per-call overhead dominates (goal: <= 1.0x SciPy)."""
-    image, kernel = _data((32, 32), 3, np.float64)
-    benchmark.group = "correlate2d 32x32 float64 3x3 same fill (per-call overhead)"
+@pytest.mark.parametrize("shape,k,dtype,boundary", SMALL,
+                         ids=[f"{s[0]}x{s[1]}-{k}x{k}-{d}-{b}" for s, k, d, b in SMALL])
+def test_small_call_overhead(benchmark, impl, shape, k, dtype, boundary):
+    """Small images: per-call overhead (goal: fastconv <= 1.0x SciPy's time)."""
+    image, kernel = _data(shape, k, np.dtype(dtype))
+    benchmark.group = f"correlate2d {shape[0]}x{shape[1]} {dtype} {k}x{k} same {boundary} (per-call overhead)"
     benchmark.extra_info.update(impl=impl)
     f = fastconv.signal.correlate2d if impl == "fastconv" else scipy.signal.correlate2d
-    benchmark(lambda: f(image, kernel, "same", "fill"))
+    benchmark(lambda: f(image, kernel, "same", boundary))
 
 
 @pytest.mark.parametrize("threads_for_run", [1, 2], indirect=True, ids=["1thr", "2thr"])

@@ -185,8 +185,10 @@ def test_auto_static_rule(shape, kshape, dtype, fft):
     the choice agrees with the cost estimates it is derived from."""
     assert _autotune.get_autotune() == "off"
     assert _fft.cost_constants(dtype) == (_fft.STATIC_COSTS[_fft._real_name(dtype)], "static")
-    assert _auto_picks_fft(shape, kshape, dtype) is fft
-    assert _auto_picks_fft(shape, kshape, dtype, finite=False) is False
+    for threads in (1, 2):  # clear cases: the same on one and two threads
+        with fastconv.num_threads(threads):
+            assert _auto_picks_fft(shape, kshape, dtype) is fft
+            assert _auto_picks_fft(shape, kshape, dtype, finite=False) is False
 
 
 def test_auto_never_fft_for_integers(rng):
@@ -248,9 +250,11 @@ def test_measured_cost_plan_is_listed_and_persisted(tmp_path, monkeypatch):
         key = f"filter-cost float32 {_autotune._isa_in_use()} tiled"
         assert fastconv.plans()[key]["source"] == "measured"
         # a borderline problem (static estimates within CLEAR_FACTOR) consults the plan
-        assert not _auto_picks_fft((512, 512), (27, 27))  # the fake constants: FFT expensive
-        fastconv.set_autotune("off")
-        assert _auto_picks_fft((512, 512), (27, 27))  # the static constants: FFT
+        # (on one thread: the direct estimate is divided by the thread count)
+        with fastconv.num_threads(1):
+            assert not _auto_picks_fft((512, 512), (27, 27))  # the fake constants: FFT expensive
+            fastconv.set_autotune("off")
+            assert _auto_picks_fft((512, 512), (27, 27))  # the static constants: FFT
         fastconv.set_autotune("measure")
         _autotune.clear_plans()
         fastconv.set_autotune("cache")
@@ -388,3 +392,16 @@ def test_auto_early_exit_skips_the_plan(monkeypatch):
     assert not _auto_picks_fft((32, 32), (3, 3), np.complex128)
     with pytest.raises(AssertionError, match="planned"):
         _auto_picks_fft((2048, 2048), (41, 41))
+
+
+def test_auto_switches_later_on_more_threads():
+    """The direct kernel scales with threads and scipy.fft's tiles barely do: the static rule
+    divides the direct estimate by the thread count, so a kernel that is FFT-cheaper on one
+    thread can be direct-cheaper on two (2048², 21×21, float32)."""
+    assert fastconv.get_autotune() == "off"
+    with fastconv.num_threads(1):
+        one = _auto_picks_fft((2048, 2048), (21, 21), np.float32)
+    with fastconv.num_threads(2):
+        two = _auto_picks_fft((2048, 2048), (21, 21), np.float32)
+        big = _auto_picks_fft((2048, 2048), (41, 41), np.float32)
+    assert one and not two and big
