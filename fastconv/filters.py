@@ -111,12 +111,22 @@ def _mask(result: np.ndarray, mask: Any) -> np.ndarray:
     return result
 
 
+def _real_cval(cval: Any) -> float:
+    """``cval`` as a float; TypeError naming it otherwise (complex, strings, arrays)."""
+    if np.iscomplexobj(cval) or not np.ndim(cval) == 0:
+        raise TypeError(f"cval must be a real number, got {cval!r}")
+    try:
+        return float(cval)
+    except (TypeError, ValueError):
+        raise TypeError(f"cval must be a real number, got {cval!r}") from None
+
+
 def _edge(name: str, image: Any, mask: Any, axis: Any, mode: Any, cval: Any) -> np.ndarray:
     img = _image(image)
     ndim = img.ndim
     axes, magnitude = _axes(axis, ndim)
     rules = _rules(mode, ndim)
-    cval = float(cval)
+    cval = _real_cval(cval)
     smooth, norm = SMOOTHING[name]
     values, scale = _as_float(img)
     out_dtype = values.dtype if values.dtype.kind == "f" else np.dtype(np.float64)

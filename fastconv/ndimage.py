@@ -144,8 +144,8 @@ def _origins(origin: Any, rank: int) -> list[int]:
             raise RuntimeError("sequence argument must have length equal to input rank")
     else:
         origins = [origin] * rank
-    if not all(isinstance(o, (int, np.integer)) for o in origins):
-        raise _Fallback
+    if not all(isinstance(o, (int, np.integer)) and not isinstance(o, (bool, np.bool_)) for o in origins):
+        raise _Fallback  # (SciPy's own rules: bools are refused by correlate, taken by correlate1d)
     return [int(o) for o in origins]
 
 
@@ -175,8 +175,9 @@ def _taps_exact(x: np.ndarray, w: np.ndarray, rmap: np.ndarray, cmap: np.ndarray
     xp[:, :H, :W] = x
     xe = xp[:, rmap][:, :, cmap]
     y = np.zeros((N, oh, ow), dtype)
-    for p, q in zip(*np.nonzero(w)):
-        y += dtype.type(w[p, q]) * xe[:, p:p + oh, q:q + ow]
+    with np.errstate(invalid="ignore", over="ignore"):  # inf - inf is NaN silently, as in SciPy's C loop
+        for p, q in zip(*np.nonzero(w)):
+            y += dtype.type(w[p, q]) * xe[:, p:p + oh, q:q + ow]
     return y
 
 

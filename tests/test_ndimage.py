@@ -352,3 +352,20 @@ def test_bool_sobel_prewitt_are_scipys(name):
     x = np.array([[0, 1, 0, 0], [1, 1, 0, 1], [0, 0, 1, 1]], bool)
     for axis in (0, 1):
         np.testing.assert_array_equal(getattr(fn, name)(x, axis), getattr(nd, name)(x, axis))
+
+
+def test_review_edge_cases_match_scipy():
+    """A bool origin is refused by correlate (SciPy's TypeError) and taken by correlate1d;
+    inf - inf under the tap loop is NaN without a warning, as in SciPy."""
+    x = np.arange(25.0).reshape(5, 5)
+    with pytest.raises(TypeError, match="an integer is required"):
+        fn.correlate(x, np.ones((3, 3)), origin=True)
+    np.testing.assert_array_equal(fn.correlate1d(x, np.ones(3), origin=True),
+                                  nd.correlate1d(x, np.ones(3), origin=True))
+    x[1, 1], x[2, 2] = np.inf, -np.inf
+    k = np.ones((3, 3))
+    k[1, 1] = 0
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        got = fn.correlate(x, k)
+    np.testing.assert_array_equal(got, nd.correlate(x, k))
