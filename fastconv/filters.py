@@ -27,10 +27,11 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-from ._compat import normalize_axis_index
 
+from ._compat import normalize_axis_index
 from .functional.filter import gradient_planes
-from .ndimage import MODES, filter_planes, separable
+from .functional.ndfilter import filter_planes, separable
+from .ndimage import MODES
 
 __all__ = ["prewitt", "prewitt_h", "prewitt_v", "roberts", "roberts_neg_diag", "roberts_pos_diag", "scharr",
            "scharr_h", "scharr_v", "sobel", "sobel_h", "sobel_v"]

@@ -12,7 +12,7 @@ import fastconv.filters as ff
 from fastconv._kernels import _filter
 from fastconv.functional.filter import gradient_planes, source_map
 from fastconv.ndimage import MODES as RULES
-from fastconv.ndimage import separable
+from fastconv.functional.ndfilter import separable
 
 SMOOTH = {"sobel": [0.25, 0.5, 0.25], "prewitt": [1 / 3] * 3, "scharr": [3 / 16, 10 / 16, 3 / 16]}
 MODES = ["reflect", "constant", "nearest", "mirror", "wrap"]
