@@ -69,6 +69,22 @@ cdef int _threads_for(Py_ssize_t tasks, Py_ssize_t work, int n_threads) noexcept
     return <int>nt if nt > 1 else 1
 
 
+cdef inline void _one_task(Py_ssize_t t, Py_ssize_t blocks, const floating* x, Py_ssize_t plane,
+                           Py_ssize_t W, const Py_ssize_t* rmap, const Py_ssize_t* cmap, Py_ssize_t left,
+                           floating fill, const floating* w, Py_ssize_t kh, Py_ssize_t kw, floating* out,
+                           Py_ssize_t oh, Py_ssize_t ow, void* buf, int avx) noexcept nogil:
+    """Task t: output rows [r0, r1) of plane t // blocks (the same code serial and parallel)."""
+    cdef Py_ssize_t n = t // blocks
+    cdef Py_ssize_t r0 = (t % blocks) * _ROWS
+    cdef Py_ssize_t r1 = min(r0 + _ROWS, oh)
+    if floating is float:
+        fc_filter_task_f(x + n * plane, W, rmap, cmap, left, fill, w, kh, kw,
+                         out + n * oh * ow, ow, r0, r1, buf, avx)
+    else:
+        fc_filter_task_d(x + n * plane, W, rmap, cmap, left, fill, w, kh, kw,
+                         out + n * oh * ow, ow, r0, r1, buf, avx)
+
+
 cdef int _run_tasks(const floating* x, Py_ssize_t plane, Py_ssize_t W, const Py_ssize_t* rmap,
                      const Py_ssize_t* cmap, Py_ssize_t left, floating fill, const floating* w,
                      Py_ssize_t kh, Py_ssize_t kw, floating* out, Py_ssize_t oh, Py_ssize_t ow,
@@ -79,7 +95,7 @@ cdef int _run_tasks(const floating* x, Py_ssize_t plane, Py_ssize_t W, const Py_
     cdef size_t nbytes = fc_filter_scratch_bytes(_ROWS, kh, kw, W, left, ow, sizeof(floating))
     cdef int avx = _use_avx512
     cdef int nt = _threads_for(tasks, N * oh * ow * kh * kw, n_threads)
-    cdef Py_ssize_t t, n, r0, r1
+    cdef Py_ssize_t t
     cdef void* buf
     nbytes = (nbytes + 63) // 64 * 64
     if nt == 1:
@@ -88,15 +104,7 @@ cdef int _run_tasks(const floating* x, Py_ssize_t plane, Py_ssize_t W, const Py_
             with gil:
                 raise MemoryError("correlate: no memory for the row tables")
         for t in range(tasks):
-            n = t // blocks
-            r0 = (t % blocks) * _ROWS
-            r1 = min(r0 + _ROWS, oh)
-            if floating is float:
-                fc_filter_task_f(x + n * plane, W, rmap, cmap, left, fill, w, kh, kw,
-                                 out + n * oh * ow, ow, r0, r1, buf, avx)
-            else:
-                fc_filter_task_d(x + n * plane, W, rmap, cmap, left, fill, w, kh, kw,
-                                 out + n * oh * ow, ow, r0, r1, buf, avx)
+            _one_task(t, blocks, x, plane, W, rmap, cmap, left, fill, w, kh, kw, out, oh, ow, buf, avx)
         free(buf)
         return 0
     with parallel(num_threads=nt):
@@ -105,15 +113,7 @@ cdef int _run_tasks(const floating* x, Py_ssize_t plane, Py_ssize_t W, const Py_
             with gil:
                 raise MemoryError("correlate: no memory for the row tables")
         for t in prange(tasks, schedule="static"):
-            n = t // blocks
-            r0 = (t % blocks) * _ROWS
-            r1 = min(r0 + _ROWS, oh)
-            if floating is float:
-                fc_filter_task_f(x + n * plane, W, rmap, cmap, left, fill, w, kh, kw,
-                                 out + n * oh * ow, ow, r0, r1, buf, avx)
-            else:
-                fc_filter_task_d(x + n * plane, W, rmap, cmap, left, fill, w, kh, kw,
-                                 out + n * oh * ow, ow, r0, r1, buf, avx)
+            _one_task(t, blocks, x, plane, W, rmap, cmap, left, fill, w, kh, kw, out, oh, ow, buf, avx)
         free(buf)
     return 0
 
