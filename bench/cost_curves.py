@@ -40,8 +40,7 @@ import numpy as np
 
 import fastconv
 from fastconv._atomic import atomic_write
-from fastconv.nn import CrossEntropyLoss
-from fastconv.optim import SGD
+from steps import fastconv_train_step
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "tests"))  # torch_models
@@ -71,16 +70,7 @@ def _labels(n):
 
 
 def _fastconv_step(model, x, y):
-    opt = SGD(model.parameters(), lr=0.01, momentum=0.9)
-    loss = CrossEntropyLoss()
-
-    def step():
-        loss(model(x), y)
-        opt.zero_grad()
-        model.backward(loss.backward())
-        opt.step()
-
-    return step
+    return fastconv_train_step(model, x, y, lr=0.01)
 
 
 def _torch_step(model, x, y):

@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 
 from fastconv.models import resnet8
-from fastconv.nn import Conv2d, CrossEntropyLoss
-from fastconv.optim import SGD
+from steps import fastconv_train_step
+from fastconv.nn import Conv2d
 from shapes import BENCH_THREADS
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
@@ -42,16 +42,7 @@ def _record(benchmark, impl, variant):
 
 
 def _fastconv_step(model, x, y):
-    opt = SGD(model.parameters(), lr=0.05, momentum=0.9)
-    loss = CrossEntropyLoss()
-
-    def step():
-        loss(model(x), y)
-        opt.zero_grad()
-        model.backward(loss.backward())
-        opt.step()
-
-    return step
+    return fastconv_train_step(model, x, y, lr=0.05)
 
 
 @pytest.mark.parametrize("variant", ["full", "frozen_convs", "frozen_features"])
