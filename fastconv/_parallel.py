@@ -43,6 +43,16 @@ def get_num_threads() -> int:
     return max(1, int(_openmp_helpers.omp_max_threads()))
 
 
+def _local_num_threads() -> int | None:
+    """This Python thread's own setting (:class:`num_threads`, AdaptiveThreads), or None."""
+    return getattr(_local, "n", None)
+
+
+def _set_local_num_threads(n: int | None) -> None:
+    """Set (None: clear) this Python thread's own setting; callers validate ``n``."""
+    _local.n = n
+
+
 def _check_thread_count(n: Any) -> int:
     if isinstance(n, bool) or not isinstance(n, int) and not hasattr(n, "__index__"):
         raise TypeError(f"n must be a positive int or None, got {type(n).__name__}")

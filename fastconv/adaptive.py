@@ -31,7 +31,7 @@ import statistics
 import time
 from typing import Any, Callable
 
-from ._parallel import get_num_threads, set_num_threads
+from ._parallel import _local_num_threads, _set_local_num_threads, get_num_threads
 from .functional import _autotune
 
 
@@ -119,7 +119,10 @@ class AdaptiveThreads:
         self._quiet_until = float("-inf")
         self._baseline: float | None = None  # median step time after the last decision
         self._measured = _measured()
-        set_num_threads(self.threads)
+        # The calling thread's own count (thread-local, as fastconv.num_threads): other Python
+        # threads keep theirs, and close() gives back this thread's previous setting.
+        self._saved_local = _local_num_threads()
+        _set_local_num_threads(self.threads)
 
     def start(self) -> None:
         """Mark the start of the first step (else the first step is not timed)."""
@@ -127,7 +130,7 @@ class AdaptiveThreads:
         self._skip = max(0, self._skip - 1)
 
     def _set(self, n: int) -> None:
-        set_num_threads(n)
+        _set_local_num_threads(n)
         self._skip = self.settle
 
     def __call__(self, *args: Any) -> None:
@@ -192,7 +195,7 @@ class AdaptiveThreads:
                     self.switches.append((self._step, self.threads, self._probe))
                     self.threads = self._probe
                     self._recent = list(self._probe_times)
-                    set_num_threads(self.threads)  # already running at it: keep timing
+                    _set_local_num_threads(self.threads)  # already running at it: keep timing
                     self._interval = self.probe_every
                 else:  # back, and probe less often while probes fail (up to 16x)
                     self._set(self.threads)
@@ -207,8 +210,10 @@ class AdaptiveThreads:
         self._last = self.clock()
 
     def close(self) -> None:
-        """Restore the default thread count (:func:`fastconv.set_num_threads` ``(None)``)."""
-        set_num_threads(None)
+        """Give back the calling thread's previous thread count (its setting before this
+        object was made: a :class:`fastconv.num_threads` block's, or none, so that the
+        process-wide :func:`fastconv.set_num_threads` value applies again). Idempotent."""
+        _set_local_num_threads(self._saved_local)
 
 
 __all__ = ["AdaptiveThreads"]

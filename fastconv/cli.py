@@ -692,6 +692,10 @@ def main(argv=None):
             from .distributed import abort_job
             abort_job(2)
         return 2
+    finally:  # --threads auto: give the thread count back even when setup failed
+        adaptive = getattr(args, "adaptive", None)
+        if adaptive is not None:
+            adaptive.close()
 
 
 if __name__ == "__main__":

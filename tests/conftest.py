@@ -20,6 +20,15 @@ def threads(request):
     fastconv.set_num_threads(None)
 
 
+@pytest.fixture(autouse=True)
+def _no_thread_local_count_left():
+    """A test that leaves a thread-local count (an AdaptiveThreads it did not close, a
+    num_threads block it broke out of) must not change the next test's thread count."""
+    yield
+    from fastconv import _parallel
+    _parallel._set_local_num_threads(None)
+
+
 @pytest.fixture
 def rng():
     return np.random.default_rng(12345)

@@ -208,3 +208,26 @@ def test_probes_down_from_the_top_are_a_rare_backstop():
     steps = [s for s, *_ in a.probe_log]
     assert a.switches == [] and len(steps) >= 2
     assert all(b - a_ >= 8 * 10 for a_, b in zip(steps, steps[1:])), steps
+
+
+def test_close_gives_back_the_previous_count_and_stays_thread_local():
+    """AdaptiveThreads drives the calling thread's own count: the process-wide setting and
+    other Python threads are untouched, and close() restores what this thread had."""
+    import threading
+
+    fastconv.set_num_threads(2)
+    a = AdaptiveThreads(2)
+    assert fastconv.get_num_threads() == 1  # starts on one thread, in this thread only
+    seen = []
+    t = threading.Thread(target=lambda: seen.append(fastconv.get_num_threads()))
+    t.start()
+    t.join()
+    assert seen == [2]
+    a.close()
+    a.close()  # idempotent
+    assert fastconv.get_num_threads() == 2
+    with fastconv.num_threads(1):
+        b = AdaptiveThreads(2, start_threads=2)
+        assert fastconv.get_num_threads() == 2
+        b.close()
+        assert fastconv.get_num_threads() == 1

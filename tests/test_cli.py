@@ -173,3 +173,15 @@ def test_train_with_adaptive_threads_reports_them(mnist_dir):
     assert ", 1 threads" in r.stdout and "threads)" not in r.stdout
     r = run("train", "--help")
     assert "N|auto" in r.stdout and "not bitwise" in " ".join(r.stdout.split())
+
+
+def test_failed_train_setup_gives_the_thread_count_back(tmp_path, monkeypatch):
+    """--threads auto starts on one thread; a train that fails before its loop (no data
+    here) must not leave the caller on one thread."""
+    import fastconv
+    from fastconv.cli import main
+
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    before = fastconv.get_num_threads()
+    assert main(["train", "--data", str(tmp_path / "missing"), "--epochs", "1"]) == 2
+    assert fastconv.get_num_threads() == before

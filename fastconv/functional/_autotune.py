@@ -371,12 +371,8 @@ def _measure_one_thread(candidates: Mapping[str, Callable[[], object]],
     count of the key (every algorithm splits images or rows evenly between threads)."""
     from .. import _parallel
 
-    saved = _parallel._explicit_num_threads
-    _parallel._explicit_num_threads = 1
-    try:
+    with _parallel.num_threads(1):  # thread-local: other Python threads keep their counts
         return measure(candidates, incumbent, 1)
-    finally:
-        _parallel._explicit_num_threads = saved
 
 
 def choose(g: Any, dtype: Any, op: str, n_threads: int, table_choice: str,
