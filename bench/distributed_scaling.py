@@ -157,7 +157,7 @@ def main():
 
     if args.omp_wait_policy:
         os.environ["OMP_WAIT_POLICY"] = args.omp_wait_policy.upper()
-    steps = {"lenet5": 40, "resnet8": 8}
+    steps = {"lenet5": 200, "resnet8": 8}
     out = {"cpu": _cpu(), "cores": os.cpu_count(), "load_before": os.getloadavg()[0], "throughput": {},
            "allreduce": {}, "compute": {}}
     print(f"# {out['cpu']}, {out['cores']} CPUs, load average {out['load_before']:.2f}; "

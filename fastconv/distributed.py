@@ -443,8 +443,11 @@ class DistributedOptimizer:
     One fused in-place ``Allreduce`` (sum) of a flat buffer holding every trainable
     parameter's gradient times this rank's image count, plus the count itself; dividing by
     the summed count gives the mean over all the global batch's images (exact for unequal
-    shares). Everything else (``zero_grad``, ``param_groups``, ``lr``, ``state_dict``) is the
-    wrapped optimizer's; build schedulers on the wrapped one or on this, alike.
+    shares). From the first step on, every trainable ``p.grad`` is a view of that buffer
+    (PyTorch DDP's ``gradient_as_bucket_view``), so the step copies nothing: a reference to a
+    gradient array taken before the first step goes stale. Everything else (``zero_grad``,
+    ``param_groups``, ``lr``, ``state_dict``) is the wrapped optimizer's; build schedulers on
+    the wrapped one or on this, alike.
     """
 
     def __init__(self, optimizer: Any, model: DataParallel) -> None:
@@ -454,7 +457,9 @@ class DistributedOptimizer:
             raise TypeError(f"optimizer must be a fastconv.optim optimizer, got {type(optimizer).__name__}")
         self.optimizer = optimizer
         self.model = model
-        self._flat: np.ndarray | None = None
+        self._flat: np.ndarray | None = None  # the gradient bucket (p.grad are its views)
+        self._views: list | None = None
+        self._packed: np.ndarray | None = None  # mixed gradient dtypes: packed each step
 
     def __getattr__(self, name):
         return getattr(self.__dict__["optimizer"], name)
@@ -462,16 +467,54 @@ class DistributedOptimizer:
     def _params(self):
         return [p for g in self.optimizer.param_groups for p in g["params"] if p.requires_grad]
 
+    def _bucket(self, params: list) -> np.ndarray | None:
+        """The flat gradient buffer (every trainable gradient, then the image count) with each
+        ``p.grad`` rebound to its view, as PyTorch DDP's ``gradient_as_bucket_view``: layers
+        accumulate into the views in place, so the Allreduce needs no packing or unpacking
+        copies. Built on the first step and again whenever the trainable set changed or a
+        gradient array was replaced (``Module.astype``); None when the gradients' dtypes
+        differ (then each step packs into a buffer of their common type)."""
+        views = self._views
+        if (views is not None and len(views) == len(params)
+                and all(p.grad is v for p, v in zip(params, views))):
+            return self._flat
+        dtypes = {p.grad.dtype for p in params}
+        if len(dtypes) != 1:
+            self._views = None
+            return None
+        flat = np.empty(sum(p.grad.size for p in params) + 1, dtypes.pop())
+        views, o = [], 0
+        for p in params:
+            v = flat[o: o + p.grad.size].reshape(p.grad.shape)
+            v[...] = p.grad  # this step's gradient, already accumulated
+            p.grad = v
+            views.append(v)
+            o += v.size
+        self._flat, self._views = flat, views
+        return flat
+
     def synchronize(self) -> None:
         """The fused gradient Allreduce (what ``step()`` does first)."""
         params = self._params()
         if world_size() == 1 or not params:
             return
+        count = self.model.local_count
+        flat = self._bucket(params)
+        if flat is not None:  # the gradients are views of flat: scale, reduce, scale in place
+            grads = flat[:-1]
+            grads *= count
+            flat[-1] = count
+            all_reduce_(flat, "sum")
+            total = flat[-1]
+            if total <= 0:
+                raise RuntimeError("no rank had images in this batch")
+            grads /= total
+            return
         dtype = np.result_type(*[p.grad.dtype for p in params])
         size = sum(p.grad.size for p in params) + 1
-        if self._flat is None or self._flat.size != size or self._flat.dtype != dtype:
-            self._flat = np.empty(size, dtype)
-        flat, count = self._flat, self.model.local_count
+        if self._packed is None or self._packed.size != size or self._packed.dtype != dtype:
+            self._packed = np.empty(size, dtype)
+        flat = self._packed
         o = 0
         for p in params:
             np.multiply(p.grad.ravel(), count, out=flat[o: o + p.grad.size])

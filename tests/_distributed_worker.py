@@ -5,6 +5,10 @@
         batch BATCH; every rank writes its parameters to OUT_DIR/rank<r>.npz
     python _distributed_worker.py resnet OUT_DIR MNIST_DIR
         three steps of ResNet-8 (BatchNorm) + sync_buffers; every rank writes its state dict
+    python _distributed_worker.py bucket OUT_DIR
+        three synchronised steps of a small conv net with uneven shares (float32, after
+        astype(float64), then with one float32 gradient among float64 ones); every rank
+        writes its gradients before and after each Allreduce and whether they share a buffer
     python _distributed_worker.py raise | exit | kill | sysabort | hang
         rank 1 fails that way while the others wait in an Allreduce
 """
@@ -58,6 +62,42 @@ def resnet(out, mnist):
     np.savez(os.path.join(out, f"rank{r}.npz"), **model.state_dict(), **pre)
 
 
+def bucket(out):
+    from fastconv import nn
+    from fastconv.optim import SGD
+
+    r = dist.init()
+    rng = np.random.default_rng(5)
+    model = dist.DataParallel(nn.Sequential(nn.Conv2d(1, 3, 3, rng=rng), nn.ReLU(), nn.Flatten(),
+                                            nn.Linear(3 * 4 * 4, 4, rng=rng)))
+    opt = dist.DistributedOptimizer(SGD(model.parameters(), lr=0.1), model)
+    loss = nn.CrossEntropyLoss()
+    data = np.random.default_rng(9)
+    saved = {}
+    for step, change in enumerate(["float32", "float64", "mixed"]):
+        if change == "float64":
+            model.astype(np.float64)
+        n = 3 if r == 0 else 2  # uneven shares: the mean must weight by the counts
+        x = data.standard_normal((5, 1, 6, 6))[:3] if r == 0 else data.standard_normal((5, 1, 6, 6))[3:]
+        y = np.arange(n) % 4
+        dtype = model.module[0].weight.data.dtype
+        loss(model(x.astype(dtype)), y)
+        opt.zero_grad()
+        model.backward(loss.backward())
+        params = [p for p in model.parameters()]
+        if change == "mixed":  # one gradient array replaced by a float32 one: a mixed set
+            params[1].grad = params[1].grad.astype(np.float32)
+        for i, p in enumerate(params):
+            saved[f"{step}/pre/{i}"] = p.grad.copy()
+        opt.step()
+        for i, p in enumerate(params):
+            saved[f"{step}/post/{i}"] = p.grad.copy()
+        bases = {id(p.grad.base) if p.grad.base is not None else id(p.grad) for p in params}
+        saved[f"{step}/shared"] = np.array(len(bases) == 1 and params[0].grad.base is not None)
+        saved[f"{step}/count"] = np.array(n)
+    np.savez(os.path.join(out, f"rank{r}.npz"), **saved)
+
+
 def fail(mode):
     r = dist.init()
     if r == 1:
@@ -83,5 +123,7 @@ if __name__ == "__main__":
         train(sys.argv[2], sys.argv[3], np.dtype(sys.argv[4]), int(sys.argv[5]), int(sys.argv[6]))
     elif what == "resnet":
         resnet(sys.argv[2], sys.argv[3])
+    elif what == "bucket":
+        bucket(sys.argv[2])
     else:
         fail(what)

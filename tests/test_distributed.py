@@ -280,6 +280,27 @@ def test_batchnorm_buffers_synchronised(mnist_dir, tmp_path):
 
 
 @needs_mpi
+def test_gradients_are_views_of_one_buffer_and_the_count_weighted_mean(tmp_path):
+    p = mpirun(2, WORKER, "bucket", tmp_path)
+    assert p.returncode == 0, p.stderr
+    a, b = (np.load(tmp_path / f"rank{r}.npz") for r in range(2))
+    for step, shared in enumerate([True, True, False]):  # float32, astype(float64), mixed dtypes
+        assert bool(a[f"{step}/shared"]) is shared and bool(b[f"{step}/shared"]) is shared
+        na, nb = int(a[f"{step}/count"]), int(b[f"{step}/count"])
+        assert (na, nb) == (3, 2)
+        names = sorted({k.rsplit("/", 1)[1] for k in a.files if k.startswith(f"{step}/pre/")})
+        for i in names:
+            ga, gb = a[f"{step}/pre/{i}"], b[f"{step}/pre/{i}"]
+            assert not np.array_equal(ga, gb)  # the ranks' own gradients differ
+            want = (na * ga.astype(np.float64) + nb * gb) / (na + nb)
+            post = a[f"{step}/post/{i}"]
+            assert post.dtype == ga.dtype  # the mixed set keeps each gradient's dtype
+            tol = 1e-6 if post.dtype == np.float32 else 1e-13
+            np.testing.assert_allclose(post, want, rtol=tol, atol=tol * np.abs(want).max(), err_msg=f"{step}/{i}")
+            np.testing.assert_array_equal(b[f"{step}/post/{i}"], post)  # identical on both ranks
+
+
+@needs_mpi
 @pytest.mark.parametrize("mode,code,words", [("raise", 1, "rank 1 of 3 failed with RuntimeError"),
                                              ("exit", 3, None), ("kill", 9, "BAD TERMINATION"),
                                              ("sysabort", 5, "rank 1")])
