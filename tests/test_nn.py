@@ -403,6 +403,11 @@ def test_layer_call_errors(rng):
         conv(np.zeros((1, 2, 8, 8), np.float32))
     with pytest.raises(TypeError, match="float64 but the layer's weight is float32"):
         conv(np.zeros((1, 3, 8, 8)))
+    for layer, x in ((nn.Conv2d(3, 4, 3), np.zeros((1, 3, 8, 8), np.float32)),
+                     (nn.Linear(3, 4), np.zeros((2, 3), np.float32))):
+        layer.bias.data = layer.bias.data.astype(np.float64)  # reassigned: a clear error, not Cython's
+        with pytest.raises(TypeError, match="bias has dtype float64 but its weight is float32"):
+            layer(x)
     with pytest.raises(RuntimeError, match="before forward"):
         nn.Conv2d(3, 4, 3).backward(np.zeros((1, 4, 6, 6), np.float32))
     conv(np.zeros((1, 3, 8, 8), np.float32))

@@ -106,6 +106,8 @@ class Conv2d(Module):
         w = self.weight.data
         if x.dtype != w.dtype:
             raise TypeError(f"x has dtype {x.dtype} but the layer's weight is {w.dtype}")
+        if self.bias is not None and self.bias.data.dtype != w.dtype:  # a reassigned .data
+            raise TypeError(f"the layer's bias has dtype {self.bias.data.dtype} but its weight is {w.dtype}")
         g = self._geometry_for(x)
         pg = self._pad_geometry
         if pg is not None:

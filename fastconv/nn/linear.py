@@ -45,6 +45,8 @@ class Linear(Module):
             raise ValueError(f"Linear expects x of shape (N, {self.in_features}), got {x.shape}")
         if x.dtype != self.weight.data.dtype:
             raise TypeError(f"x has dtype {x.dtype} but the layer's weight is {self.weight.data.dtype}")
+        if self.bias is not None and self.bias.data.dtype != x.dtype:  # a reassigned .data
+            raise TypeError(f"the layer's bias has dtype {self.bias.data.dtype} but its weight is {x.dtype}")
         self._x = x
         return F._linear_forward_unchecked(x, self.weight.data,
                                            self.bias.data if self.bias is not None else None)
