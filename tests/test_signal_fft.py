@@ -340,7 +340,7 @@ def test_tiled_overlap_save(shape, kshape, dtype, boundary, mode, sides, fill, r
         assert calls and calls[0] != want.shape[-2:]
         assert got.shape == x.shape[:-2] + want.shape[-2:] and got.dtype == np.dtype(dtype)
         np.testing.assert_allclose(got.reshape(want.shape), want, rtol=0, atol=fft_bound(x, k, fill, dtype))
-        monkeypatch.setattr(_fft, "BATCH_BYTES", 1)  # one tile per transform
+        monkeypatch.setattr(_fft, "BATCH_BYTES", 1)  # one tile per worker and transform
         monkeypatch.setattr(_fft, "CHUNK_BYTES", 1)  # one plane per extension
         np.testing.assert_allclose(fastconv.filter2d(x, k, mode, boundary, fill, method="fft"), got,
                                    rtol=0, atol=2 * fft_bound(x, k, fill, dtype))
