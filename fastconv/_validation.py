@@ -14,6 +14,26 @@ import numpy as np
 FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 
 
+def choice_error(name: str, choices: Any, value: Any, hint: str = "") -> ValueError:
+    """The ValueError of an unknown option: ``name``, the choices in their table's order
+    (then ``hint``), and the value given. One format for every string option."""
+    listed = ", ".join(repr(c) for c in choices)
+    return ValueError(f"{name} must be one of {listed}{hint}, got {value!r}")
+
+
+def check_choice(value: Any, name: str, choices: Any) -> Any:
+    """``choices[value]`` when ``choices`` is a mapping (an option table), else ``value``
+    itself; :func:`choice_error` when ``value`` is not among them (unhashable values
+    included)."""
+    try:
+        ok = value in choices
+    except TypeError:  # an unhashable value cannot be a key
+        ok = False
+    if not ok:
+        raise choice_error(name, choices, value)
+    return choices[value] if hasattr(choices, "keys") else value
+
+
 def check_float_dtype(dtype: Any, name: str = "dtype") -> np.dtype[Any]:
     """``np.dtype(dtype)`` if it is float32 or float64, else a TypeError naming ``name``."""
     try:

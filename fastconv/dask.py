@@ -62,12 +62,12 @@ except ImportError as e:  # pragma: no cover - the optional extra is not install
                       "(or 'dask[array]')") from e
 
 from ._parallel import num_threads
+from ._validation import check_choice
 from .functional._fft import check_method
 from .functional.filter import (
     BOUNDARIES,
     MODES,
     _fold,
-    check_choice,
     fill_value,
     filter2d,
     output_window,

@@ -61,6 +61,8 @@ from typing import Any, Iterator
 
 import numpy as np
 
+from ._validation import check_choice
+
 __all__ = ["init", "is_initialized", "rank", "world_size", "is_main", "barrier", "abort", "abort_job",
            "local_size", "default_threads", "all_reduce_", "broadcast_", "reduce_metrics",
            "DistributedSampler", "DataParallel", "DistributedOptimizer", "wrap"]
@@ -182,9 +184,7 @@ _OPS = {"sum": "SUM", "mean": "SUM"}
 
 
 def _op(op):
-    if op not in _OPS:
-        raise ValueError(f"op must be one of {sorted(_OPS)}, got {op!r}")
-    return _OPS[op]
+    return check_choice(op, "op", _OPS)
 
 
 def _check_buffer(array, name="array"):

@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 
 from ._compat import normalize_axis_index
+from ._validation import check_choice
 from .functional.filter import gradient_planes
 from .functional.ndfilter import filter_planes, separable
 from .ndimage import MODES
@@ -79,11 +80,7 @@ def _rules(mode: Any, ndim: int) -> list[str]:
         raise ValueError(f"mode must be one mode or one per axis ({ndim}), got {mode!r}")
     rules = []
     for m in modes:
-        try:
-            rules.append(MODES[m])
-        except (KeyError, TypeError):
-            raise ValueError("mode must be one of " + ", ".join(repr(k) for k in MODES)
-                             + f"; got {m!r}") from None
+        rules.append(check_choice(m, "mode", MODES))
     return rules
 
 

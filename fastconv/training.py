@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any, Callable, Iterable, Sequence
 import numpy as np
 
 from ._parallel import blas_single_thread
+from ._validation import check_choice
 
 if TYPE_CHECKING:
     from ._typing import ArrayLike, FloatArray, NDArray
@@ -163,6 +164,4 @@ def make_lr_schedule(name: str, optimizer: Optimizer, epochs: int,
                      steps_per_epoch: int) -> tuple[LRScheduler | None, bool]:
     """The scheduler for ``name`` (see :data:`LR_SCHEDULES`) and whether it steps per batch
     (True) or per epoch (False); ``(None, False)`` for a constant rate."""
-    if name not in LR_SCHEDULES:
-        raise ValueError(f"lr schedule must be one of {sorted(LR_SCHEDULES)}, got {name!r}")
-    return LR_SCHEDULES[name](optimizer, epochs, steps_per_epoch)
+    return check_choice(name, "lr schedule", LR_SCHEDULES)(optimizer, epochs, steps_per_epoch)

@@ -306,7 +306,7 @@ def test_function_values():
 
 
 BAD_INPUTS = [
-    (lambda: fastconv.set_autotune("fast"), ValueError, r"mode must be one of \('off', 'cache', 'measure'\)"),
+    (lambda: fastconv.set_autotune("fast"), ValueError, r"mode must be one of 'off', 'cache', 'measure' \(or True/False, 1/0, on/off\), got 'fast'"),
     (lambda: fastconv.set_autotune(2), ValueError, "mode must be one of"),
     (lambda: autotune.tune_model(fastconv.models.lenet5(), (2, 1, 28)), ValueError, "input_shape"),
     (lambda: autotune.tune_model(fastconv.models.lenet5(), (0, 1, 28, 28)), ValueError, "input_shape"),
@@ -323,7 +323,7 @@ def test_bad_inputs(call, exc, match):
 
 def test_bad_env_value_names_the_variable(plan_file, monkeypatch):
     monkeypatch.setenv("FASTCONV_AUTOTUNE", "sometimes")
-    with pytest.raises(ValueError, match=r"FASTCONV_AUTOTUNE must be one of \('off', 'cache', 'measure'\)"):
+    with pytest.raises(ValueError, match=r"FASTCONV_AUTOTUNE must be one of 'off', 'cache', 'measure' \(or"):
         fastconv.conv2d(np.zeros((1, 1, 4, 4), np.float32), np.zeros((1, 1, 3, 3), np.float32))
 
 

@@ -173,7 +173,7 @@ assert dist.init() == 0 and dist.world_size() == 1 and dist.is_main()
 a = np.arange(4.0)
 assert dist.all_reduce_(a, "mean") is a and a.tolist() == [0, 1, 2, 3]
 dist.broadcast_(a); dist.barrier()
-for bad, words in [(lambda: dist.all_reduce_(a, "max"), "op must be one of ['mean', 'sum']"),
+for bad, words in [(lambda: dist.all_reduce_(a, "max"), "op must be one of 'sum', 'mean', got 'max'"),
                    (lambda: dist.all_reduce_([1.0]), "array must be a numpy.ndarray"),
                    (lambda: dist.all_reduce_(np.zeros((4, 4))[:, 0]), "C-contiguous"),
                    (lambda: dist.broadcast_(a, root=1), "root must be a rank in [0, 1)")]:

@@ -104,3 +104,26 @@ def test_set_num_threads_validation():
         fastconv.set_num_threads(1.5)
     with pytest.raises(TypeError):
         fastconv.set_num_threads(True)
+
+
+def test_string_options_share_one_check_and_one_message():
+    """Every string option goes through _validation.check_choice: a table maps, a tuple
+    admits; unknown, unhashable and wrongly typed values get one message listing the
+    choices in the table's order."""
+    from fastconv._validation import check_choice
+
+    table = {"zeros": None, "reflect": "reflect"}
+    assert check_choice("reflect", "padding_mode", table) == "reflect"
+    assert check_choice("zeros", "padding_mode", table) is None
+    assert check_choice("b", "mode", ("a", "b")) == "b"
+    for bad in ("Reflect", ["reflect"], None, 1):
+        with pytest.raises(ValueError) as info:
+            check_choice(bad, "padding_mode", table)
+        assert str(info.value) == f"padding_mode must be one of 'zeros', 'reflect', got {bad!r}"
+    # the same message from layers, functional calls and the CLI's helpers alike
+    for call, start in [(lambda: fastconv.nn.Conv2d(1, 1, 3, padding_mode="mirror"), "padding_mode"),
+                        (lambda: fastconv.pad(np.zeros((1, 1, 4, 4)), (1, 1), mode="edge"), "mode"),
+                        (lambda: fastconv.conv2d(np.zeros((1, 1, 4, 4)), np.zeros((1, 1, 3, 3)),
+                                                 algorithm="fft"), "algorithm")]:
+        with pytest.raises(ValueError, match=f"^{start} must be one of '[^;]*', got '"):
+            call()

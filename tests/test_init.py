@@ -139,7 +139,7 @@ def test_layers_accept_reinitialisation():
 
 
 @pytest.mark.parametrize("call,exc,words", [
-    (lambda: init.calculate_gain("gelu"), ValueError, "nonlinearity must be one of ["),
+    (lambda: init.calculate_gain("gelu"), ValueError, "nonlinearity must be one of 'linear', "),
     (lambda: init.calculate_gain(None), ValueError, "'relu'"),
     (lambda: init.calculate_gain(["relu"]), ValueError, "nonlinearity must be one of"),
     (lambda: init.calculate_gain("leaky_relu", "0.2"), ValueError, "param"),
@@ -149,7 +149,7 @@ def test_layers_accept_reinitialisation():
     (lambda: init.xavier_uniform_(np.zeros(3)), ValueError, "fewer than 2 dimensions"),
     (lambda: init._calculate_fan_in_and_fan_out(np.zeros(())), ValueError, "fewer than 2 dimensions"),
     (lambda: init.kaiming_uniform_(np.zeros((2, 2)), mode="fan_avg"), ValueError,
-     "mode must be one of ['fan_in', 'fan_out']"),
+     "mode must be one of 'fan_in', 'fan_out', got"),
     (lambda: init.kaiming_normal_(np.zeros((2, 2)), mode=None), ValueError, "mode must be one of"),
     (lambda: init.kaiming_uniform_(np.zeros((2, 2)), nonlinearity="swish"), ValueError,
      "nonlinearity must be one of"),

@@ -269,7 +269,7 @@ ERROR_CASES = [
     (lambda: S.OneCycleLR(_sgd(), 0.1, epochs=2, steps_per_epoch=1.5), TypeError, "steps_per_epoch must be an int"),
     (lambda: S.OneCycleLR(_sgd(), 0.1, 10, pct_start=1.2), ValueError, "pct_start must be <= 1.0"),
     (lambda: S.OneCycleLR(_sgd(), 0.1, 10, anneal_strategy="exp"), ValueError,
-     "anneal_strategy must be one of ['cos', 'linear']"),
+     "anneal_strategy must be one of 'cos', 'linear', got"),
     (lambda: S.OneCycleLR(_sgd(), [0.1, 0.2], 10), ValueError, "max_lr must be a float or a list of 1 floats"),
     (lambda: S.OneCycleLR(_sgd(), -0.1, 10), ValueError, "max_lr must be a finite number >= 0"),
     (lambda: S.OneCycleLR(_sgd(), 0.1, 10, div_factor=0), ValueError, "div_factor must be > 0"),

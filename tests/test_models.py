@@ -53,7 +53,7 @@ def test_build_model_from_config_roundtrip(name):
 
 
 @pytest.mark.parametrize("bad,err,words", [
-    (dict(in_channels=2), ValueError, "in_channels must be one of [1, 3]"),
+    (dict(in_channels=2), ValueError, "in_channels must be one of 1, 3, got 2"),
     (dict(num_classes=0), ValueError, "num_classes must be a positive int"),
     (dict(num_classes=2.5), ValueError, "num_classes must be a positive int"),
 ])

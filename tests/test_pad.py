@@ -409,8 +409,8 @@ def test_conv_layer_matches_torch(padding_mode, rng):
 x8 = np.zeros((2, 3, 8, 8), np.float32)
 g8 = np.zeros((2, 3, 10, 10), np.float32)
 w3 = np.zeros((4, 3, 3, 3), np.float32)
-MODE_CHOICES = "mode must be one of ('constant', 'reflect', 'replicate', 'circular')"
-PADDING_MODE_CHOICES = "padding_mode must be one of ('zeros', 'reflect', 'replicate', 'circular')"
+MODE_CHOICES = "mode must be one of 'constant', 'reflect', 'replicate', 'circular', got"
+PADDING_MODE_CHOICES = "padding_mode must be one of 'zeros', 'reflect', 'replicate', 'circular', got"
 
 BAD_INPUT = [
     (lambda: fastconv.pad([[1.0]], (1, 1)), TypeError, "x must be a numpy.ndarray"),

@@ -163,7 +163,7 @@ ERROR_CASES = [
     (lambda: RandomCrop(2, padding=(1, 2, 3)), TypeError, "padding must be None, an int, a pair"),
     (lambda: RandomCrop(2, padding=1.0), TypeError, "padding must be None, an int"),
     (lambda: RandomCrop(2, padding_mode="wrap"), ValueError,
-     "padding_mode must be one of ['constant', 'edge', 'reflect', 'symmetric']"),
+     "padding_mode must be one of 'constant', 'edge', 'reflect', 'symmetric', got"),
     (lambda: RandomCrop(2, fill="black"), TypeError, "fill must be a number"),
     (lambda: RandomCrop(5)(x4, 0), ValueError, "larger than the padded images"),
     (lambda: RandomCrop(2)(x4[0], 0), ValueError, "images must be 4-D (N, C, H, W)"),

@@ -26,6 +26,7 @@ import numpy as np
 
 from .._random import get_rng
 from .._typing import DTypeLike, FloatArray, NDArray, RNGLike
+from .._validation import check_choice
 
 _Path = Union[str, "os.PathLike[str]"]
 
@@ -173,8 +174,7 @@ def _missing_message(info, roots, split):
 
 
 def _load(dataset, root, split, download):
-    if dataset not in DATASETS:
-        raise ValueError(f"dataset must be one of {sorted(DATASETS)}, got {dataset!r}")
+    check_choice(dataset, "dataset", DATASETS)
     if split not in ("train", "test"):
         raise ValueError(f"split must be 'train' or 'test', got {split!r}")
     info = DATASETS[dataset]

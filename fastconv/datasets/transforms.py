@@ -16,6 +16,7 @@ import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
 from .._typing import FloatArray
+from .._validation import check_choice
 
 __all__ = ["Compose", "RandomCrop", "RandomHorizontalFlip", "Normalize"]
 
@@ -127,9 +128,7 @@ class RandomCrop:
                  padding_mode: str = "constant", fill: float = 0) -> None:
         self.size = _check_size(size, "size")
         self.padding = _check_padding(padding)
-        if not isinstance(padding_mode, str) or padding_mode not in _PAD_MODES:
-            raise ValueError(f"padding_mode must be one of {sorted(_PAD_MODES)}, got {padding_mode!r}")
-        self.padding_mode = padding_mode
+        self.padding_mode = check_choice(padding_mode, "padding_mode", _PAD_MODES)
         if isinstance(fill, bool) or not isinstance(fill, numbers.Real):
             raise TypeError(f"fill must be a number, got {type(fill).__name__} {fill!r}")
         self.fill: float = fill

@@ -42,6 +42,7 @@ from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
+from .._validation import choice_error
 from .._version import __version__
 
 #: Modes of :func:`set_autotune`; environment spellings map onto them.
@@ -89,7 +90,7 @@ def _parse_mode(value: Any, name: str) -> str:
         return "off"
     if isinstance(value, str) and value.strip().lower() in _ALIASES:
         return _ALIASES[value.strip().lower()]
-    raise ValueError(f"{name} must be one of {MODES} (or True/False, 1/0, on/off), got {value!r}")
+    raise choice_error(name, MODES, value, " (or True/False, 1/0, on/off)")
 
 
 def set_autotune(mode: str | bool | None) -> None:

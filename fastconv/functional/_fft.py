@@ -89,7 +89,7 @@ _COST_NAMES = ("d0", "a", "c", "f0", "b")
 def check_method(method: Any, dtype: np.dtype) -> str:
     """The canonical ``method`` (ValueError listing the choices); ValueError for "fft" on
     data that is not float32/float64/complex64/complex128 (integers must stay exact)."""
-    from .filter import check_choice
+    from .._validation import check_choice
 
     m: str = check_choice(method, "method", METHODS)
     if m == "fft" and not fft_dtype(dtype):

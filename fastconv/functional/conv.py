@@ -18,7 +18,8 @@ from . import _autotune
 
 from .._typing import DTypeLike, FloatArray, IntPair, Shape
 from .._parallel import blas_single_thread, get_num_threads
-from .._validation import check_allocation, check_array, check_bool, check_pair, check_same_dtype
+from .._validation import (check_allocation, check_array, check_bool, check_choice, check_pair,
+                           check_same_dtype)
 from ._geometry import ConvGeometry, _check_shape4, conv_geometry
 from .pad import conv_padding, pad_backward_unchecked, pad_unchecked
 
@@ -217,8 +218,7 @@ def table_algorithm(g: ConvGeometry, dtype: DTypeLike = np.float32, op: str = "f
 
 def _resolve_algorithm(algorithm, g, dtype):
     """Validate ``algorithm``; "auto" stays "auto" (resolved per operation)."""
-    if not isinstance(algorithm, str) or algorithm not in ALGORITHMS:
-        raise ValueError(f"algorithm must be one of {ALGORITHMS}, got {algorithm!r}")
+    check_choice(algorithm, "algorithm", ALGORITHMS)
     if algorithm == "winograd" and not winograd_fits(g):
         raise ValueError(
             "algorithm='winograd' needs a 3x3 kernel, stride 1, dilation 1 and groups=1; "

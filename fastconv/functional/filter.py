@@ -22,6 +22,7 @@ import numpy as np
 
 from .._kernels import _filter
 from .._parallel import get_num_threads
+from .._validation import check_choice
 from . import _fft
 
 #: boundary name -> canonical rule (SciPy's spellings).
@@ -53,17 +54,6 @@ def fill_value(fillvalue: Any, dtype: np.dtype) -> np.ndarray:
         raise ValueError("`fillvalue` must be scalar or an array with one element.")
     return fill.reshape(())
 
-
-def check_choice(value: Any, name: str, choices: dict | tuple) -> Any:
-    """``choices[value]`` (a dict) or ``value`` (a tuple); ValueError listing the choices."""
-    try:
-        ok = value in choices
-    except TypeError:
-        ok = False
-    if not ok:
-        listed = ", ".join(repr(c) for c in choices)
-        raise ValueError(f"{name} must be one of {listed}; got {value!r}")
-    return choices[value] if isinstance(choices, dict) else value
 
 
 def output_window(mode: str, size: int, k: int, convolve: bool) -> tuple[int, int, int]:

@@ -22,7 +22,7 @@ import numpy as np
 from .._kernels import _pad
 from .._parallel import get_num_threads
 from .._typing import DTypeLike, FloatArray, Shape
-from .._validation import check_allocation, check_array
+from .._validation import check_allocation, check_array, check_choice
 from ._geometry import ConvGeometry, _check_shape4, _planes
 
 X_DOC = "(N, C, H, W)"
@@ -91,10 +91,7 @@ MODES: dict[str, tuple[Callable[..., Any], Any]] = {
 
 
 def _check_mode(mode):
-    try:
-        return MODES[mode]
-    except (KeyError, TypeError):
-        raise ValueError(f"mode must be one of {tuple(MODES)}, got {mode!r}") from None
+    return check_choice(mode, "mode", MODES)
 
 
 @lru_cache(maxsize=512)
@@ -334,12 +331,7 @@ CONV_PADDING_MODES = {"zeros": None, "reflect": "reflect", "replicate": "replica
 
 def check_padding_mode(padding_mode: str) -> str | None:
     """Return the pad mode for conv2d's ``padding_mode`` (None for "zeros")."""
-    try:
-        return CONV_PADDING_MODES[padding_mode]
-    except (KeyError, TypeError):
-        raise ValueError(
-            f"padding_mode must be one of {tuple(CONV_PADDING_MODES)}, got {padding_mode!r}"
-        ) from None
+    return check_choice(padding_mode, "padding_mode", CONV_PADDING_MODES)
 
 
 def conv_padding(padding_mode: str, g: ConvGeometry,

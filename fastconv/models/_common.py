@@ -1,12 +1,7 @@
 """Argument checks shared by the model builders."""
 import numpy as np
 
-
-def check_choice(value, name, choices):
-    """``choices[value]`` for a string option, or a ValueError listing the choices."""
-    if not isinstance(value, str) or value not in choices:
-        raise ValueError(f"{name} must be one of {sorted(choices)}, got {value!r}")
-    return choices[value]
+from .._validation import choice_error
 
 
 def check_count(value, name, allowed=None):
@@ -14,5 +9,5 @@ def check_count(value, name, allowed=None):
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
         raise ValueError(f"{name} must be a positive int, got {value!r}")
     if allowed is not None and int(value) not in allowed:
-        raise ValueError(f"{name} must be one of {sorted(allowed)}, got {value!r}")
+        raise choice_error(name, sorted(allowed), value)
     return int(value)

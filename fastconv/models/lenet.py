@@ -5,6 +5,7 @@ import numpy as np
 
 from .. import nn
 from .._typing import DTypeLike, RNGLike
+from .._validation import check_choice
 
 ACTIVATIONS = {"relu": nn.ReLU, "tanh": nn.Tanh}
 POOLS = {"max": nn.MaxPool2d, "avg": nn.AvgPool2d}
@@ -47,10 +48,8 @@ def lenet5(num_classes: int = 10, activation: str = "relu", pool: str = "max", *
         11.weight  (K, 84)
         11.bias    (K,)
     """
-    if activation not in ACTIVATIONS:
-        raise ValueError(f"activation must be one of {sorted(ACTIVATIONS)}, got {activation!r}")
-    if pool not in POOLS:
-        raise ValueError(f"pool must be one of {sorted(POOLS)}, got {pool!r}")
+    check_choice(activation, "activation", ACTIVATIONS)
+    check_choice(pool, "pool", POOLS)
     if isinstance(num_classes, bool) or not isinstance(num_classes, (int, np.integer)) or num_classes < 1:
         raise ValueError(f"num_classes must be a positive int, got {num_classes!r}")
     act, pl = ACTIVATIONS[activation], POOLS[pool]

@@ -9,7 +9,7 @@ import numpy as np
 from .. import functional as F
 from .._random import get_rng
 from .._typing import DTypeLike, FloatArray, IntPair, RNGLike
-from .._validation import check_array, check_bool, check_int, check_pair
+from .._validation import check_array, check_bool, check_choice, check_int, check_pair
 from .init import _check_dtype, _uniform
 from .module import Module, Parameter
 
@@ -66,9 +66,7 @@ class Conv2d(Module):
                 f"in_channels ({self.in_channels}) and out_channels ({self.out_channels}) must "
                 f"both be divisible by groups ({self.groups})"
             )
-        if algorithm not in F.ALGORITHMS:
-            raise ValueError(f"algorithm must be one of {F.ALGORITHMS}, got {algorithm!r}")
-        self.algorithm = algorithm
+        self.algorithm = check_choice(algorithm, "algorithm", F.ALGORITHMS)
         F.check_padding_mode(padding_mode)
         self.padding_mode = padding_mode
         self.needs_input_grad = check_bool(needs_input_grad, "needs_input_grad")

@@ -18,7 +18,7 @@ from typing import Any, TypeVar
 import numpy as np
 
 from .._random import get_rng
-from .._validation import check_float_dtype
+from .._validation import check_choice, check_float_dtype
 from .._typing import NDArray, RNGLike
 from .module import Parameter
 
@@ -104,10 +104,7 @@ def calculate_gain(nonlinearity: str, param: float | None = None) -> float:
         An unknown nonlinearity (the message lists the choices) or a non-numeric ``param``
         for leaky_relu (both as PyTorch).
     """
-    rule = _GAINS.get(nonlinearity) if isinstance(nonlinearity, str) else None
-    if rule is None:
-        raise ValueError(f"nonlinearity must be one of {sorted(_GAINS)}, got {nonlinearity!r}")
-    return rule(param)
+    return check_choice(nonlinearity, "nonlinearity", _GAINS)(param)
 
 
 def _calculate_fan_in_and_fan_out(tensor):
@@ -125,9 +122,7 @@ def _calculate_fan_in_and_fan_out(tensor):
 
 
 def _fan(array, mode):
-    index = _FAN_MODES.get(mode.lower()) if isinstance(mode, str) else None  # as torch
-    if index is None:
-        raise ValueError(f"mode must be one of {sorted(_FAN_MODES)}, got {mode!r}")
+    index = check_choice(mode.lower() if isinstance(mode, str) else mode, "mode", _FAN_MODES)  # as torch
     return _calculate_fan_in_and_fan_out(array)[index]
 
 

@@ -26,6 +26,7 @@ from bisect import bisect_right
 from collections import Counter
 from typing import Any, Iterable, Sequence
 
+from .._validation import check_choice
 from .optimizer import Optimizer, _check_flag, _check_float
 
 __all__ = ["LRScheduler", "StepLR", "MultiStepLR", "CosineAnnealingLR", "LinearLR", "OneCycleLR"]
@@ -344,8 +345,7 @@ class OneCycleLR(LRScheduler):
         else:
             raise ValueError("OneCycleLR needs total_steps, or epochs and steps_per_epoch")
         pct_start = _check_float(pct_start, "pct_start", 0.0, 1.0, inclusive_max=True)
-        if not isinstance(anneal_strategy, str) or anneal_strategy not in _ANNEALING:
-            raise ValueError(f"anneal_strategy must be one of {sorted(_ANNEALING)}, got {anneal_strategy!r}")
+        check_choice(anneal_strategy, "anneal_strategy", _ANNEALING)
         self.anneal_strategy = anneal_strategy
         div_factor = _check_float(div_factor, "div_factor")
         final_div_factor = _check_float(final_div_factor, "final_div_factor")
