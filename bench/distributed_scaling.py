@@ -113,11 +113,19 @@ def _run(cmd, env_extra, timeout=600):
     return json.loads([ln for ln in p.stdout.splitlines() if ln.startswith("{")][-1])
 
 
-def _train(name, batch, ranks, threads, steps, warmup):
+#: --bind: pin each rank to a core (MPICH hydra's -bind-to core) and, for the fair
+#: comparison, each OpenMP thread of the 1-rank run (OMP_PROC_BIND/OMP_PLACES)
+BIND = {"mpiexec": ["-bind-to", "core"], "env": {"OMP_PROC_BIND": "close", "OMP_PLACES": "cores"}}
+
+
+def _train(name, batch, ranks, threads, steps, warmup, bind=False):
     cmd = [sys.executable, __file__, "--worker", "train", name, str(batch), str(steps), str(warmup)]
+    env = {"OMP_NUM_THREADS": str(threads)}
     if ranks > 1:
-        cmd = ["mpiexec", "-n", str(ranks)] + cmd
-    return _run(cmd, {"OMP_NUM_THREADS": str(threads)})
+        cmd = ["mpiexec", *(BIND["mpiexec"] if bind else []), "-n", str(ranks)] + cmd
+    elif bind:
+        env.update(BIND["env"])
+    return _run(cmd, env)
 
 
 def _cpu():
@@ -145,6 +153,10 @@ def main():
     ap.add_argument("--omp-wait-policy", choices=["active", "passive"],
                     help="OMP_WAIT_POLICY for the runs (passive: idle OpenMP threads sleep instead of "
                          "spinning, which helps a 2-thread rank on a machine others load)")
+    ap.add_argument("--bind", action="store_true",
+                    help="pin ranks (mpiexec -bind-to core) and OpenMP threads (OMP_PROC_BIND=close, "
+                         "OMP_PLACES=cores) to cores in the throughput comparison: a rank the OS "
+                         "migrates or shares a core with its peer holds every rank's Allreduce up")
     ap.add_argument("--worker", nargs="+", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.worker:
@@ -167,8 +179,8 @@ def main():
     for name, batch in MODELS.items() if "1" in args.parts else ():
         runs = {"1x2": [], "2x1": []}
         for _ in range(args.repeats):
-            runs["1x2"].append(_train(name, batch, 1, 2, steps[name], 2))
-            runs["2x1"].append(_train(name, batch, 2, 1, steps[name], 2))
+            runs["1x2"].append(_train(name, batch, 1, 2, steps[name], 2, args.bind))
+            runs["2x1"].append(_train(name, batch, 2, 1, steps[name], 2, args.bind))
         rec = {}
         for cfg, rs in runs.items():
             ips = statistics.median(r["images"] / r["seconds"] for r in rs)
