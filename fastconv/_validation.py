@@ -22,16 +22,15 @@ def choice_error(name: str, choices: Any, value: Any, hint: str = "") -> ValueEr
 
 
 def check_choice(value: Any, name: str, choices: Any) -> Any:
-    """``choices[value]`` when ``choices`` is a mapping (an option table), else ``value``
-    itself; :func:`choice_error` when ``value`` is not among them (unhashable values
-    included)."""
+    """``choices[value]`` when ``choices`` is a mapping (an option table), else the
+    sequence's own entry equal to ``value`` (the canonical object, not the caller's);
+    :func:`choice_error` when ``value`` is not among them. Membership is by hash, so
+    arrays and other unhashable values are refused instead of compared elementwise."""
+    table = choices if hasattr(choices, "keys") else {c: c for c in choices}
     try:
-        ok = value in choices
-    except TypeError:  # an unhashable value cannot be a key
-        ok = False
-    if not ok:
-        raise choice_error(name, choices, value)
-    return choices[value] if hasattr(choices, "keys") else value
+        return table[value]
+    except (KeyError, TypeError):  # TypeError: an unhashable value cannot be a key
+        raise choice_error(name, choices, value) from None
 
 
 def check_float_dtype(dtype: Any, name: str = "dtype") -> np.dtype[Any]:

@@ -6,9 +6,10 @@
     python _distributed_worker.py resnet OUT_DIR MNIST_DIR
         three steps of ResNet-8 (BatchNorm) + sync_buffers; every rank writes its state dict
     python _distributed_worker.py bucket OUT_DIR
-        three synchronised steps of a small conv net with uneven shares (float32, after
-        astype(float64), then with one float32 gradient among float64 ones); every rank
-        writes its gradients before and after each Allreduce and whether they share a buffer
+        synchronised steps of a small conv net with uneven shares (float32 twice, after
+        astype(float64), one float32 gradient among float64 ones, synchronize() before
+        step(), gradient_as_bucket_view=False); every rank writes its gradients before and
+        after each step, the step's Allreduce count and whether the gradients share a buffer
     python _distributed_worker.py raise | exit | kill | sysabort | hang
         rank 1 fails that way while the others wait in an Allreduce
 """
@@ -67,16 +68,38 @@ def bucket(out):
     from fastconv.optim import SGD
 
     r = dist.init()
-    rng = np.random.default_rng(5)
-    model = dist.DataParallel(nn.Sequential(nn.Conv2d(1, 3, 3, rng=rng), nn.ReLU(), nn.Flatten(),
-                                            nn.Linear(3 * 4 * 4, 4, rng=rng)))
-    opt = dist.DistributedOptimizer(SGD(model.parameters(), lr=0.1), model)
+    reductions = [0]
+    all_reduce = dist.all_reduce_
+
+    def counting(a, op="mean"):  # how many Allreduces each step makes
+        reductions[0] += 1
+        return all_reduce(a, op)
+
+    dist.all_reduce_ = counting
+
+    def net(views):
+        rng = np.random.default_rng(5)
+        model = dist.DataParallel(nn.Sequential(nn.Conv2d(1, 3, 3, rng=rng), nn.ReLU(), nn.Flatten(),
+                                                nn.Linear(3 * 4 * 4, 4, rng=rng)))
+        return model, dist.DistributedOptimizer(SGD(model.parameters(), lr=0.1), model,
+                                                gradient_as_bucket_view=views)
+
+    model, opt = net(True)
     loss = nn.CrossEntropyLoss()
     data = np.random.default_rng(9)
     saved = {}
-    for step, change in enumerate(["float32", "float64", "mixed"]):
+    before = None
+    # float32 twice (the bucket must survive the second step), after astype(float64) (rebuilt),
+    # one float32 gradient among float64 ones (the packing path), synchronize() before step()
+    # (clipping's place: step() must not reduce again), and gradient_as_bucket_view=False
+    for step, change in enumerate(["float32", "float32", "float64", "mixed", "presync", "noview"]):
         if change == "float64":
             model.astype(np.float64)
+        if change == "noview":
+            model, opt = net(False)
+        if change == "presync":  # fresh float64 gradient arrays again: the bucket is rebuilt
+            for p in model.parameters():
+                p.grad = np.zeros_like(p.data)
         n = 3 if r == 0 else 2  # uneven shares: the mean must weight by the counts
         x = data.standard_normal((5, 1, 6, 6))[:3] if r == 0 else data.standard_normal((5, 1, 6, 6))[3:]
         y = np.arange(n) % 4
@@ -89,11 +112,20 @@ def bucket(out):
             params[1].grad = params[1].grad.astype(np.float32)
         for i, p in enumerate(params):
             saved[f"{step}/pre/{i}"] = p.grad.copy()
+        grads = [p.grad for p in params]
+        reductions[0] = 0
+        if change == "presync":
+            opt.synchronize()
         opt.step()
+        saved[f"{step}/reductions"] = np.array(reductions[0])
         for i, p in enumerate(params):
             saved[f"{step}/post/{i}"] = p.grad.copy()
         bases = {id(p.grad.base) if p.grad.base is not None else id(p.grad) for p in params}
         saved[f"{step}/shared"] = np.array(len(bases) == 1 and params[0].grad.base is not None)
+        # the same gradient objects as the layers accumulated into before this step
+        saved[f"{step}/kept"] = np.array(all(p.grad is g for p, g in zip(params, grads)))
+        saved[f"{step}/kept_bucket"] = np.array(before is not None and params[0].grad.base is before)
+        before = params[0].grad.base
         saved[f"{step}/count"] = np.array(n)
     np.savez(os.path.join(out, f"rank{r}.npz"), **saved)
 

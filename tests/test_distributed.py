@@ -284,8 +284,19 @@ def test_gradients_are_views_of_one_buffer_and_the_count_weighted_mean(tmp_path)
     p = mpirun(2, WORKER, "bucket", tmp_path)
     assert p.returncode == 0, p.stderr
     a, b = (np.load(tmp_path / f"rank{r}.npz") for r in range(2))
-    for step, shared in enumerate([True, True, False]):  # float32, astype(float64), mixed dtypes
-        assert bool(a[f"{step}/shared"]) is shared and bool(b[f"{step}/shared"]) is shared
+    # step: (views of one buffer, the layers' arrays kept, the bucket kept from the step before)
+    want_layout = [(True, False, False),  # float32: the bucket is built, p.grad rebound to it
+                   (True, True, True),  # float32 again: no rebuild, no copy
+                   (True, False, False),  # after astype(float64): rebuilt
+                   (False, True, True),  # a float32 gradient among float64 ones: packed (the
+                   #                       others are still views of the last bucket)
+                   (True, False, False),  # presync, on fresh gradient arrays: rebuilt
+                   (False, True, False)]  # gradient_as_bucket_view=False: the layers' arrays
+    for step, layout in enumerate(want_layout):
+        for f in (a, b):
+            got = tuple(bool(f[f"{step}/{k}"]) for k in ("shared", "kept", "kept_bucket"))
+            assert got == layout, (step, got)
+            assert int(f[f"{step}/reductions"]) == 1  # presync: step() did not reduce again
         na, nb = int(a[f"{step}/count"]), int(b[f"{step}/count"])
         assert (na, nb) == (3, 2)
         names = sorted({k.rsplit("/", 1)[1] for k in a.files if k.startswith(f"{step}/pre/")})

@@ -116,6 +116,13 @@ def test_string_options_share_one_check_and_one_message():
     assert check_choice("reflect", "padding_mode", table) == "reflect"
     assert check_choice("zeros", "padding_mode", table) is None
     assert check_choice("b", "mode", ("a", "b")) == "b"
+    got = check_choice(np.str_("b"), "mode", ("a", "b"))
+    assert got == "b" and type(got) is str  # the table's own entry, not the caller's object
+    for bad in (np.array("b"), np.array(["b"]), np.array(["a", "b"])):  # no elementwise ==
+        with pytest.raises(ValueError, match="mode must be one of 'a', 'b', got array"):
+            check_choice(bad, "mode", ("a", "b"))
+    with pytest.raises(ValueError, match="mode must be one of 'fan_in', 'fan_out', got 'FAN_AVG'"):
+        fastconv.nn.init.kaiming_uniform_(np.zeros((2, 2)), mode="FAN_AVG")  # the value as given
     for bad in ("Reflect", ["reflect"], None, 1):
         with pytest.raises(ValueError) as info:
             check_choice(bad, "padding_mode", table)

@@ -63,7 +63,7 @@ def test_layer_calls_reject_bad_arrays(layer, bad, exc, words):
         (lambda: optim.SGD(lenet5().parameters(), lr=float("nan")), ValueError, "lr must be a finite"),
         (lambda: optim.Adam(lenet5().parameters(), betas=0.9), ValueError, "betas must be a pair"),
         (lambda: optim.Adam(lenet5().parameters(), eps=-1.0), ValueError, "eps must be a finite"),
-        (lambda: datasets.load_mnist(split="validation"), ValueError, "split must be 'train' or 'test'"),
+        (lambda: datasets.load_mnist(split="validation"), ValueError, "split must be one of 'train', 'test', got 'validation'"),
         (lambda: datasets.BatchIterator(np.zeros((4, 28, 28), np.uint8), np.zeros(4, np.uint8), 0),
          ValueError, "batch_size must be a positive int"),
         (lambda: datasets.BatchIterator(np.zeros((4, 28, 28), np.uint8), np.zeros(3, np.uint8)),

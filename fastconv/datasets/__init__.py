@@ -175,8 +175,7 @@ def _missing_message(info, roots, split):
 
 def _load(dataset, root, split, download):
     check_choice(dataset, "dataset", DATASETS)
-    if split not in ("train", "test"):
-        raise ValueError(f"split must be 'train' or 'test', got {split!r}")
+    check_choice(split, "split", ("train", "test"))
     info = DATASETS[dataset]
     images_stem, labels_stem = info.files[split]
     roots = _candidate_roots(info, root)

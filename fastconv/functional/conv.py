@@ -19,7 +19,7 @@ from . import _autotune
 from .._typing import DTypeLike, FloatArray, IntPair, Shape
 from .._parallel import blas_single_thread, get_num_threads
 from .._validation import (check_allocation, check_array, check_bool, check_choice, check_pair,
-                           check_same_dtype)
+                           check_same_dtype, choice_error)
 from ._geometry import ConvGeometry, _check_shape4, conv_geometry
 from .pad import conv_padding, pad_backward_unchecked, pad_unchecked
 
@@ -79,8 +79,7 @@ def choose_algorithm(g: ConvGeometry, dtype: DTypeLike = np.float32, op: str = "
     dtype : numpy dtype
     op : {"forward", "grad_input", "grad_weight"}
     """
-    if op not in _AUTOTUNE_OPS:
-        raise ValueError(f"op must be 'forward', 'grad_input' or 'grad_weight', got {op!r}")
+    check_choice(op, "op", _AUTOTUNE_OPS)
     mode = _autotune._mode
     if mode is None:
         mode = _autotune.get_autotune()
@@ -213,7 +212,7 @@ def table_algorithm(g: ConvGeometry, dtype: DTypeLike = np.float32, op: str = "f
             return "direct"
         wide_tile = _direct.forward_tile(dtype == np.float64, cig, g.W)[0] >= 0
         return "direct" if cig >= 16 and (wide_tile or stride_1) else "im2col"
-    raise ValueError(f"op must be 'forward', 'grad_input' or 'grad_weight', got {op!r}")
+    raise choice_error("op", _AUTOTUNE_OPS, op)
 
 
 def _resolve_algorithm(algorithm, g, dtype):

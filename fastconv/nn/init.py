@@ -18,7 +18,7 @@ from typing import Any, TypeVar
 import numpy as np
 
 from .._random import get_rng
-from .._validation import check_choice, check_float_dtype
+from .._validation import check_choice, check_float_dtype, choice_error
 from .._typing import NDArray, RNGLike
 from .module import Parameter
 
@@ -122,7 +122,9 @@ def _calculate_fan_in_and_fan_out(tensor):
 
 
 def _fan(array, mode):
-    index = check_choice(mode.lower() if isinstance(mode, str) else mode, "mode", _FAN_MODES)  # as torch
+    index = _FAN_MODES.get(mode.lower()) if isinstance(mode, str) else None  # any case, as torch
+    if index is None:
+        raise choice_error("mode", _FAN_MODES, mode)
     return _calculate_fan_in_and_fan_out(array)[index]
 
 
