@@ -439,6 +439,17 @@ class DataParallel(Module):
         return f"world_size={world_size()}"
 
 
+def _mean_over_ranks(flat: np.ndarray, count: int) -> None:
+    """``flat[:-1]`` holds this rank's gradients times its image ``count``: make it the
+    mean over every rank's images, in place (one Allreduce of the gradients and the count)."""
+    flat[-1] = count
+    all_reduce_(flat, "sum")
+    total = flat[-1]
+    if total <= 0:
+        raise RuntimeError("no rank had images in this batch")
+    flat[:-1] /= total
+
+
 class DistributedOptimizer:
     """``optimizer`` whose ``step()`` first makes every gradient the global mean.
 
@@ -518,41 +529,29 @@ class DistributedOptimizer:
     def synchronize(self) -> None:
         """The fused gradient Allreduce (what ``step()`` does first, unless this ran since
         the last ``backward``): every gradient becomes the global batch's mean."""
-        self._synced_at = self.model.backward_count
         params = self._params()
-        if world_size() == 1 or not params:
-            return
-        count = self.model.local_count
-        flat = self._bucket(params)
-        if flat is not None:  # the gradients are views of flat: scale, reduce, scale in place
-            grads = flat[:-1]
-            grads *= count
-            flat[-1] = count
-            all_reduce_(flat, "sum")
-            total = flat[-1]
-            if total <= 0:
-                raise RuntimeError("no rank had images in this batch")
-            grads /= total
-            return
-        dtype = np.result_type(*[p.grad.dtype for p in params])
-        size = sum(p.grad.size for p in params) + 1
-        if self._packed is None or self._packed.size != size or self._packed.dtype != dtype:
-            self._packed = np.empty(size, dtype)
-        flat = self._packed
-        o = 0
-        for p in params:
-            np.multiply(p.grad.ravel(), count, out=flat[o: o + p.grad.size])
-            o += p.grad.size
-        flat[-1] = count
-        all_reduce_(flat, "sum")
-        total = flat[-1]
-        if total <= 0:
-            raise RuntimeError("no rank had images in this batch")
-        flat[:-1] /= total
-        o = 0
-        for p in params:
-            p.grad[...] = flat[o: o + p.grad.size].reshape(p.grad.shape)
-            o += p.grad.size
+        if world_size() > 1 and params:
+            count = self.model.local_count
+            flat = self._bucket(params)
+            if flat is not None:  # the gradients are views of flat: scale, reduce, scale in place
+                flat[:-1] *= count
+                _mean_over_ranks(flat, count)
+            else:
+                dtype = np.result_type(*[p.grad.dtype for p in params])
+                size = sum(p.grad.size for p in params) + 1
+                if self._packed is None or self._packed.size != size or self._packed.dtype != dtype:
+                    self._packed = np.empty(size, dtype)
+                flat = self._packed
+                o = 0
+                for p in params:
+                    np.multiply(p.grad.ravel(), count, out=flat[o: o + p.grad.size])
+                    o += p.grad.size
+                _mean_over_ranks(flat, count)
+                o = 0
+                for p in params:
+                    p.grad[...] = flat[o: o + p.grad.size].reshape(p.grad.shape)
+                    o += p.grad.size
+        self._synced_at = self.model.backward_count
 
     def step(self) -> None:
         """:meth:`synchronize` (skipped when it already ran since the last ``backward``), then
