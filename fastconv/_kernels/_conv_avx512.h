@@ -346,8 +346,8 @@ FC_DEFINE_CONV_AVX512_ROWS_D(fc_conv_avx512_d19, 7, 5)
 /* Two output rows of 7 pixels x 2 vectors of channels (28 accumulators): for images 7
  * pixels wide (ResNet-8's last stage, 32->64 stride 2, and the stride-2 grad_input
  * phases landing there) the one-row 7-pixel tile keeps only 14 accumulators, too few
- * to cover the FMA latency with the loads in between. An odd last row is computed twice
- * and stored once. */
+ * to cover the FMA latency with the loads in between. An odd last row goes through
+ * those 14 alone (half the FMAs of computing it twice: a 7-row image's last block). */
 #define FC_DEFINE_CONV_AVX512_R2(NAME, T, VT, LANES, LOAD, STORE, SET1, FMA, STORE_TILE)       \
     FC_TARGET_AVX512 static void NAME(FC_CONV_PARAMS(T))                                       \
     {                                                                                          \
@@ -369,21 +369,39 @@ FC_DEFINE_CONV_AVX512_ROWS_D(fc_conv_avx512_d19, 7, 5)
                         for (int q = 0; q < OWB; ++q)                                          \
                             FC_PRAGMA(GCC unroll 2)                                            \
                             for (int v = 0; v < NV; ++v) acc[r][q][v] = LOAD(bv + v * LANES);  \
-                    for (ptrdiff_t c = 0; c < C; ++c) {                                        \
-                        for (ptrdiff_t i = 0; i < kh; ++i) {                                   \
-                            const T* x0 = xpad + (c * Hp + oh * sh + i * dh) * Wp + ow0 * sw;  \
-                            const T* x1 = xpad + (c * Hp + oh1 * sh + i * dh) * Wp + ow0 * sw; \
-                            const T* wr = wp + (c * kh + i) * kw * CB;                         \
-                            for (ptrdiff_t j = 0; j < kw; ++j) {                               \
-                                const VT w0 = LOAD(wr + j * CB), w1 = LOAD(wr + j * CB + LANES); \
-                                FC_PRAGMA(GCC unroll 8)                                        \
-                                for (int q = 0; q < OWB; ++q) {                                \
-                                    const VT b0 = SET1(x0[j * dw + q * sw]);                   \
-                                    acc[0][q][0] = FMA(b0, w0, acc[0][q][0]);                  \
-                                    acc[0][q][1] = FMA(b0, w1, acc[0][q][1]);                  \
-                                    const VT b1 = SET1(x1[j * dw + q * sw]);                   \
-                                    acc[1][q][0] = FMA(b1, w0, acc[1][q][0]);                  \
-                                    acc[1][q][1] = FMA(b1, w1, acc[1][q][1]);                  \
+                    if (oh1 != oh) {                                                           \
+                        for (ptrdiff_t c = 0; c < C; ++c) {                                    \
+                            for (ptrdiff_t i = 0; i < kh; ++i) {                               \
+                                const T* x0 = xpad + (c * Hp + oh * sh + i * dh) * Wp + ow0 * sw; \
+                                const T* x1 = xpad + (c * Hp + oh1 * sh + i * dh) * Wp + ow0 * sw; \
+                                const T* wr = wp + (c * kh + i) * kw * CB;                     \
+                                for (ptrdiff_t j = 0; j < kw; ++j) {                           \
+                                    const VT w0 = LOAD(wr + j * CB), w1 = LOAD(wr + j * CB + LANES); \
+                                    FC_PRAGMA(GCC unroll 8)                                    \
+                                    for (int q = 0; q < OWB; ++q) {                            \
+                                        const VT b0 = SET1(x0[j * dw + q * sw]);               \
+                                        acc[0][q][0] = FMA(b0, w0, acc[0][q][0]);              \
+                                        acc[0][q][1] = FMA(b0, w1, acc[0][q][1]);              \
+                                        const VT b1 = SET1(x1[j * dw + q * sw]);               \
+                                        acc[1][q][0] = FMA(b1, w0, acc[1][q][0]);              \
+                                        acc[1][q][1] = FMA(b1, w1, acc[1][q][1]);              \
+                                    }                                                          \
+                                }                                                              \
+                            }                                                                  \
+                        }                                                                      \
+                    } else {                                                                   \
+                        for (ptrdiff_t c = 0; c < C; ++c) {                                    \
+                            for (ptrdiff_t i = 0; i < kh; ++i) {                               \
+                                const T* x0 = xpad + (c * Hp + oh * sh + i * dh) * Wp + ow0 * sw; \
+                                const T* wr = wp + (c * kh + i) * kw * CB;                     \
+                                for (ptrdiff_t j = 0; j < kw; ++j) {                           \
+                                    const VT w0 = LOAD(wr + j * CB), w1 = LOAD(wr + j * CB + LANES); \
+                                    FC_PRAGMA(GCC unroll 8)                                    \
+                                    for (int q = 0; q < OWB; ++q) {                            \
+                                        const VT b0 = SET1(x0[j * dw + q * sw]);               \
+                                        acc[0][q][0] = FMA(b0, w0, acc[0][q][0]);              \
+                                        acc[0][q][1] = FMA(b0, w1, acc[0][q][1]);              \
+                                    }                                                          \
                                 }                                                              \
                             }                                                                  \
                         }                                                                      \

@@ -24,7 +24,7 @@ everything: these functions trust the tables.
 from cython cimport floating
 from cython.parallel cimport parallel, prange, threadid
 from libc.stdint cimport int64_t
-from libc.string cimport memcpy, memset
+from libc.string cimport memcpy
 from posix.time cimport clock_gettime, timespec, CLOCK_MONOTONIC
 from cpython.buffer cimport (PyObject_GetBuffer, PyBuffer_Release, PyBUF_ANY_CONTIGUOUS,
                             PyBUF_WRITABLE)
@@ -173,22 +173,21 @@ assert len(FIELDS["conv"]) == CV_POOL + 1 and A + CV_POOL < N_COLUMNS
 cdef inline void pad_rows(const floating* x, Py_ssize_t C, Py_ssize_t H, Py_ssize_t W,
                           floating* xp, Py_ssize_t Hp, Py_ssize_t Wp, Py_ssize_t pt,
                           Py_ssize_t pl, Py_ssize_t r0, Py_ssize_t r1) noexcept nogil:
-    """Rows [r0, r1) of xp (C, Hp, Wp) <- x (C, H, W) shifted by (pt, pl), zeros elsewhere."""
+    """Rows [r0, r1) of xp (C, Hp, Wp) <- x (C, H, W) shifted by (pt, pl). Only the cells
+    that hold x are written: the planner allocates every padded buffer zeroed and nothing
+    else writes to it, so the border stays zero (at batch 1 the border memsets were a third
+    of the copy's libc calls, ~2 us of a 20 us convolution)."""
     cdef Py_ssize_t c, r, ih
     cdef Py_ssize_t src_col = max(0, -pl), dst_col = max(0, pl)
     cdef Py_ssize_t ncols = max(0, min(W - src_col, Wp - dst_col))
-    cdef Py_ssize_t tail = Wp - dst_col - ncols
-    cdef floating* row
+    cdef Py_ssize_t rfirst = max(r0, pt), rlast = min(r1, H + pt)  # the rows that hold x
+    if ncols == 0:
+        return
     for c in range(C):
-        for r in range(r0, r1):
-            row = xp + (c * Hp + r) * Wp
+        for r in range(rfirst, rlast):
             ih = r - pt
-            if ih < 0 or ih >= H or ncols == 0:
-                memset(row, 0, Wp * sizeof(floating))
-                continue
-            memset(row, 0, dst_col * sizeof(floating))
-            memcpy(row + dst_col, x + (c * H + ih) * W + src_col, ncols * sizeof(floating))
-            memset(row + dst_col + ncols, 0, tail * sizeof(floating))
+            memcpy(xp + (c * Hp + r) * Wp + dst_col, x + (c * H + ih) * W + src_col,
+                   ncols * sizeof(floating))
 
 
 cdef inline void conv_task(const Py_ssize_t* p, const Py_ssize_t* slots, Py_ssize_t t,

@@ -238,7 +238,7 @@ class _Plan:
         tiles = ((g.OH + 1) // 2) * ((g.OW + 1) // 2)
         chunk = max(1, min(g.N, round(F.conv.WINOGRAD_CHUNK_TILES / tiles)))
         slen = _direct.winograd_scratch_len(g.C_in, g.C_out, g.OH, g.OW, chunk)
-        scratch = np.empty((max(1, self.n_threads), slen), dt)
+        scratch = np.zeros((max(1, self.n_threads), slen), dt)  # its padded part's border: zeros
         self._set(row, "winograd", u=self._buffer(u), b=self._buffer(bias),
                   scratch=self._buffer(scratch), slen=slen, n=g.N, c=g.C_in, h=g.H, w=g.W,
                   cout=g.C_out, oh=g.OH, ow=g.OW, pt=g.pad_top, pl=g.pad_left, chunk=chunk,
@@ -260,7 +260,7 @@ class _Plan:
         packed = np.empty((g.groups, -(-cog // cb) * cig * g.kh * g.kw * cb), dt)
         _direct.pack_weight_blocked(w5, packed, cb, 1)
         bias = np.ascontiguousarray(op.bias.astype(dt))
-        xpad = np.empty((max(1, self.n_threads), cig * hp * wp), dt)
+        xpad = np.zeros((max(1, self.n_threads), cig * hp * wp), dt)  # zero borders, written once
         op.tile = (tile, cb, owb)
         self._set(row, "conv", w=self._buffer(packed), b=self._buffer(bias),
                   xpad=self._buffer(xpad), xpad_len=xpad.shape[1], n=g.N, cin=g.C_in, h=g.H,
