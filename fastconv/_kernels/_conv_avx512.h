@@ -348,6 +348,31 @@ FC_DEFINE_CONV_AVX512_ROWS_D(fc_conv_avx512_d19, 7, 5)
  * phases landing there) the one-row 7-pixel tile keeps only 14 accumulators, too few
  * to cover the FMA latency with the loads in between. An odd last row goes through
  * those 14 alone (half the FMAs of computing it twice: a 7-row image's last block). */
+/* The FMA loops of the tile below over every (channel, kernel row, kernel column):
+ * ROWS (a literal 1 or 2) output rows oh and oh1; the ROWS == 2 lines fold away for 1. */
+#define FC_CONV_R2_ACCUMULATE(T, VT, LANES, LOAD, SET1, FMA, ROWS)                             \
+    for (ptrdiff_t c = 0; c < C; ++c) {                                                        \
+        for (ptrdiff_t i = 0; i < kh; ++i) {                                                   \
+            const T* x0 = xpad + (c * Hp + oh * sh + i * dh) * Wp + ow0 * sw;                  \
+            const T* x1 = x0 + (oh1 - oh) * sh * Wp;                                           \
+            const T* wr = wp + (c * kh + i) * kw * CB;                                         \
+            for (ptrdiff_t j = 0; j < kw; ++j) {                                               \
+                const VT w0 = LOAD(wr + j * CB), w1 = LOAD(wr + j * CB + LANES);               \
+                FC_PRAGMA(GCC unroll 8)                                                        \
+                for (int q = 0; q < OWB; ++q) {                                                \
+                    const VT b0 = SET1(x0[j * dw + q * sw]);                                   \
+                    acc[0][q][0] = FMA(b0, w0, acc[0][q][0]);                                  \
+                    acc[0][q][1] = FMA(b0, w1, acc[0][q][1]);                                  \
+                    if (ROWS == 2) {                                                           \
+                        const VT b1 = SET1(x1[j * dw + q * sw]);                               \
+                        acc[1][q][0] = FMA(b1, w0, acc[1][q][0]);                              \
+                        acc[1][q][1] = FMA(b1, w1, acc[1][q][1]);                              \
+                    }                                                                          \
+                }                                                                              \
+            }                                                                                  \
+        }                                                                                      \
+    }
+
 #define FC_DEFINE_CONV_AVX512_R2(NAME, T, VT, LANES, LOAD, STORE, SET1, FMA, STORE_TILE)       \
     FC_TARGET_AVX512 static void NAME(FC_CONV_PARAMS(T))                                       \
     {                                                                                          \
@@ -369,43 +394,10 @@ FC_DEFINE_CONV_AVX512_ROWS_D(fc_conv_avx512_d19, 7, 5)
                         for (int q = 0; q < OWB; ++q)                                          \
                             FC_PRAGMA(GCC unroll 2)                                            \
                             for (int v = 0; v < NV; ++v) acc[r][q][v] = LOAD(bv + v * LANES);  \
-                    if (oh1 != oh) {                                                           \
-                        for (ptrdiff_t c = 0; c < C; ++c) {                                    \
-                            for (ptrdiff_t i = 0; i < kh; ++i) {                               \
-                                const T* x0 = xpad + (c * Hp + oh * sh + i * dh) * Wp + ow0 * sw; \
-                                const T* x1 = xpad + (c * Hp + oh1 * sh + i * dh) * Wp + ow0 * sw; \
-                                const T* wr = wp + (c * kh + i) * kw * CB;                     \
-                                for (ptrdiff_t j = 0; j < kw; ++j) {                           \
-                                    const VT w0 = LOAD(wr + j * CB), w1 = LOAD(wr + j * CB + LANES); \
-                                    FC_PRAGMA(GCC unroll 8)                                    \
-                                    for (int q = 0; q < OWB; ++q) {                            \
-                                        const VT b0 = SET1(x0[j * dw + q * sw]);               \
-                                        acc[0][q][0] = FMA(b0, w0, acc[0][q][0]);              \
-                                        acc[0][q][1] = FMA(b0, w1, acc[0][q][1]);              \
-                                        const VT b1 = SET1(x1[j * dw + q * sw]);               \
-                                        acc[1][q][0] = FMA(b1, w0, acc[1][q][0]);              \
-                                        acc[1][q][1] = FMA(b1, w1, acc[1][q][1]);              \
-                                    }                                                          \
-                                }                                                              \
-                            }                                                                  \
-                        }                                                                      \
-                    } else {                                                                   \
-                        for (ptrdiff_t c = 0; c < C; ++c) {                                    \
-                            for (ptrdiff_t i = 0; i < kh; ++i) {                               \
-                                const T* x0 = xpad + (c * Hp + oh * sh + i * dh) * Wp + ow0 * sw; \
-                                const T* wr = wp + (c * kh + i) * kw * CB;                     \
-                                for (ptrdiff_t j = 0; j < kw; ++j) {                           \
-                                    const VT w0 = LOAD(wr + j * CB), w1 = LOAD(wr + j * CB + LANES); \
-                                    FC_PRAGMA(GCC unroll 8)                                    \
-                                    for (int q = 0; q < OWB; ++q) {                            \
-                                        const VT b0 = SET1(x0[j * dw + q * sw]);               \
-                                        acc[0][q][0] = FMA(b0, w0, acc[0][q][0]);              \
-                                        acc[0][q][1] = FMA(b0, w1, acc[0][q][1]);              \
-                                    }                                                          \
-                                }                                                              \
-                            }                                                                  \
-                        }                                                                      \
-                    }                                                                          \
+                    if (oh1 != oh)                                                             \
+                        FC_CONV_R2_ACCUMULATE(T, VT, LANES, LOAD, SET1, FMA, 2)                \
+                    else                                                                       \
+                        FC_CONV_R2_ACCUMULATE(T, VT, LANES, LOAD, SET1, FMA, 1)                \
                     FC_PRAGMA(GCC unroll 2)                                                    \
                     for (int r = 0; r < 2; ++r)                                                \
                         FC_PRAGMA(GCC unroll 8)                                                \
