@@ -64,13 +64,17 @@ def fashion_dir():
     return d
 
 
-SIMD = ["avx512", "portable"] if _direct.AVX512_AVAILABLE else ["portable"]
+SIMD = ((["avx512"] if _direct.AVX512_AVAILABLE else []) + (["avx2"] if _direct.AVX2_AVAILABLE else [])
+        + ["portable"])
 
 
 @pytest.fixture(params=SIMD)
 def simd(request):
-    """Which kernels to test: the AVX-512 ones (where the CPU has it) or the portable ones
-    (``_direct.use_avx512(False)``); it stays set for every example hypothesis draws."""
-    previous = _direct.use_avx512(request.param == "avx512")
+    """Which kernels to test: the AVX-512 tiles, the AVX2 tiles (``_direct.use_avx512(False)``;
+    where the CPU has them) or the portable ones (both switched off); it stays set for every
+    example hypothesis draws."""
+    previous = (_direct.use_avx512(request.param == "avx512"),
+                _direct.use_avx2(request.param in ("avx512", "avx2")))
     yield request.param
-    _direct.use_avx512(previous)
+    _direct.use_avx512(previous[0])
+    _direct.use_avx2(previous[1])

@@ -3,7 +3,8 @@
 On a CPU with AVX-512 the direct algorithm runs the tiles of ``_conv_avx512.h`` (16 or 32
 output channels x 7-14 pixels, two rows of 7 for narrow images, row-reuse tiles for 3- and 5-wide kernels, and for float32
 with up to 8 channels at stride 1 the pixel tile, 8 channels x 16 pixels); elsewhere, and with
-``_direct.use_avx512(False)``, the portable tiles of ``_conv_blocked.h``. The other test
+``_direct.use_avx512(False)``, the AVX2 tiles of ``_conv_avx2.h`` (where the CPU has AVX2 and
+FMA), and with ``use_avx2(False)`` too the portable tiles of ``_conv_blocked.h``. The other test
 modules use few channels; these sweeps use enough channels to fill (and partly fill)
 the wide tiles, and every stride phase of grad_input.
 """
@@ -107,11 +108,47 @@ def test_grad_input_phase_without_taps_is_zero(simd, rng):
 
 
 def test_use_avx512_switch_round_trips():
-    previous = _direct.use_avx512(False)
-    assert _direct.use_avx512() is False
+    previous = _direct.use_avx512(False), _direct.use_avx2(False)
+    assert _direct.use_avx512() is False and _direct.use_avx2() is False
     assert _direct.forward_tile(False, 64, 56)[0] == -1  # portable tile while switched off
-    _direct.use_avx512(previous)
-    assert _direct.use_avx512() is previous
+    _direct.use_avx512(previous[0])
+    _direct.use_avx2(previous[1])
+    assert (_direct.use_avx512(), _direct.use_avx2()) == previous
+
+
+@pytest.mark.skipif(not _direct.AVX2_AVAILABLE, reason="no AVX2 + FMA on this CPU or build")
+def test_avx2_tile_choice():
+    """With the AVX-512 tiles off, forward_tile picks from the AVX2 table: the row-reuse
+    (diagonal, one vector of channels) tiles for 3- and 5-wide kernels at stride 1, else two
+    vectors of 8 (float32) or 4 (float64) channels above one vector's worth; the pixel width
+    with the least padding."""
+    previous = _direct.use_avx512(False), _direct.use_avx2(True)
+    try:
+        table = {t: (nv, owb, kw, sw) for t, nv, owb, kw, sw in _direct.avx2_tiles()}
+        assert min(table) == _direct.AVX2_TILE_BASE and len(table) >= 10
+        for is_double, cog, width, kw, sw, dw, want_nv, want_kw in [
+            (False, 16, 28, 3, 1, 1, 1, 3), (False, 64, 7, 3, 1, 1, 1, 3),
+            (False, 6, 28, 5, 1, 1, 1, 5), (False, 32, 14, 3, 2, 1, 1, 3),
+            (False, 16, 14, 1, 1, 1, 2, 0), (True, 16, 28, 3, 1, 1, 1, 3),
+            (True, 4, 10, 5, 1, 1, 1, 5), (False, 32, 9, 3, 1, 1, 1, 3),
+            (True, 16, 7, 3, 2, 1, 1, 3), (False, 16, 14, 5, 2, 1, 2, 0),  # no 5-wide stride 2
+            (False, 16, 14, 3, 1, 2, 2, 0), (False, 8, 14, 3, 3, 1, 1, 0),  # dilation, stride 3
+            (True, 5, 14, 3, 3, 1, 2, 0),
+        ]:
+            tile, cb, owb = _direct.forward_tile(is_double, cog, width, kw, sw, dw)
+            nv, owb_t, kw_t, sw_t = table[tile]
+            assert (nv, kw_t, owb_t) == (want_nv, want_kw, owb)
+            assert sw_t == (sw if want_kw else 0)
+            assert cb == nv * (4 if is_double else 8)
+            # no tile of that kind wastes fewer pixels
+            waste = -(-width // owb) * owb
+            assert all(-(-width // o) * o >= waste for n, o, k, s in table.values()
+                       if (n, k, s) == (nv, kw_t, sw_t))
+        _direct.use_avx2(False)
+        assert _direct.forward_tile(False, 64, 56, 3, 1, 1)[0] == -1
+    finally:
+        _direct.use_avx512(previous[0])
+        _direct.use_avx2(previous[1])
 
 
 def test_pixel_tile_choice():
@@ -123,3 +160,36 @@ def test_pixel_tile_choice():
     assert _direct.forward_tile(False, 9, 28, 5, 1, 1)[0] != pixel
     assert _direct.forward_tile(False, 6, 28, 5, 2, 1)[0] != pixel
     assert _direct.forward_tile(True, 6, 28, 5, 1, 1)[0] != pixel
+
+
+@pytest.mark.skipif(not _direct.AVX2_AVAILABLE, reason="no AVX2 + FMA on this CPU or build")
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_every_avx2_tile(dtype, monkeypatch, rng):
+    """Each tile of the AVX2 table, forced, against the reference: forward (a partial last
+    pixel block and a partial channel block) and backward, whose grad_input phases run the
+    same tile on the flipped kernel."""
+    previous = _direct.use_avx512(False), _direct.use_avx2(True)
+    try:
+        for tile, nv, owb, kw, sw in _direct.avx2_tiles():
+            k, s = (kw, sw) if kw else (3, 2)
+            lanes = 4 if dtype == np.float64 else 8
+            cb = nv * lanes
+            C_out = cb + 3  # a full and a partial block of channels
+            W = (owb + 3) * s + k  # a partial last pixel block
+            x = rng.standard_normal((2, 5, 9, W)).astype(dtype)
+            w = rng.standard_normal((C_out, 5, k, k)).astype(dtype)
+            b = rng.standard_normal(C_out).astype(dtype)
+            monkeypatch.setattr(_direct, "forward_tile", lambda *a, t=(tile, cb, owb): t)
+            y = fastconv.conv2d(x, w, b, stride=s, padding=1, algorithm="direct")
+            t = tol(dtype)
+            np.testing.assert_allclose(y, conv2d_ref(x, w, b, s, 1), rtol=t["rtol"],
+                                       atol=t["atol"] * np.sqrt(5 * k * k), err_msg=str(tile))
+            if kw == 0:  # grad_input's sub-kernels have other widths: only the general tiles
+                gy = rng.standard_normal(y.shape).astype(dtype)
+                gi = fastconv.conv2d_backward(gy, x, w, stride=s, padding=1, algorithm="direct")[0]
+                np.testing.assert_allclose(gi, conv2d_grads_ref(gy, x, w, s, 1)[0], rtol=t["rtol"],
+                                           atol=t["atol"] * np.sqrt(C_out * k * k), err_msg=str(tile))
+            monkeypatch.undo()
+    finally:
+        _direct.use_avx512(previous[0])
+        _direct.use_avx2(previous[1])

@@ -107,9 +107,10 @@ FC_TARGET_AVX512 static inline void fc_store_tile_f(const float* tmp, int owb, i
     }
 }
 
-/* VT: vector type; LANES; LOAD/STORE/SET1/FMA: the intrinsics of that type. */
-#define FC_DEFINE_CONV_AVX512(NAME, T, VT, LANES, LOAD, STORE, SET1, FMA, STORE_TILE, NV, OWB) \
-    FC_TARGET_AVX512 static void NAME(FC_CONV_PARAMS(T))                                       \
+/* TARGET: the function's target attribute (also used by _conv_avx2.h's tiles); VT: vector
+ * type; LANES; LOAD/STORE/SET1/FMA: the intrinsics of that type. */
+#define FC_DEFINE_CONV_VEC(NAME, TARGET, T, VT, LANES, LOAD, STORE, SET1, FMA, STORE_TILE, NV, OWB) \
+    TARGET static void NAME(FC_CONV_PARAMS(T))                                                 \
     {                                                                                          \
         enum { CB = NV * LANES };                                                              \
         const ptrdiff_t K = C * kh * kw;                                                       \
@@ -159,11 +160,11 @@ FC_TARGET_AVX512 static inline void fc_store_tile_f(const float* tmp, int owb, i
     }
 
 #define FC_DEFINE_CONV_AVX512_F(NAME, NV, OWB)                                                 \
-    FC_DEFINE_CONV_AVX512(NAME, float, __m512, 16, _mm512_loadu_ps, _mm512_store_ps,           \
-                          _mm512_set1_ps, _mm512_fmadd_ps, fc_store_tile_f, NV, OWB)
+    FC_DEFINE_CONV_VEC(NAME, FC_TARGET_AVX512, float, __m512, 16, _mm512_loadu_ps,             \
+                       _mm512_store_ps, _mm512_set1_ps, _mm512_fmadd_ps, fc_store_tile_f, NV, OWB)
 #define FC_DEFINE_CONV_AVX512_D(NAME, NV, OWB)                                                 \
-    FC_DEFINE_CONV_AVX512(NAME, double, __m512d, 8, _mm512_loadu_pd, _mm512_store_pd,          \
-                          _mm512_set1_pd, _mm512_fmadd_pd, fc_store_tile_d, NV, OWB)
+    FC_DEFINE_CONV_VEC(NAME, FC_TARGET_AVX512, double, __m512d, 8, _mm512_loadu_pd,            \
+                       _mm512_store_pd, _mm512_set1_pd, _mm512_fmadd_pd, fc_store_tile_d, NV, OWB)
 
 /* One vector of channels, stride 1, no dilation, kernel width KW known at compile time:
  * each input row segment a tile needs (OWB + KW - 1 values) is broadcast once per (c, i)
@@ -652,16 +653,20 @@ static void fc_wgrad_pixels_f(const float* xpad, ptrdiff_t Cin, ptrdiff_t Hp, pt
 static void fc_channel_sums_f(const float* gy, ptrdiff_t cog, ptrdiff_t P, double* bias) {}
 #endif
 
-/* What the Cython side calls: an AVX-512 tile (tile >= 0, from the table above) or the
+#include "_conv_avx2.h"
+
+/* What the Cython side calls: an AVX2 tile (tile >= FC_AVX2_TILE_BASE, from
+ * _conv_avx2.h's table), an AVX-512 tile (tile >= 0, from the table above) or the
  * portable kernel with cb channels per block. */
-#define FC_DEFINE_CONV_TILE(FN, T, AVX512, PORTABLE)                                           \
+#define FC_DEFINE_CONV_TILE(FN, T, AVX512, AVX2, PORTABLE)                                     \
     static inline void FN(int tile, ptrdiff_t cb, FC_CONV_PARAMS(T))                           \
     {                                                                                          \
-        if (tile >= 0) AVX512(tile, FC_CONV_ARGS);                                             \
+        if (tile >= FC_AVX2_TILE_BASE) AVX2(tile - FC_AVX2_TILE_BASE, FC_CONV_ARGS);           \
+        else if (tile >= 0) AVX512(tile, FC_CONV_ARGS);                                        \
         else PORTABLE(cb, FC_CONV_ARGS);                                                       \
     }
-FC_DEFINE_CONV_TILE(fc_conv_tile_f, float, fc_conv_avx512_f, fc_conv_blocked_f)
-FC_DEFINE_CONV_TILE(fc_conv_tile_d, double, fc_conv_avx512_d, fc_conv_blocked_d)
+FC_DEFINE_CONV_TILE(fc_conv_tile_f, float, fc_conv_avx512_f, fc_conv_avx2_f, fc_conv_blocked_f)
+FC_DEFINE_CONV_TILE(fc_conv_tile_d, double, fc_conv_avx512_d, fc_conv_avx2_d, fc_conv_blocked_d)
 
 #define FC_DEFINE_WGRAD_TILE(FN, T, AVX512, PORTABLE)                                          \
     static inline void FN(int tile, ptrdiff_t cb, const T* xpad, ptrdiff_t C, ptrdiff_t Hp,    \

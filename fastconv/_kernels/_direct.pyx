@@ -25,6 +25,10 @@ cdef extern from "_conv_blocked.h":
 # channels per block (tile -1), as forward_tile / grad_weight_tile choose.
 cdef extern from "_conv_avx512.h":
     int fc_have_avx512() noexcept nogil
+    int fc_have_avx2() noexcept nogil
+    int FC_AVX2_TILE_BASE
+    int FC_AVX2_N_TILES
+    const int fc_avx2_tiles[][4]
     int FC_AVX512_N_TILES
     int FC_AVX512_PIXEL_TILE
     int FC_AVX512_ROWS2_TILE
@@ -71,6 +75,10 @@ PIXEL_TILE = FC_AVX512_PIXEL_TILE
 #: The tile index of the two-row tile (2 vectors of channels x 2 rows of 7 pixels).
 ROWS2_TILE = FC_AVX512_ROWS2_TILE
 cdef bint _use_avx512 = AVX512_AVAILABLE
+#: Whether the running CPU has AVX2 and FMA and this build has the AVX2 tiles of
+#: ``_conv_avx2.h`` (used where the AVX-512 tiles are not).
+AVX2_AVAILABLE = bool(fc_have_avx2())
+cdef bint _use_avx2 = AVX2_AVAILABLE
 
 
 def use_avx512(enabled=None):
@@ -83,6 +91,33 @@ def use_avx512(enabled=None):
     if enabled is not None:
         _use_avx512 = bool(enabled) and AVX512_AVAILABLE
     return previous
+
+
+def use_avx2(enabled=None):
+    """Query or switch the AVX2 forward tiles (where available); returns the previous
+    setting. They run where the AVX-512 tiles are off or absent (``use_avx512``); with
+    both off the portable kernels of ``_conv_blocked.h`` run. For tests and benchmarks."""
+    global _use_avx2
+    previous = bool(_use_avx2)
+    if enabled is not None:
+        _use_avx2 = bool(enabled) and AVX2_AVAILABLE
+    return previous
+
+
+def avx2_tiles():
+    """The AVX2 forward tile table: one ``(tile, nv, owb, kw, sw)`` per tile, ``tile`` the
+    index :func:`forward_tile` returns (from ``AVX2_TILE_BASE``), nv vectors of 8 float32
+    (4 float64) channels x owb pixels; kw, sw 0 for any kernel and stride, or the kernel
+    width and stride of a row-reuse tile (no dilation). Empty where the build has no AVX2
+    tiles."""
+    if not AVX2_AVAILABLE:
+        return []
+    return [(FC_AVX2_TILE_BASE + t,) + tuple(fc_avx2_tiles[t][k] for k in range(4))
+            for t in range(FC_AVX2_N_TILES)]
+
+
+#: The first AVX2 tile index (see :func:`avx2_tiles`).
+AVX2_TILE_BASE = FC_AVX2_TILE_BASE
 
 
 def pixel_tiles_fit(bint is_double, Py_ssize_t cout_per_group, Py_ssize_t sw):
@@ -132,8 +167,38 @@ def forward_tile(bint is_double, Py_ssize_t cout_per_group, Py_ssize_t out_width
             if best < 0 or cost < best_cost:
                 best, best_cost = t, cost
         return (best, nv * lanes, fc_avx512_tiles[best][1])
+    if _use_avx2 and not _use_avx512:
+        t = _avx2_forward_tile(is_double, cout_per_group, out_width, kw, sw, dw)
+        if t >= 0:
+            nv = fc_avx2_tiles[t][0]
+            return (FC_AVX2_TILE_BASE + t, nv * (4 if is_double else 8), fc_avx2_tiles[t][1])
     cb = (8 if cout_per_group > 4 else 4) if is_double else (16 if cout_per_group > 8 else 8)
     return (-1, cb, fc_blocked_owb(cb, is_double))
+
+
+cdef Py_ssize_t _avx2_forward_tile(bint is_double, Py_ssize_t cout_per_group,
+                                   Py_ssize_t out_width, Py_ssize_t kw, Py_ssize_t sw,
+                                   Py_ssize_t dw):
+    """The AVX2 table's tile for a forward convolution, or -1 (none fits): the row-reuse
+    tiles (one vector of channels) where the table has the kernel width and stride (no
+    dilation), else the general ones, two vectors of channels for more than one vector's
+    worth; among the pixel widths the least padding waste (ties: the first, widest).
+    Measured on AMD Zen 1: see _conv_avx2.h."""
+    cdef Py_ssize_t lanes = 4 if is_double else 8
+    cdef Py_ssize_t t, owb, cost, best = -1, best_cost = 0, rows_kw = 0, rows_sw = 0, nv
+    for t in range(FC_AVX2_N_TILES):
+        if dw == 1 and fc_avx2_tiles[t][2] == kw and fc_avx2_tiles[t][3] == sw:
+            rows_kw, rows_sw = kw, sw
+    nv = 2 if cout_per_group > lanes and not rows_kw else 1
+    for t in range(FC_AVX2_N_TILES):
+        if (fc_avx2_tiles[t][0] != nv or fc_avx2_tiles[t][2] != rows_kw
+                or fc_avx2_tiles[t][3] != rows_sw):
+            continue
+        owb = fc_avx2_tiles[t][1]
+        cost = (out_width + owb - 1) // owb * owb
+        if best < 0 or cost < best_cost:
+            best, best_cost = t, cost
+    return best
 
 
 def grad_weight_tile(bint is_double, Py_ssize_t cout_per_group, Py_ssize_t kh, Py_ssize_t kw):

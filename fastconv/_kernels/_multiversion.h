@@ -39,6 +39,15 @@ static inline int fc_have_avx512(void)
     return __builtin_cpu_supports("avx512f"); /* also checks that the OS saves zmm state */
 }
 
+/* AVX2 + FMA tiles (_conv_avx2.h), for x86-64 CPUs without AVX-512: Haswell-era Intel,
+ * AMD Zen 1-3. */
+#define FC_TARGET_AVX2 __attribute__((target("avx2,fma")))
+static inline int fc_have_avx2(void)
+{
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+}
+
 /* The mask of the first n of 16 float lanes (n clamped to 0..16), for loop tails. */
 static inline __mmask16 fc_lanes16(ptrdiff_t n)
 {
@@ -47,6 +56,7 @@ static inline __mmask16 fc_lanes16(ptrdiff_t n)
 #else
 #define FC_HAVE_AVX512 0
 static inline int fc_have_avx512(void) { return 0; }
+static inline int fc_have_avx2(void) { return 0; }
 #endif
 
 #endif

@@ -1,0 +1,213 @@
+/* AVX2 + FMA register tiles for the direct convolution (forward), for x86-64 CPUs without
+ * AVX-512 (Haswell-era Intel, AMD Zen 1-3).
+ *
+ * Included by _conv_avx512.h, whose generic tile macro (FC_DEFINE_CONV_VEC) and data
+ * layout they share; the tiles here are sized for the 16 ymm registers instead of 32 zmm.
+ * _conv_blocked.h's portable 16 x 6 tile, compiled by target_clones for x86-64-v3, is the
+ * same register shape as the general tile below, but it writes its tile out element by
+ * element and re-broadcasts every input value once per kernel column.
+ *
+ * Two kinds of tile, index -> (NV, OWB, KW, SW) in fc_avx2_tiles:
+ * - KW 0 (SW 0), any kernel, stride and dilation: NV vectors of 8 output channels x OWB
+ *   pixels of one row (NV * OWB + NV + 1 <= 16 registers).
+ * - KW 3 or 5 at stride SW 1, or KW 3 at stride 2, no dilation along the row: the
+ *   "diagonal" row-reuse tile. For each (channel, kernel row) all KW weight vectors stay
+ *   in registers and each of the (OWB - 1) * SW + KW input values of the row segment is
+ *   broadcast once and feeds every output pixel it touches (up to KW / SW FMAs per
+ *   broadcast, against one in the general tile). NV * (OWB + KW) + 1 <= 16.
+ *
+ * Tile indices start at FC_AVX2_TILE_BASE so that they never collide with the AVX-512
+ * table's; callers (forward_tile in _direct.pyx) pick them only when fc_have_avx2() says
+ * the running CPU has AVX2 and FMA and the AVX-512 tiles are not in use.
+ */
+#ifndef FASTCONV_CONV_AVX2_H
+#define FASTCONV_CONV_AVX2_H
+#include <stddef.h>
+#include "_conv_blocked.h"
+#include "_multiversion.h"
+
+#define FC_AVX2_TILE_BASE 64
+
+#if FC_HAVE_AVX512 /* x86-64 with target attributes: the AVX2 tiles compile too */
+
+FC_DEFINE_STORE_TILE_SCALAR(fc_store_tile_scalar_f8, float, 8)
+FC_DEFINE_STORE_TILE_SCALAR(fc_store_tile_d4, double, 4)
+
+/* 8 x 8 transpose of r[0..7] (rows) into columns, in registers. */
+FC_TARGET_AVX2 static inline void fc_transpose8_ps(__m256 r[8])
+{
+    __m256 t[8], u[8];
+    for (int i = 0; i < 4; ++i) {
+        t[2 * i] = _mm256_unpacklo_ps(r[2 * i], r[2 * i + 1]);
+        t[2 * i + 1] = _mm256_unpackhi_ps(r[2 * i], r[2 * i + 1]);
+    }
+    for (int i = 0; i < 2; ++i) {
+        u[4 * i + 0] = _mm256_shuffle_ps(t[4 * i + 0], t[4 * i + 2], _MM_SHUFFLE(1, 0, 1, 0));
+        u[4 * i + 1] = _mm256_shuffle_ps(t[4 * i + 0], t[4 * i + 2], _MM_SHUFFLE(3, 2, 3, 2));
+        u[4 * i + 2] = _mm256_shuffle_ps(t[4 * i + 1], t[4 * i + 3], _MM_SHUFFLE(1, 0, 1, 0));
+        u[4 * i + 3] = _mm256_shuffle_ps(t[4 * i + 1], t[4 * i + 3], _MM_SHUFFLE(3, 2, 3, 2));
+    }
+    for (int j = 0; j < 4; ++j) {
+        r[j] = _mm256_permute2f128_ps(u[j], u[4 + j], 0x20);
+        r[4 + j] = _mm256_permute2f128_ps(u[j], u[4 + j], 0x31);
+    }
+}
+
+/* tmp[q][c] (owb pixels x nv*8 channels) -> o[c*ocs + q*ops], c < nco, q < nq. At pixel
+ * stride 1, each 8 x 8 block (8 pixels of 8 channels) is transposed in registers and
+ * written with one masked store a channel; other strides element by element. */
+FC_TARGET_AVX2 static inline void fc_store_tile_avx2_f(const float* tmp, int owb, int nv,
+                                                       ptrdiff_t nco, ptrdiff_t nq, float* o,
+                                                       ptrdiff_t ocs, ptrdiff_t ops)
+{
+    if (ops != 1) {
+        fc_store_tile_scalar_f8(tmp, owb, nv, nco, nq, o, ocs, ops);
+        return;
+    }
+    const int cb = 8 * nv;
+    for (ptrdiff_t p0 = 0; p0 < nq; p0 += 8) {
+        const ptrdiff_t np = (nq - p0) < 8 ? (nq - p0) : 8;
+        const __m256i lanes = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+        const __m256i mask = _mm256_cmpgt_epi32(_mm256_set1_epi32((int)np), lanes);
+        for (int v = 0; v < nv && v * 8 < nco; ++v) {
+            __m256 r[8];
+            for (int k = 0; k < 8; ++k)
+                r[k] = p0 + k < owb ? _mm256_load_ps(tmp + (p0 + k) * cb + v * 8) : _mm256_setzero_ps();
+            fc_transpose8_ps(r);
+            const ptrdiff_t nl = (nco - v * 8) < 8 ? (nco - v * 8) : 8;
+            float* ov = o + v * 8 * ocs + p0;
+            if (np == 8)
+                for (ptrdiff_t l = 0; l < nl; ++l) _mm256_storeu_ps(ov + l * ocs, r[l]);
+            else
+                for (ptrdiff_t l = 0; l < nl; ++l) _mm256_maskstore_ps(ov + l * ocs, mask, r[l]);
+        }
+    }
+}
+
+/* The diagonal row-reuse tile (see the top of the file). */
+#define FC_DEFINE_CONV_AVX2_DIAG(NAME, T, VT, LANES, LOAD, STORE, SET1, FMA, STORE_TILE, NV, OWB, KW, SW) \
+    FC_TARGET_AVX2 static void NAME(FC_CONV_PARAMS(T))                                         \
+    {                                                                                          \
+        enum { CB = NV * LANES };                                                              \
+        const ptrdiff_t K = C * kh * KW;                                                       \
+        T tmp[OWB][CB] __attribute__((aligned(64)));                                           \
+        enum { SPAN = (OWB - 1) * SW + KW }; /* the input values one row of the tile reads */ \
+        (void)kw; (void)sw; (void)dw; /* KW, SW and 1 */                                       \
+        for (ptrdiff_t cb = 0; cb * CB < cout; ++cb) {                                         \
+            const T* wp = wpack + cb * K * CB;                                                 \
+            const ptrdiff_t nco = (cout - cb * CB) < CB ? (cout - cb * CB) : CB;               \
+            T bv[CB] __attribute__((aligned(64)));                                             \
+            for (int l = 0; l < CB; ++l) bv[l] = l < nco ? bias[cb * CB + l] : (T)0;           \
+            for (ptrdiff_t oh = 0; oh < OH; ++oh) {                                            \
+                for (ptrdiff_t ow0 = 0; ow0 < OW; ow0 += OWB) {                                \
+                    VT acc[OWB][NV];                                                           \
+                    FC_PRAGMA(GCC unroll 16)                                                   \
+                    for (int q = 0; q < OWB; ++q)                                              \
+                        FC_PRAGMA(GCC unroll 2)                                                \
+                        for (int v = 0; v < NV; ++v) acc[q][v] = LOAD(bv + v * LANES);         \
+                    for (ptrdiff_t c = 0; c < C; ++c) {                                        \
+                        for (ptrdiff_t i = 0; i < kh; ++i) {                                   \
+                            const T* xr = xpad + (c * Hp + oh * sh + i * dh) * Wp + ow0 * SW;  \
+                            const T* wr = wp + (c * kh + i) * KW * CB;                         \
+                            VT w[KW][NV];                                                      \
+                            FC_PRAGMA(GCC unroll 8)                                            \
+                            for (int j = 0; j < KW; ++j)                                       \
+                                FC_PRAGMA(GCC unroll 2)                                        \
+                                for (int v = 0; v < NV; ++v) w[j][v] = LOAD(wr + j * CB + v * LANES); \
+                            FC_PRAGMA(GCC unroll 32)                                           \
+                            for (int t = 0; t < SPAN; ++t) {                                   \
+                                const VT xb = SET1(xr[t]);                                     \
+                                FC_PRAGMA(GCC unroll 8)                                        \
+                                for (int j = 0; j < KW; ++j) {                                 \
+                                    /* output pixel q reads input q * SW + j */                \
+                                    const int q = (t - j) / SW;                                \
+                                    if (t < j || (t - j) % SW || q >= OWB) continue;           \
+                                    FC_PRAGMA(GCC unroll 2)                                    \
+                                    for (int v = 0; v < NV; ++v)                               \
+                                        acc[q][v] = FMA(xb, w[j][v], acc[q][v]);               \
+                                }                                                              \
+                            }                                                                  \
+                        }                                                                      \
+                    }                                                                          \
+                    FC_PRAGMA(GCC unroll 16)                                                   \
+                    for (int q = 0; q < OWB; ++q)                                              \
+                        FC_PRAGMA(GCC unroll 2)                                                \
+                        for (int v = 0; v < NV; ++v) STORE(&tmp[q][v * LANES], acc[q][v]);     \
+                    const ptrdiff_t nq = (OW - ow0) < OWB ? (OW - ow0) : OWB;                  \
+                    STORE_TILE(&tmp[0][0], OWB, NV, nco, nq, out + cb * CB * ocs + oh * ors + ow0 * ops, \
+                               ocs, ops);                                                      \
+                }                                                                              \
+            }                                                                                  \
+        }                                                                                      \
+    }
+
+#define FC_DEFINE_CONV_AVX2_F(NAME, NV, OWB)                                                   \
+    FC_DEFINE_CONV_VEC(NAME, FC_TARGET_AVX2, float, __m256, 8, _mm256_loadu_ps, _mm256_store_ps, \
+                       _mm256_set1_ps, _mm256_fmadd_ps, fc_store_tile_avx2_f, NV, OWB)
+#define FC_DEFINE_CONV_AVX2_D(NAME, NV, OWB)                                                   \
+    FC_DEFINE_CONV_VEC(NAME, FC_TARGET_AVX2, double, __m256d, 4, _mm256_loadu_pd,              \
+                       _mm256_store_pd, _mm256_set1_pd, _mm256_fmadd_pd, fc_store_tile_d4, NV, OWB)
+#define FC_DEFINE_CONV_AVX2_DIAG_F(NAME, NV, OWB, KW, SW)                                      \
+    FC_DEFINE_CONV_AVX2_DIAG(NAME, float, __m256, 8, _mm256_loadu_ps, _mm256_store_ps,         \
+                             _mm256_set1_ps, _mm256_fmadd_ps, fc_store_tile_avx2_f, NV, OWB, KW, SW)
+#define FC_DEFINE_CONV_AVX2_DIAG_D(NAME, NV, OWB, KW, SW)                                      \
+    FC_DEFINE_CONV_AVX2_DIAG(NAME, double, __m256d, 4, _mm256_loadu_pd, _mm256_store_pd,       \
+                             _mm256_set1_pd, _mm256_fmadd_pd, fc_store_tile_d4, NV, OWB, KW, SW)
+
+/* The tile table: index, kind, (NV, OWB, KW, SW). General tiles: two vectors of channels x
+ * 6, 5 or 4 pixels (12, 10, 8 accumulators), one vector x 8 or 7; diagonal tiles at stride
+ * 1, one vector of channels, x 8 or 7 pixels for 3-wide kernels, x 10, 8 or 7 for 5-wide
+ * ones; at stride 2 (3-wide), one vector x 8 or 7. Widths 7,
+ * 14, 28 and 56 split exactly. Measured on one AMD EPYC Zen 1 core (AVX2, 2 FMA pipes of
+ * 128 bits), single forward kernel calls, float32, us (float64 alike):
+ *   16->16 3x3 at 28^2: portable 136, 2x6 126, diagonal 1x7 116 (2x4 120, 1x12 142);
+ *   64->64 3x3 at 7^2: portable 210, 2x4 128, diagonal 1x7 104 (2x4 103);
+ *   64->64 3x3 at 56^2: portable 7631, 2x6 6691, diagonal 1x8 6702 (2x4 6547);
+ *   32->64 3x3 stride 2 to 7^2: portable 107, 2x4 74; lenet_c3 (5x5 to 10^2, 8 images):
+ *   portable 176, diagonal 1x10 122; lenet_c1: portable 168, diagonal 1x8 103;
+ *   stride 2, 32->64 to 7^2: general 2x4 72, diagonal 1x7 58 (two vectors x 4: 69);
+ *   16->32 to 14^2: general 2x5 73, diagonal 1x7 70.
+ * Wider one-vector tiles (12 or 10 pixels with a 3-wide kernel, 12 or 10 general) need
+ * 14-16 registers and spilled (1.2-1.8x slower); two-vector diagonal tiles were no faster
+ * than one-vector ones (within 2 % at float32, slower at float64). */
+#define FC_AVX2_TILES(X)                                                                       \
+    X(0, GEN, 2, 6, 0, 0) X(1, GEN, 2, 5, 0, 0) X(2, GEN, 2, 4, 0, 0) X(3, GEN, 1, 8, 0, 0)    \
+    X(4, GEN, 1, 7, 0, 0)                                                                      \
+    X(5, DIAG, 1, 8, 3, 1) X(6, DIAG, 1, 7, 3, 1)                                              \
+    X(7, DIAG, 1, 10, 5, 1) X(8, DIAG, 1, 8, 5, 1) X(9, DIAG, 1, 7, 5, 1)                      \
+    X(10, DIAG, 1, 8, 3, 2) X(11, DIAG, 1, 7, 3, 2)
+
+#define FC_AVX2_DEFINE_GEN(I, NV, OWB, KW, SW)                                                 \
+    FC_DEFINE_CONV_AVX2_F(fc_conv_avx2_f##I, NV, OWB)                                          \
+    FC_DEFINE_CONV_AVX2_D(fc_conv_avx2_d##I, NV, OWB)
+#define FC_AVX2_DEFINE_DIAG(I, NV, OWB, KW, SW)                                                \
+    FC_DEFINE_CONV_AVX2_DIAG_F(fc_conv_avx2_f##I, NV, OWB, KW, SW)                             \
+    FC_DEFINE_CONV_AVX2_DIAG_D(fc_conv_avx2_d##I, NV, OWB, KW, SW)
+#define FC_AVX2_DEFINE(I, KIND, NV, OWB, KW, SW) FC_AVX2_DEFINE_##KIND(I, NV, OWB, KW, SW)
+FC_AVX2_TILES(FC_AVX2_DEFINE)
+
+#define FC_AVX2_ROW(I, KIND, NV, OWB, KW, SW) {NV, OWB, KW, SW},
+static const int fc_avx2_tiles[][4] = {FC_AVX2_TILES(FC_AVX2_ROW)};
+#define FC_AVX2_N_TILES ((int)(sizeof fc_avx2_tiles / sizeof fc_avx2_tiles[0]))
+
+#define FC_AVX2_CASE_F(I, KIND, NV, OWB, KW, SW)                                               \
+    case I: fc_conv_avx2_f##I(FC_CONV_ARGS); break;
+#define FC_AVX2_CASE_D(I, KIND, NV, OWB, KW, SW)                                               \
+    case I: fc_conv_avx2_d##I(FC_CONV_ARGS); break;
+static void fc_conv_avx2_f(int tile, FC_CONV_PARAMS(float))
+{
+    switch (tile) { FC_AVX2_TILES(FC_AVX2_CASE_F) default: break; }
+}
+static void fc_conv_avx2_d(int tile, FC_CONV_PARAMS(double))
+{
+    switch (tile) { FC_AVX2_TILES(FC_AVX2_CASE_D) default: break; }
+}
+
+#else /* no x86 target attributes: forward_tile never picks an AVX2 tile */
+#define FC_AVX2_N_TILES 1
+static const int fc_avx2_tiles[1][4] = {{1, 1, 0, 0}};
+static void fc_conv_avx2_f(int tile, FC_CONV_PARAMS(float)) {}
+static void fc_conv_avx2_d(int tile, FC_CONV_PARAMS(double)) {}
+#endif
+
+#endif
