@@ -198,7 +198,10 @@ def test_any_input_layout(mode, rng):
                 (x.astype(">f8"), g.astype(">f8"))]  # byte-swapped
     for xv, gv in variants:
         np.testing.assert_array_equal(fastconv.pad(xv, p, mode), ref)
-        np.testing.assert_allclose(fastconv.pad_backward(gv, x.shape, p, mode), gref, rtol=1e-14)
+        # the adjoint sums up to 4 unit-variance terms per element, in the kernel's order
+        # (the SIMD clone in use decides it): a few ulp of the summands, not of the sum
+        np.testing.assert_allclose(fastconv.pad_backward(gv, x.shape, p, mode), gref, rtol=1e-14,
+                                   atol=1e-15)
     assert read_only.flags.writeable is False
 
 
