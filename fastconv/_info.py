@@ -9,14 +9,19 @@ from ._version import __version__
 
 
 def _simd():
-    """Which convolution kernels run here: the AVX-512 tiles or the portable ones."""
+    """Which convolution kernels run here: the AVX-512 tiles, the AVX2 ones or the portable
+    ones."""
     from ._kernels import _direct
 
     if _direct.use_avx512():
         return "AVX-512 kernels (chosen at run time)"
-    if _direct.AVX512_AVAILABLE:
-        return "portable kernels (AVX-512 switched off)"
-    return "portable kernels (no AVX-512 on this CPU or build)"
+    off = " and ".join(name for name, available, on in (
+        ("AVX-512", _direct.AVX512_AVAILABLE, False), ("AVX2", _direct.AVX2_AVAILABLE, _direct.use_avx2()))
+        if available and not on)
+    why = f" ({off} switched off)" if off else ""
+    if _direct.use_avx2():
+        return "AVX2 kernels (chosen at run time)" + why
+    return "portable kernels" + (why or " (no AVX-512 or AVX2 on this CPU or build)")
 
 
 def info_dict():

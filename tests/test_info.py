@@ -109,3 +109,17 @@ def test_info_command():
     from fastconv._kernels import _direct
 
     assert ("AVX-512 kernels" in out.stdout) == _direct.AVX512_AVAILABLE
+    assert ("AVX2 kernels" in out.stdout) == (_direct.AVX2_AVAILABLE and not _direct.AVX512_AVAILABLE)
+
+
+def test_simd_line_and_autotune_key_follow_the_tiles_in_use(simd):
+    """`fastconv info`'s simd line and every autotuning key name the tiles that run: a plan
+    measured with the portable kernels must not be reused for the AVX2 or AVX-512 ones."""
+    from fastconv._info import _simd
+    from fastconv._kernels import _direct
+    from fastconv.functional import _autotune
+
+    assert _direct.kernel_isa() == simd
+    assert _simd().startswith({"avx512": "AVX-512", "avx2": "AVX2", "portable": "portable"}[simd])
+    g = fastconv.functional.conv_geometry((1, 8, 8, 8), (8, 8, 3, 3), 1, 1)
+    assert f" {simd} " in _autotune.key_string(g, np.float32, "forward", 1)

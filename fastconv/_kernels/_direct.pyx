@@ -104,6 +104,12 @@ def use_avx2(enabled=None):
     return previous
 
 
+def kernel_isa():
+    """The forward tiles in use: ``"avx512"``, ``"avx2"`` or ``"portable"`` (part of every
+    autotuning key: a choice measured with one set of tiles says nothing of another)."""
+    return "avx512" if _use_avx512 else "avx2" if _use_avx2 else "portable"
+
+
 def avx2_tiles():
     """The AVX2 forward tile table: one ``(tile, nv, owb, kw, sw)`` per tile, ``tile`` the
     index :func:`forward_tile` returns (from ``AVX2_TILE_BASE``), nv vectors of 8 float32

@@ -143,13 +143,13 @@ def cpu_model() -> str:
 def _isa_available() -> str:
     from .._kernels import _direct
 
-    return "avx512" if _direct.AVX512_AVAILABLE else "portable"
+    return "avx512" if _direct.AVX512_AVAILABLE else "avx2" if _direct.AVX2_AVAILABLE else "portable"
 
 
 def _isa_in_use() -> str:
     from .._kernels import _direct
 
-    return "avx512" if _direct.use_avx512() else "portable"
+    return _direct.kernel_isa()
 
 
 def cpu_signature() -> str:

@@ -89,8 +89,7 @@ def choose_algorithm(g: ConvGeometry, dtype: DTypeLike = np.float32, op: str = "
         # calls per step of a two-convolution network)
         name = _DTYPE_NAMES.get(dtype)
         if name is not None:
-            hit = _autotune._memo.get((op, g, name, get_num_threads(),
-                                       "avx512" if _direct.use_avx512() else "portable"))
+            hit = _autotune._memo.get((op, g, name, get_num_threads(), _direct.kernel_isa()))
             if hit is not None:
                 if _autotune._record is not None:
                     _autotune._record.append(hit[1])
