@@ -21,8 +21,9 @@ cdef extern from "_conv_blocked.h":
     int fc_blocked_owb(Py_ssize_t cb, int is_double) noexcept nogil
     int FC_WGRAD_MAX_JB
 
-# The kernels' entry points: an AVX-512 tile (tile >= 0) or the portable kernel with cb
-# channels per block (tile -1), as forward_tile / grad_weight_tile choose.
+# The kernels' entry points: an AVX2 forward tile (tile >= FC_AVX2_TILE_BASE), an AVX-512
+# tile (tile >= 0) or the portable kernel with cb channels per block (tile -1), as
+# forward_tile / grad_weight_tile choose.
 cdef extern from "_conv_avx512.h":
     int fc_have_avx512() noexcept nogil
     int fc_have_avx2() noexcept nogil
@@ -138,7 +139,8 @@ def forward_tile(bint is_double, Py_ssize_t cout_per_group, Py_ssize_t out_width
                  Py_ssize_t kw=0, Py_ssize_t sw=0, Py_ssize_t dw=0):
     """Register tile of the forward kernel: (tile, cb, owb).
 
-    tile >= 0 indexes the AVX-512 table, -1 is the portable kernel; cb output channels x
+    tile >= 0 indexes the AVX-512 table (from ``AVX2_TILE_BASE``: the AVX2 one, where the
+    AVX-512 tiles are off; see :func:`avx2_tiles`), -1 is the portable kernel; cb output channels x
     owb output pixels per block. The caller pads the input to whole pixel blocks and packs
     the weights in blocks of cb channels. With kernel width kw, stride sw and dilation dw
     given, one-vector blocks may use the row-reuse tiles (stride 1, no dilation, kw 3 or 5),
