@@ -66,6 +66,8 @@ def load(json_path):
     groups = defaultdict(dict)
     for b in data["benchmarks"]:
         e = b["extra_info"]
+        if "shape" not in e or "pass_" not in e:
+            continue  # benches with tables of their own (filtering, graphs): not rows here
         key = (e["shape"], e["pass_"], e.get("dtype", "float32"), e.get("threads", 2))
         groups[key][e["impl"]] = dict(median=b["stats"]["median"], flops=e.get("flops"),
                                       peak_bytes=e.get("peak_bytes"))
