@@ -500,27 +500,35 @@ def test_conv_relu_maxpool_fused(batch):
 
 
 @pytest.mark.parametrize("name", ["lenet5", "resnet8", "concat", "pools", "linear_relu_chain"])
-def test_portable_kernels(name):
+@pytest.mark.parametrize("batch", [3, 1])
+@pytest.mark.parametrize("avx2", [True, False], ids=["avx2", "portable"])
+def test_portable_kernels(name, batch, avx2):
     """With the AVX-512 kernels switched off (``_direct.use_avx512(False)``: what CPUs
-    without them get) plans use the portable tiles, BLAS for the fully connected layers and
-    the portable Winograd transforms, with the same results."""
+    without them get) plans use the AVX2 tiles (where the CPU has them; at batch 1 the AVX2
+    one-row kernel for the fully connected layers) or the portable ones, BLAS for the
+    fully connected layers and the portable Winograd transforms, with the same results."""
     from fastconv._kernels import _direct
 
+    if avx2 and not _direct.AVX2_AVAILABLE:
+        pytest.skip("no AVX2 + FMA on this CPU or build")
     if name in models.MODELS:
-        model, shape = models.MODELS[name](rng=0), (3, 1, 28, 28)
+        model, shape = models.MODELS[name](rng=0), (batch, 1, 28, 28)
     else:
-        model, shape = _conv_nets(np.float32)[name], (3, 3, 11, 9)
+        model, shape = _conv_nets(np.float32)[name], (batch, 3, 11, 9)
     model = _randomize_bn(model, np.random.default_rng(17))
     x = np.random.default_rng(18).standard_normal(shape).astype(np.float32)
     ref = _reference(model, x)
-    previous = _direct.use_avx512(False)
+    previous = _direct.use_avx512(False), _direct.use_avx2(avx2)
     try:
         snapshot = copy.deepcopy(model).eval()
         for force in (None, "winograd"):
             plan = inference._Plan(snapshot, shape, np.dtype(np.float32), 2, measure=False,
                                    force_algorithm=force)
             assert "tile 20" not in plan.describe() and "+maxpool" not in plan.describe()
+            assert ("tile 6" in plan.describe() or "tile 7" in plan.describe()) == (
+                avx2 and "conv" in plan.describe())  # AVX2 tiles from index 64
             np.testing.assert_allclose(plan.run(x), ref, **tol(np.float32))
         np.testing.assert_allclose(inference.compile(model, shape)(x), ref, **tol(np.float32))
     finally:
-        _direct.use_avx512(previous)
+        _direct.use_avx512(previous[0])
+        _direct.use_avx2(previous[1])

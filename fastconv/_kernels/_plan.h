@@ -3,7 +3,8 @@
  *
  * fc_sgemm_dot_block (_gemm_avx512.h) computes a 4 x 4 block of x @ W^T; with one row of
  * x (batch 1) it repeats that row four times. fc_plan_dot_row_f computes one row against
- * 8 rows of W: 8 vector accumulators, x loaded once per step.
+ * 8 rows of W: 8 vector accumulators, x loaded once per step (fc_plan_dot_row_avx2_f: the
+ * same on CPUs with AVX2 but not AVX-512).
  */
 #ifndef FASTCONV_PLAN_H
 #define FASTCONV_PLAN_H
@@ -37,9 +38,50 @@ FC_TARGET_AVX512 static void fc_plan_dot_row_f(ptrdiff_t N, ptrdiff_t K, const f
                   _mm512_reduce_add_ps(c6), _mm512_reduce_add_ps(c7)};
     for (int t = 0; t < 8 && j0 + t < N; ++t) c[j0 + t] = bias ? s[t] + bias[j0 + t] : s[t];
 }
+
+/* The same with AVX2 + FMA (CPUs without AVX-512): 8 accumulators of 8 lanes, the K % 8
+ * tail by scalar FMAs after the lane sums (a fixed order: deterministic). Through BLAS,
+ * LeNet-5's 400 -> 120 layer at batch 1 took 46 us on an AMD Zen 1. */
+FC_TARGET_AVX2 static inline float fc_plan_hsum8(__m256 v)
+{
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_add_ss(s, _mm_movehdup_ps(s));
+    return _mm_cvtss_f32(s);
+}
+
+FC_TARGET_AVX2 static void fc_plan_dot_row_avx2_f(ptrdiff_t N, ptrdiff_t K, const float* a,
+                                                  const float* b, ptrdiff_t ldb,
+                                                  const float* bias, float* c, ptrdiff_t j0)
+{
+    const float* r[8];
+    for (int s = 0; s < 8; ++s) r[s] = b + (j0 + s < N ? j0 + s : N - 1) * ldb;
+    __m256 c0 = _mm256_setzero_ps(), c1 = c0, c2 = c0, c3 = c0, c4 = c0, c5 = c0, c6 = c0, c7 = c0;
+    ptrdiff_t k = 0;
+    for (; k + 8 <= K; k += 8) {
+        const __m256 v = _mm256_loadu_ps(a + k);
+        c0 = _mm256_fmadd_ps(v, _mm256_loadu_ps(r[0] + k), c0);
+        c1 = _mm256_fmadd_ps(v, _mm256_loadu_ps(r[1] + k), c1);
+        c2 = _mm256_fmadd_ps(v, _mm256_loadu_ps(r[2] + k), c2);
+        c3 = _mm256_fmadd_ps(v, _mm256_loadu_ps(r[3] + k), c3);
+        c4 = _mm256_fmadd_ps(v, _mm256_loadu_ps(r[4] + k), c4);
+        c5 = _mm256_fmadd_ps(v, _mm256_loadu_ps(r[5] + k), c5);
+        c6 = _mm256_fmadd_ps(v, _mm256_loadu_ps(r[6] + k), c6);
+        c7 = _mm256_fmadd_ps(v, _mm256_loadu_ps(r[7] + k), c7);
+    }
+    float s[8] = {fc_plan_hsum8(c0), fc_plan_hsum8(c1), fc_plan_hsum8(c2), fc_plan_hsum8(c3),
+                  fc_plan_hsum8(c4), fc_plan_hsum8(c5), fc_plan_hsum8(c6), fc_plan_hsum8(c7)};
+    for (; k < K; ++k)
+        for (int t = 0; t < 8; ++t) s[t] += a[k] * r[t][k];
+    for (int t = 0; t < 8 && j0 + t < N; ++t) c[j0 + t] = bias ? s[t] + bias[j0 + t] : s[t];
+}
 #else
 static void fc_plan_dot_row_f(ptrdiff_t N, ptrdiff_t K, const float* a, const float* b,
                               ptrdiff_t ldb, const float* bias, float* c, ptrdiff_t j0)
+{
+}
+static void fc_plan_dot_row_avx2_f(ptrdiff_t N, ptrdiff_t K, const float* a, const float* b,
+                                   ptrdiff_t ldb, const float* bias, float* c, ptrdiff_t j0)
 {
 }
 #endif

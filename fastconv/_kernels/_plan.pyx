@@ -81,6 +81,9 @@ from ._winograd cimport (
 cdef extern from "_plan.h":
     void fc_plan_dot_row_f(Py_ssize_t N, Py_ssize_t K, const float* a, const float* b,
                            Py_ssize_t ldb, const float* bias, float* c, Py_ssize_t j0) noexcept nogil
+    void fc_plan_dot_row_avx2_f(Py_ssize_t N, Py_ssize_t K, const float* a, const float* b,
+                                Py_ssize_t ldb, const float* bias, float* c,
+                                Py_ssize_t j0) noexcept nogil
     void fc_plan_conv_pixels_f(const float* xpad, Py_ssize_t C, Py_ssize_t Hp, Py_ssize_t Wp,
                                const float* wpack, const float* bias, Py_ssize_t cout, float* out,
                                Py_ssize_t OH, Py_ssize_t OW, Py_ssize_t kh, Py_ssize_t kw,
@@ -340,10 +343,13 @@ cdef inline void linear_task(const Py_ssize_t* p, const Py_ssize_t* slots, Py_ss
     cdef const floating* b = <const floating*>q[LN_B]
     cdef floating v
     if floating is float:
-        if q[LN_AVX]:
+        if q[LN_AVX]:  # 1: the AVX-512 kernels; 2: AVX2 (batch 1 only)
             if N == 1:  # one row: blocks of 8 columns
                 j0 = t * 8
-                fc_plan_dot_row_f(M, K, x, w, K, b, out, j0)
+                if q[LN_AVX] == 2:
+                    fc_plan_dot_row_avx2_f(M, K, x, w, K, b, out, j0)
+                else:
+                    fc_plan_dot_row_f(M, K, x, w, K, b, out, j0)
                 i0, i1, j = 0, 1, min(M, j0 + 8)
             else:
                 n_jb = (M + 3) // 4
