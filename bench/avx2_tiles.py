@@ -28,6 +28,7 @@ shapes = [  # N, C, H, W, Cout, k, s, p
     ("64-64 56", 1, 64, 56, 56, 64, 3, 1, 1),
     ("lenet_c3", 8, 6, 14, 14, 16, 5, 1, 0),
     ("lenet_c1", 8, 1, 28, 28, 6, 5, 1, 2),
+    ("c3 grad_in", 8, 16, 10, 10, 6, 5, 1, 4),  # lenet_c3's grad_input, a transposed conv
     ("1x1 16-32 s2", 1, 16, 28, 28, 32, 1, 2, 0),
 ]
 table = {t: (nv, owb, kw, sw) for t, nv, owb, kw, sw in _direct.avx2_tiles()}
@@ -50,6 +51,8 @@ for name, N, Ci, H, W, Co, k, s, p in shapes:
     OW = (W + 2*p - k)//s + 1
     ref = C.conv2d(x, w, b, stride=s, padding=p, algorithm="direct")
     cands = [("portable", None)] + [(f"{nv}x{owb}k{kw}s{sw}", (t, nv*lanes, owb)) for t, (nv, owb, kw, sw) in table.items() if (kw, sw) in ((0, 0), (k, s))]
+    if dt == np.float32 and s == 1 and Co <= 8:
+        cands.append(("pixel", (_direct.AVX2_PIXEL_TILE, 8, 8)))
     auto = orig(dt == np.float64, Co, OW, k, s, 1)
     res = {}
     for label, forced in cands:

@@ -193,3 +193,31 @@ def test_every_avx2_tile(dtype, monkeypatch, rng):
     finally:
         _direct.use_avx512(previous[0])
         _direct.use_avx2(previous[1])
+
+
+@pytest.mark.parametrize("C_out", [1, 4, 6, 8, 11])
+def test_avx2_pixel_tile(C_out, monkeypatch, rng):
+    """The AVX2 pixel tile (float32, 8 pixels of a channel to a vector), forced, against
+    the reference: its 8-, 6- and 4-channel sums (C_out 11: a full block and one of 3), a
+    partial last pixel block, dilation, and grad_input (its transposed convolutions run
+    the same tile with pixel stride 1, also partial)."""
+    if not _direct.AVX2_AVAILABLE:
+        pytest.skip("no AVX2 + FMA on this CPU or build")
+    previous = _direct.use_avx512(False), _direct.use_avx2(True)
+    try:
+        monkeypatch.setattr(_direct, "forward_tile", lambda *a: (_direct.AVX2_PIXEL_TILE, 8, 8))
+        for k, dil, W in ((5, 1, 21), (3, 2, 13), (1, 1, 8)):
+            x = rng.standard_normal((2, 3, 10, W)).astype(np.float32)
+            w = rng.standard_normal((C_out, 3, k, k)).astype(np.float32)
+            b = rng.standard_normal(C_out).astype(np.float32)
+            y = fastconv.conv2d(x, w, b, padding=1, dilation=dil, algorithm="direct")
+            t = tol(np.float32)
+            ref = conv2d_ref(x, w, b, 1, 1, dil)
+            np.testing.assert_allclose(y, ref, rtol=t["rtol"], atol=t["atol"] * np.sqrt(3 * k * k))
+            gy = rng.standard_normal(y.shape).astype(np.float32)
+            gi = fastconv.conv2d_backward(gy, x, w, padding=1, dilation=dil, algorithm="direct")[0]
+            np.testing.assert_allclose(gi, conv2d_grads_ref(gy, x, w, 1, 1, dil)[0], rtol=t["rtol"],
+                                       atol=t["atol"] * np.sqrt(C_out * k * k))
+    finally:
+        _direct.use_avx512(previous[0])
+        _direct.use_avx2(previous[1])

@@ -524,11 +524,46 @@ def test_portable_kernels(name, batch, avx2):
         for force in (None, "winograd"):
             plan = inference._Plan(snapshot, shape, np.dtype(np.float32), 2, measure=False,
                                    force_algorithm=force)
-            assert "tile 20" not in plan.describe() and "+maxpool" not in plan.describe()
+            d = plan.describe()
+            assert "tile 20" not in d  # the AVX-512 pixel tile
+            # pooling fused into a convolution only on the AVX2 pixel tile
+            assert ("+maxpool" in d) <= (avx2 and f"tile {_direct.AVX2_PIXEL_TILE}" in d)
+            assert ("+maxpool" in d) == (avx2 and name == "lenet5"), d
             assert ("tile 6" in plan.describe() or "tile 7" in plan.describe()) == (
                 avx2 and "conv" in plan.describe())  # AVX2 tiles from index 64
             np.testing.assert_allclose(plan.run(x), ref, **tol(np.float32))
         np.testing.assert_allclose(inference.compile(model, shape)(x), ref, **tol(np.float32))
+    finally:
+        _direct.use_avx512(previous[0])
+        _direct.use_avx2(previous[1])
+
+
+@pytest.mark.parametrize("C_out", [6, 16])
+@pytest.mark.parametrize("W", [12, 20, 22, 28])
+def test_avx2_pixel_pool_and_max_pool(C_out, W):
+    """On the AVX2 kernels: a convolution with up to 8 channels, ReLU and 2x2 max pooling
+    fused on the AVX2 pixel tile (6 channels), and the AVX2 2x2 pooling step without
+    indices (16 channels: not fused), against the layers' eval forward, with NaN in the
+    input (propagated through the max from either side of a comparison) and widths that
+    leave partial pixel blocks."""
+    from fastconv._kernels import _direct
+
+    if not _direct.AVX2_AVAILABLE:
+        pytest.skip("no AVX2 + FMA on this CPU or build")
+    model = nn.Sequential(nn.Conv2d(2, C_out, 3, padding=1, rng=0), nn.ReLU(), nn.MaxPool2d(2))
+    model.eval()
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((3, 2, 10, W)).astype(np.float32)
+    x[0, 0, 3, 5] = np.nan
+    x[1, 1, 6, W - 2] = np.nan
+    ref = model(x)
+    assert np.isnan(ref).any() and not np.isnan(ref).all()
+    previous = _direct.use_avx512(False), _direct.use_avx2(True)
+    try:
+        plan = inference._Plan(copy.deepcopy(model), x.shape, np.dtype(np.float32), 1, measure=False)
+        d = plan.describe()
+        assert ("+maxpool" in d) == (C_out <= 8), d
+        np.testing.assert_allclose(plan.run(x), ref, **tol(np.float32))
     finally:
         _direct.use_avx512(previous[0])
         _direct.use_avx2(previous[1])

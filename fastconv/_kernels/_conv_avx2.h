@@ -158,6 +158,174 @@ FC_TARGET_AVX2 static inline void fc_store_tile_avx2_f(const float* tmp, int owb
     FC_DEFINE_CONV_AVX2_DIAG(NAME, double, __m256d, 4, _mm256_loadu_pd, _mm256_store_pd,       \
                              _mm256_set1_pd, _mm256_fmadd_pd, fc_store_tile_d4, NV, OWB, KW, SW)
 
+/* Pixel tile (float32), for up to 8 output channels at stride 1 along rows: as the
+ * AVX-512 pixel tile (_conv_avx512.h), a vector holds 8 neighbouring output pixels of one
+ * channel and each weight is broadcast, so 6 channels (LeNet-5's C1, the 6-channel
+ * transposed convolutions of C3's grad_input) fill 6 accumulators instead of 6 of a
+ * channel vector's 8 lanes. One output row, one vector of pixels: 8 (or 6, or 4)
+ * accumulators hide the FMA latency, and the 16 ymm registers hold them with the input
+ * vector. Variants by channel count skip the FMAs of empty channels. */
+#define FC_PX2_FOR8(X) X(0) X(1) X(2) X(3) X(4) X(5) X(6) X(7)
+#define FC_PX2_FOR6(X) X(0) X(1) X(2) X(3) X(4) X(5)
+#define FC_PX2_FOR4(X) X(0) X(1) X(2) X(3)
+#define FC_PX2_INIT(L) __m256 a##L = _mm256_set1_ps(bv[L]);
+#define FC_PX2_FMA(L) a##L = _mm256_fmadd_ps(_mm256_set1_ps(wr[j * 8 + L]), u, a##L);
+#define FC_PX2_SAVE(L) _mm256_store_ps(acc[L], a##L);
+/* acc[l][q] = bv[l] + the sums of output pixel q (of 8 from x0) of channel l. A function
+ * of its own with named accumulators, as fc_pixels_sums_f (gcc spills an array of them). */
+#define FC_DEFINE_PX2_SUMS(NAME, FOR)                                                          \
+    FC_TARGET_AVX2 __attribute__((noinline)) static void NAME(                                 \
+        const float* x0, const float* wp, const float* bv, ptrdiff_t C, ptrdiff_t kh,          \
+        ptrdiff_t kw, ptrdiff_t plane, ptrdiff_t row_step, ptrdiff_t dw, float acc[8][8])      \
+    {                                                                                          \
+        FOR(FC_PX2_INIT)                                                                       \
+        for (ptrdiff_t c = 0; c < C; ++c)                                                      \
+            for (ptrdiff_t i = 0; i < kh; ++i) {                                               \
+                const float* r = x0 + c * plane + i * row_step;                                \
+                const float* wr = wp + (c * kh + i) * kw * 8;                                  \
+                for (ptrdiff_t j = 0; j < kw; ++j) {                                           \
+                    const __m256 u = _mm256_loadu_ps(r + j * dw);                              \
+                    FOR(FC_PX2_FMA)                                                            \
+                }                                                                              \
+            }                                                                                  \
+        FOR(FC_PX2_SAVE)                                                                       \
+    }
+FC_DEFINE_PX2_SUMS(fc_px2_sums8, FC_PX2_FOR8)
+FC_DEFINE_PX2_SUMS(fc_px2_sums6, FC_PX2_FOR6)
+FC_DEFINE_PX2_SUMS(fc_px2_sums4, FC_PX2_FOR4)
+
+typedef void (*fc_px2_sums_fn)(const float*, const float*, const float*, ptrdiff_t, ptrdiff_t,
+                               ptrdiff_t, ptrdiff_t, ptrdiff_t, ptrdiff_t, float[8][8]);
+
+/* Lanes [0, n) of a store mask. */
+FC_TARGET_AVX2 static inline __m256i fc_lanes8(ptrdiff_t n)
+{
+    return _mm256_cmpgt_epi32(_mm256_set1_epi32((int)n), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+}
+
+/* max(a, b) lane by lane, NaN propagated from either side (maxps alone returns b when a
+ * is NaN). */
+FC_TARGET_AVX2 static inline __m256 fc_nanmax8(__m256 a, __m256 b)
+{
+    return _mm256_blendv_ps(_mm256_max_ps(a, b), a, _mm256_cmp_ps(a, a, _CMP_UNORD_Q));
+}
+
+/* ReLU keeping NaN (0 where v <= 0). */
+FC_TARGET_AVX2 static inline __m256 fc_relu8(__m256 v)
+{
+    return _mm256_andnot_ps(_mm256_cmp_ps(v, _mm256_setzero_ps(), _CMP_LE_OQ), v);
+}
+
+/* The pixel tile with an epilogue: ReLU (NaN kept) when relu; with pool, ReLU'd 2x2 /
+ * stride 2 max pooling of each pair of output rows (OH and OW even), where only the
+ * pooled planes are written (channel stride ocs, row stride ors of the pooled output).
+ * Without pool the output pixel stride is ops. The input is padded to whole vectors of
+ * pixels (forward_tile's owb, 8). */
+FC_TARGET_AVX2 static void fc_conv_avx2_pixels_run(FC_CONV_PARAMS(float), int relu, int pool)
+{
+    enum { CB = 8, LANES = 8 };
+    const ptrdiff_t K = C * kh * kw;
+    float acc[4][CB][LANES] __attribute__((aligned(32)));
+    (void)sw; /* 1 */
+    for (ptrdiff_t cb = 0; cb * CB < cout; ++cb) {
+        const float* wp = wpack + cb * K * CB;
+        const ptrdiff_t nco = (cout - cb * CB) < CB ? (cout - cb * CB) : CB;
+        const fc_px2_sums_fn sums = nco > 6 ? fc_px2_sums8 : nco > 4 ? fc_px2_sums6 : fc_px2_sums4;
+        float bv[CB];
+        for (int l = 0; l < CB; ++l) bv[l] = l < nco ? bias[cb * CB + l] : 0.0f;
+        if (!pool) {
+            for (ptrdiff_t oh = 0; oh < OH; ++oh)
+                for (ptrdiff_t ow0 = 0; ow0 < OW; ow0 += LANES) {
+                    sums(xpad + oh * sh * Wp + ow0, wp, bv, C, kh, kw, Hp * Wp, dh * Wp, dw, acc[0]);
+                    const ptrdiff_t nq = (OW - ow0) < LANES ? (OW - ow0) : LANES;
+                    float* o = out + cb * CB * ocs + oh * ors + ow0 * ops;
+                    if (ops == 1) {
+                        const __m256i m = fc_lanes8(nq);
+                        for (ptrdiff_t l = 0; l < nco; ++l) {
+                            __m256 v = _mm256_load_ps(acc[0][l]);
+                            if (relu) v = fc_relu8(v);
+                            if (nq == LANES)
+                                _mm256_storeu_ps(o + l * ocs, v);
+                            else
+                                _mm256_maskstore_ps(o + l * ocs, m, v);
+                        }
+                    } else {
+                        for (ptrdiff_t l = 0; l < nco; ++l)
+                            for (ptrdiff_t q = 0; q < nq; ++q) {
+                                const float v = acc[0][l][q];
+                                o[l * ocs + q * ops] = relu && v <= 0 ? 0.0f : v;
+                            }
+                    }
+                }
+            continue;
+        }
+        /* pooled: 16 pixels of two rows (acc[0], acc[1]: row oh; acc[2], acc[3]: oh + 1)
+         * give 8 pooled outputs a channel */
+        for (ptrdiff_t oh = 0; oh + 1 < OH; oh += 2)
+            for (ptrdiff_t ow0 = 0; ow0 < OW; ow0 += 2 * LANES) {
+                const int second = ow0 + LANES < OW; /* the padded input covers it */
+                for (int r = 0; r < 2; ++r) {
+                    const float* xr = xpad + (oh + r) * sh * Wp + ow0;
+                    sums(xr, wp, bv, C, kh, kw, Hp * Wp, dh * Wp, dw, acc[2 * r]);
+                    if (second) sums(xr + LANES, wp, bv, C, kh, kw, Hp * Wp, dh * Wp, dw, acc[2 * r + 1]);
+                }
+                const ptrdiff_t n_out = ((OW - ow0) < 2 * LANES ? (OW - ow0) : 2 * LANES) / 2;
+                const __m256i m = fc_lanes8(n_out);
+                float* o = out + cb * CB * ocs + (oh / 2) * ors + ow0 / 2;
+                for (ptrdiff_t l = 0; l < nco; ++l) {
+                    const __m256 lo = fc_nanmax8(_mm256_load_ps(acc[0][l]), _mm256_load_ps(acc[2][l]));
+                    const __m256 hi = second ? fc_nanmax8(_mm256_load_ps(acc[1][l]), _mm256_load_ps(acc[3][l])) : lo;
+                    /* even and odd pixels of lo:hi, in order (shuffle works within 128-bit
+                     * halves; permute4x64 puts the halves back in sequence) */
+                    const __m256 ev = _mm256_castpd_ps(_mm256_permute4x64_pd(
+                        _mm256_castps_pd(_mm256_shuffle_ps(lo, hi, _MM_SHUFFLE(2, 0, 2, 0))), 0xD8));
+                    const __m256 od = _mm256_castpd_ps(_mm256_permute4x64_pd(
+                        _mm256_castps_pd(_mm256_shuffle_ps(lo, hi, _MM_SHUFFLE(3, 1, 3, 1))), 0xD8));
+                    __m256 v = fc_nanmax8(ev, od);
+                    if (relu) v = fc_relu8(v);
+                    if (n_out == LANES)
+                        _mm256_storeu_ps(o + l * ocs, v);
+                    else
+                        _mm256_maskstore_ps(o + l * ocs, m, v);
+                }
+            }
+    }
+}
+
+/* The pixel tile in the tile table (no epilogue; the caller's epilogue pass follows). */
+FC_TARGET_AVX2 static void fc_conv_avx2_pixels_f(FC_CONV_PARAMS(float))
+{
+    fc_conv_avx2_pixels_run(FC_CONV_ARGS, 0, 0);
+}
+
+/* 2x2 / stride 2 max pooling of one plane without indices (inference), NaN propagated,
+ * 8 outputs a step: the AVX2 counterpart of fc_plan_max_pool_2x2_f. */
+FC_TARGET_AVX2 __attribute__((unused)) static void fc_max_pool_2x2_avx2_f(const float* x, ptrdiff_t W, float* out,
+                                                  ptrdiff_t OH, ptrdiff_t OW)
+{
+    for (ptrdiff_t oh = 0; oh < OH; ++oh) {
+        const float* x0 = x + 2 * oh * W;
+        const float* x1 = x0 + W;
+        ptrdiff_t o0 = 0;
+        for (; o0 + 8 <= OW; o0 += 8) {
+            const __m256 lo = fc_nanmax8(_mm256_loadu_ps(x0 + 2 * o0), _mm256_loadu_ps(x1 + 2 * o0));
+            const __m256 hi = fc_nanmax8(_mm256_loadu_ps(x0 + 2 * o0 + 8), _mm256_loadu_ps(x1 + 2 * o0 + 8));
+            const __m256 ev = _mm256_castpd_ps(_mm256_permute4x64_pd(
+                _mm256_castps_pd(_mm256_shuffle_ps(lo, hi, _MM_SHUFFLE(2, 0, 2, 0))), 0xD8));
+            const __m256 od = _mm256_castpd_ps(_mm256_permute4x64_pd(
+                _mm256_castps_pd(_mm256_shuffle_ps(lo, hi, _MM_SHUFFLE(3, 1, 3, 1))), 0xD8));
+            _mm256_storeu_ps(out + oh * OW + o0, fc_nanmax8(ev, od));
+        }
+        for (; o0 < OW; ++o0) { /* the same order of comparisons as the vectors */
+            float a = x0[2 * o0], b = x1[2 * o0], c = x0[2 * o0 + 1], d = x1[2 * o0 + 1];
+            float u = (b > a || b != b) ? b : a, v = (d > c || d != d) ? d : c;
+            if (a != a) u = a;
+            if (c != c) v = c;
+            out[oh * OW + o0] = (v > u || v != v) ? v : u;
+        }
+    }
+}
+
 /* The tile table: index, kind, (NV, OWB, KW, SW). General tiles: two vectors of channels x
  * 6, 5 or 4 pixels (12, 10, 8 accumulators), one vector x 8 or 7; diagonal tiles at stride
  * 1, one vector of channels, x 8 or 7 pixels for 3-wide kernels, x 10, 8 or 7 for 5-wide
@@ -198,8 +366,14 @@ static const int fc_avx2_tiles[][4] = {FC_AVX2_TILES(FC_AVX2_ROW)};
     case I: fc_conv_avx2_f##I(FC_CONV_ARGS); break;
 #define FC_AVX2_CASE_D(I, KIND, NV, OWB, KW, SW)                                               \
     case I: fc_conv_avx2_d##I(FC_CONV_ARGS); break;
+/* The pixel tile's index: after the table's. */
+#define FC_AVX2_PIXEL_TILE FC_AVX2_N_TILES
 static void fc_conv_avx2_f(int tile, FC_CONV_PARAMS(float))
 {
+    if (tile == FC_AVX2_PIXEL_TILE) {
+        fc_conv_avx2_pixels_f(FC_CONV_ARGS);
+        return;
+    }
     switch (tile) { FC_AVX2_TILES(FC_AVX2_CASE_F) default: break; }
 }
 static void fc_conv_avx2_d(int tile, FC_CONV_PARAMS(double))
@@ -209,7 +383,11 @@ static void fc_conv_avx2_d(int tile, FC_CONV_PARAMS(double))
 
 #else /* no x86 target attributes: forward_tile never picks an AVX2 tile */
 #define FC_AVX2_N_TILES 1
+#define FC_AVX2_PIXEL_TILE 1
 static const int fc_avx2_tiles[1][4] = {{1, 1, 0, 0}};
+static void fc_conv_avx2_pixels_run(FC_CONV_PARAMS(float), int relu, int pool) {}
+static void fc_max_pool_2x2_avx2_f(const float* x, ptrdiff_t W, float* out, ptrdiff_t OH,
+                                   ptrdiff_t OW) {}
 static void fc_conv_avx2_f(int tile, FC_CONV_PARAMS(float)) {}
 static void fc_conv_avx2_d(int tile, FC_CONV_PARAMS(double)) {}
 #endif

@@ -29,6 +29,7 @@ cdef extern from "_conv_avx512.h":
     int fc_have_avx2() noexcept nogil
     int FC_AVX2_TILE_BASE
     int FC_AVX2_N_TILES
+    int FC_AVX2_PIXEL_TILE
     const int fc_avx2_tiles[][4]
     int FC_AVX512_N_TILES
     int FC_AVX512_PIXEL_TILE
@@ -125,6 +126,9 @@ def avx2_tiles():
 
 #: The first AVX2 tile index (see :func:`avx2_tiles`).
 AVX2_TILE_BASE = FC_AVX2_TILE_BASE
+#: The AVX2 pixel tile's index (float32, up to 8 channels x 8 pixels of a row, stride 1):
+#: forward_tile returns it with cb 8, owb 8.
+AVX2_PIXEL_TILE = FC_AVX2_TILE_BASE + FC_AVX2_PIXEL_TILE
 
 
 def pixel_tiles_fit(bint is_double, Py_ssize_t cout_per_group, Py_ssize_t sw):

@@ -98,6 +98,18 @@ cdef extern from "_plan.h":
                                     Py_ssize_t dw, Py_ssize_t ocs, Py_ssize_t ors, Py_ssize_t ops,
                                     int relu) noexcept nogil
     int FC_AVX512_PIXEL_TILE
+    int FC_AVX2_TILE_BASE
+    int FC_AVX2_PIXEL_TILE
+    # _conv_avx2.h: the AVX2 pixel tile with its epilogue (ReLU; 2x2 max pooling when
+    # pool), and 2x2 / stride 2 max pooling without indices
+    void fc_conv_avx2_pixels_run(const float* xpad, Py_ssize_t C, Py_ssize_t Hp, Py_ssize_t Wp,
+                                 const float* wpack, const float* bias, Py_ssize_t cout,
+                                 float* out, Py_ssize_t OH, Py_ssize_t OW, Py_ssize_t kh,
+                                 Py_ssize_t kw, Py_ssize_t sh, Py_ssize_t sw, Py_ssize_t dh,
+                                 Py_ssize_t dw, Py_ssize_t ocs, Py_ssize_t ors, Py_ssize_t ops,
+                                 int relu, int pool) noexcept nogil
+    void fc_max_pool_2x2_avx2_f(const float* x, Py_ssize_t W, float* out, Py_ssize_t OH,
+                                Py_ssize_t OW) noexcept nogil
     void fc_plan_epilogue_f(float* o, const float* r, Py_ssize_t n, int relu) noexcept nogil
     void fc_plan_epilogue_d(double* o, const double* r, Py_ssize_t n, int relu) noexcept nogil
     void fc_plan_add_f(const float* a, const float* b, float* out, Py_ssize_t n, int relu) noexcept nogil
@@ -224,12 +236,25 @@ cdef inline void conv_task(const Py_ssize_t* p, const Py_ssize_t* slots, Py_ssiz
     cdef int relu = <int>p[C_RELU]
     if floating is float:
         if q[CV_POOL]:  # the pixel tile + ReLU + 2x2 max pooling: out is the pooled planes
-            fc_plan_conv_pixels_pool_f(xp + r0 * sh * wp, cig, hp, wp, w, b, cog,
-                                       (<float*>slots[p[C_OUT]]) + (n * cout + g * cog) * (plane // 4)
-                                       + (r0 // 2) * (OW // 2), r1 - r0, OW, kh, q[CV_KW], sh,
-                                       q[CV_SW], dh, q[CV_DW], plane // 4, OW // 2, 1, relu)
+            if q[CV_TILE] == FC_AVX512_PIXEL_TILE:
+                fc_plan_conv_pixels_pool_f(xp + r0 * sh * wp, cig, hp, wp, w, b, cog,
+                                           (<float*>slots[p[C_OUT]]) + (n * cout + g * cog) * (plane // 4)
+                                           + (r0 // 2) * (OW // 2), r1 - r0, OW, kh, q[CV_KW], sh,
+                                           q[CV_SW], dh, q[CV_DW], plane // 4, OW // 2, 1, relu)
+            else:  # the AVX2 pixel tile
+                fc_conv_avx2_pixels_run(xp + r0 * sh * wp, cig, hp, wp, w, b, cog,
+                                        (<float*>slots[p[C_OUT]]) + (n * cout + g * cog) * (plane // 4)
+                                        + (r0 // 2) * (OW // 2), r1 - r0, OW, kh, q[CV_KW], sh,
+                                        q[CV_SW], dh, q[CV_DW], plane // 4, OW // 2, 1, relu, 1)
             return
-        if q[CV_TILE] == FC_AVX512_PIXEL_TILE:
+        if q[CV_TILE] == FC_AVX2_TILE_BASE + FC_AVX2_PIXEL_TILE:
+            # the AVX2 pixel tile with the ReLU in registers (a residual needs the add first)
+            fc_conv_avx2_pixels_run(xp + r0 * sh * wp, cig, hp, wp, w, b, cog, out + r0 * OW,
+                                    r1 - r0, OW, kh, q[CV_KW], sh, q[CV_SW], dh, q[CV_DW],
+                                    plane, OW, 1, relu and p[C_RES] < 0, 0)
+            if p[C_RES] < 0:
+                return
+        elif q[CV_TILE] == FC_AVX512_PIXEL_TILE:
             # the pixel tile with the ReLU in registers (a residual needs the add first)
             fc_plan_conv_pixels_f(xp + r0 * sh * wp, cig, hp, wp, w, b, cog, out + r0 * OW,
                                   r1 - r0, OW, kh, q[CV_KW], sh, q[CV_SW], dh, q[CV_DW],
@@ -389,8 +414,12 @@ cdef inline void pool_task(const Py_ssize_t* p, const Py_ssize_t* slots, Py_ssiz
     cdef int kind = <int>p[C_KIND]
     if kind == K_MAXPOOL:
         if floating is float:
-            if q[PL_CIP]:  # (set by the planner: 2x2 / stride 2, whole windows, AVX-512)
+            # (set by the planner: 2x2 / stride 2, whole windows; 1 AVX-512, 2 AVX2)
+            if q[PL_CIP] == 1:
                 fc_plan_max_pool_2x2_f(x + t * H * W, W, out + t * OH * OW, OH, OW)
+                return
+            if q[PL_CIP] == 2:
+                fc_max_pool_2x2_avx2_f(x + t * H * W, W, out + t * OH * OW, OH, OW)
                 return
             fc_max_pool_plane_f(x + t * H * W, H, W, out + t * OH * OW, idx + tid * OH * OW,
                                 OH, OW, kh, kw, sh, sw, ph, pw)

@@ -254,6 +254,9 @@ class _Plan:
         is_double = dt == np.float64
         cig, cog = g.C_in // g.groups, g.C_out // g.groups
         tile, cb, owb = _direct.forward_tile(is_double, cog, g.OW, g.kw, g.sw, g.dw)
+        if getattr(op, "pooled", False) and tile != _direct.PIXEL_TILE:
+            # pooling fused on a CPU with AVX2 only: the AVX2 pixel tile (_lowering)
+            tile, cb, owb = _direct.AVX2_PIXEL_TILE, 8, 8
         hp = (g.OH - 1) * g.sh + (g.kh - 1) * g.dh + 1
         wp = (-(-g.OW // owb) * owb - 1) * g.sw + (g.kw - 1) * g.dw + 1
         w5 = np.ascontiguousarray(op.weight.astype(dt)).reshape(g.groups, cog, cig, g.kh, g.kw)
@@ -360,9 +363,11 @@ class _Plan:
         g = op.geometry
         nc = self._pool_fields(op, row, max(1, self.n_threads) * g.OH * g.OW)
         # the "cip" column of max pooling: the 2x2 / stride 2 AVX-512 kernel without indices
-        fast = (self.dtype == np.float32 and _direct.use_avx512() and g.kernel_args == (2, 2, 2, 2, 0, 0)
+        # (1: AVX-512, 2: AVX2)
+        isa = 1 if _direct.use_avx512() else 2 if _direct.use_avx2() else 0
+        fast = (self.dtype == np.float32 and isa and g.kernel_args == (2, 2, 2, 2, 0, 0)
                 and 2 * g.OH <= g.H and 2 * g.OW <= g.W)
-        self._set(row, "pool", cip=fast)
+        self._set(row, "pool", cip=isa if fast else 0)
         return self._serial_parallel((1, nc, {}), (self.n_threads, nc, {}))
 
     def _table_avgpool(self, op, row):
