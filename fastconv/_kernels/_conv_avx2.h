@@ -210,6 +210,18 @@ FC_TARGET_AVX2 static inline __m256 fc_nanmax8(__m256 a, __m256 b)
     return _mm256_blendv_ps(_mm256_max_ps(a, b), a, _mm256_cmp_ps(a, a, _CMP_UNORD_Q));
 }
 
+/* The max of each pair of neighbouring pixels of lo:hi (16 pixels -> 8, in order; NaN
+ * propagated): the horizontal half of 2x2 pooling. shuffle_ps works within 128-bit
+ * halves; permute4x64 puts the halves back in sequence. */
+FC_TARGET_AVX2 static inline __m256 fc_pair_max8(__m256 lo, __m256 hi)
+{
+    const __m256 ev = _mm256_castpd_ps(_mm256_permute4x64_pd(
+        _mm256_castps_pd(_mm256_shuffle_ps(lo, hi, _MM_SHUFFLE(2, 0, 2, 0))), 0xD8));
+    const __m256 od = _mm256_castpd_ps(_mm256_permute4x64_pd(
+        _mm256_castps_pd(_mm256_shuffle_ps(lo, hi, _MM_SHUFFLE(3, 1, 3, 1))), 0xD8));
+    return fc_nanmax8(ev, od);
+}
+
 /* ReLU keeping NaN (0 where v <= 0). */
 FC_TARGET_AVX2 static inline __m256 fc_relu8(__m256 v)
 {
@@ -275,13 +287,7 @@ FC_TARGET_AVX2 static void fc_conv_avx2_pixels_run(FC_CONV_PARAMS(float), int re
                 for (ptrdiff_t l = 0; l < nco; ++l) {
                     const __m256 lo = fc_nanmax8(_mm256_load_ps(acc[0][l]), _mm256_load_ps(acc[2][l]));
                     const __m256 hi = second ? fc_nanmax8(_mm256_load_ps(acc[1][l]), _mm256_load_ps(acc[3][l])) : lo;
-                    /* even and odd pixels of lo:hi, in order (shuffle works within 128-bit
-                     * halves; permute4x64 puts the halves back in sequence) */
-                    const __m256 ev = _mm256_castpd_ps(_mm256_permute4x64_pd(
-                        _mm256_castps_pd(_mm256_shuffle_ps(lo, hi, _MM_SHUFFLE(2, 0, 2, 0))), 0xD8));
-                    const __m256 od = _mm256_castpd_ps(_mm256_permute4x64_pd(
-                        _mm256_castps_pd(_mm256_shuffle_ps(lo, hi, _MM_SHUFFLE(3, 1, 3, 1))), 0xD8));
-                    __m256 v = fc_nanmax8(ev, od);
+                    __m256 v = fc_pair_max8(lo, hi);
                     if (relu) v = fc_relu8(v);
                     if (n_out == LANES)
                         _mm256_storeu_ps(o + l * ocs, v);
@@ -310,11 +316,7 @@ FC_TARGET_AVX2 __attribute__((unused)) static void fc_max_pool_2x2_avx2_f(const 
         for (; o0 + 8 <= OW; o0 += 8) {
             const __m256 lo = fc_nanmax8(_mm256_loadu_ps(x0 + 2 * o0), _mm256_loadu_ps(x1 + 2 * o0));
             const __m256 hi = fc_nanmax8(_mm256_loadu_ps(x0 + 2 * o0 + 8), _mm256_loadu_ps(x1 + 2 * o0 + 8));
-            const __m256 ev = _mm256_castpd_ps(_mm256_permute4x64_pd(
-                _mm256_castps_pd(_mm256_shuffle_ps(lo, hi, _MM_SHUFFLE(2, 0, 2, 0))), 0xD8));
-            const __m256 od = _mm256_castpd_ps(_mm256_permute4x64_pd(
-                _mm256_castps_pd(_mm256_shuffle_ps(lo, hi, _MM_SHUFFLE(3, 1, 3, 1))), 0xD8));
-            _mm256_storeu_ps(out + oh * OW + o0, fc_nanmax8(ev, od));
+            _mm256_storeu_ps(out + oh * OW + o0, fc_pair_max8(lo, hi));
         }
         for (; o0 < OW; ++o0) { /* the same order of comparisons as the vectors */
             float a = x0[2 * o0], b = x1[2 * o0], c = x0[2 * o0 + 1], d = x1[2 * o0 + 1];
