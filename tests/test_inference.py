@@ -567,3 +567,40 @@ def test_avx2_pixel_pool_and_max_pool(C_out, W):
     finally:
         _direct.use_avx512(previous[0])
         _direct.use_avx2(previous[1])
+
+
+@pytest.mark.parametrize("K", [3, 8, 21, 400])
+@pytest.mark.parametrize("M", [1, 5, 13])
+def test_avx2_linear_blocks(M, K):
+    """On the AVX2 kernels the fully connected layers run as blocks of rows of x against
+    columns of W (one row by 8 at batch 1, 2 x 6 at batch 2, 4 x 3 above), rows and
+    columns past the ends repeated but not written, the K % 8 tail summed after the lanes:
+    against the float64 formula, with ReLU fused, and each row the same whatever batch it
+    is computed in (every block sums in the one-row kernel's order)."""
+    from fastconv._kernels import _direct
+
+    if not _direct.AVX2_AVAILABLE:
+        pytest.skip("no AVX2 + FMA on this CPU or build")
+    lin = nn.Linear(K, M, rng=0)
+    model = nn.Sequential(lin, nn.ReLU())
+    model.eval()
+    rng = np.random.default_rng(K * 31 + M)
+    x = rng.standard_normal((9, K)).astype(np.float32)
+    ref = np.maximum(x.astype(np.float64) @ lin.weight.data.T.astype(np.float64)
+                     + lin.bias.data.astype(np.float64), 0)
+    previous = _direct.use_avx512(False), _direct.use_avx2(True)
+    try:
+        rows = {}
+        for n in (1, 2, 3, 4, 5, 9):
+            plan = inference._Plan(copy.deepcopy(model), (n, K), np.dtype(np.float32), 1,
+                                   measure=False)
+            from fastconv.inference._planning import _FIELD_COLS
+            assert plan.steps[0, _FIELD_COLS["linear"]["avx"]] == 2 and not plan.blas
+            out = plan.run(np.ascontiguousarray(x[:n])).copy()
+            np.testing.assert_allclose(out, ref[:n], rtol=1e-5, atol=1e-5 * np.sqrt(K))
+            rows[n] = out
+        for n, out in rows.items():
+            np.testing.assert_array_equal(out, rows[9][:n])
+    finally:
+        _direct.use_avx512(previous[0])
+        _direct.use_avx2(previous[1])

@@ -84,6 +84,12 @@ cdef extern from "_plan.h":
     void fc_plan_dot_row_avx2_f(Py_ssize_t N, Py_ssize_t K, const float* a, const float* b,
                                 Py_ssize_t ldb, const float* bias, float* c,
                                 Py_ssize_t j0) noexcept nogil
+    void fc_plan_dot_block2x6_avx2_f(Py_ssize_t N, Py_ssize_t M, Py_ssize_t K, const float* x,
+                                     const float* w, const float* bias, float* out,
+                                     Py_ssize_t i0, Py_ssize_t j0) noexcept nogil
+    void fc_plan_dot_block4x3_avx2_f(Py_ssize_t N, Py_ssize_t M, Py_ssize_t K, const float* x,
+                                     const float* w, const float* bias, float* out,
+                                     Py_ssize_t i0, Py_ssize_t j0) noexcept nogil
     void fc_plan_conv_pixels_f(const float* xpad, Py_ssize_t C, Py_ssize_t Hp, Py_ssize_t Wp,
                                const float* wpack, const float* bias, Py_ssize_t cout, float* out,
                                Py_ssize_t OH, Py_ssize_t OW, Py_ssize_t kh, Py_ssize_t kw,
@@ -357,6 +363,17 @@ cdef inline void winograd_task(const Py_ssize_t* p, const Py_ssize_t* slots, Py_
             fc_plan_epilogue_d(out + n0 * Co * plane, res, nc * Co * plane, <int>p[C_RELU])
 
 
+def linear_blocks(Py_ssize_t n, Py_ssize_t m, int avx):
+    """The (rows, columns) of x @ W^T that one task of a fully connected layer computes
+    with the vector kernels (``avx`` 1: AVX-512, 2: AVX2), x (n, k), W (m, k): what
+    linear_task decodes a task index into."""
+    if n == 1:
+        return 1, 8
+    if avx == 2:
+        return (2, 6) if n == 2 else (4, 3)
+    return 4, 4
+
+
 cdef inline void linear_task(const Py_ssize_t* p, const Py_ssize_t* slots, Py_ssize_t t,
                              floating* tag) noexcept nogil:
     """Task t of a fully connected layer out (N, M) = x (N, K) @ W^T + b, then ReLU."""
@@ -368,7 +385,7 @@ cdef inline void linear_task(const Py_ssize_t* p, const Py_ssize_t* slots, Py_ss
     cdef const floating* b = <const floating*>q[LN_B]
     cdef floating v
     if floating is float:
-        if q[LN_AVX]:  # 1: the AVX-512 kernels; 2: AVX2 (batch 1 only)
+        if q[LN_AVX]:  # 1: the AVX-512 kernels; 2: AVX2 (task blocks: linear_blocks)
             if N == 1:  # one row: blocks of 8 columns
                 j0 = t * 8
                 if q[LN_AVX] == 2:
@@ -376,6 +393,16 @@ cdef inline void linear_task(const Py_ssize_t* p, const Py_ssize_t* slots, Py_ss
                 else:
                     fc_plan_dot_row_f(M, K, x, w, K, b, out, j0)
                 i0, i1, j = 0, 1, min(M, j0 + 8)
+            elif q[LN_AVX] == 2 and N == 2:
+                n_jb = (M + 5) // 6
+                i0, j0 = (t // n_jb) * 2, (t % n_jb) * 6
+                fc_plan_dot_block2x6_avx2_f(N, M, K, x, w, b, out, i0, j0)
+                i1, j = min(N, i0 + 2), min(M, j0 + 6)
+            elif q[LN_AVX] == 2:
+                n_jb = (M + 2) // 3
+                i0, j0 = (t // n_jb) * 4, (t % n_jb) * 3
+                fc_plan_dot_block4x3_avx2_f(N, M, K, x, w, b, out, i0, j0)
+                i1, j = min(N, i0 + 4), min(M, j0 + 3)
             else:
                 n_jb = (M + 3) // 4
                 i0 = (t // n_jb) * 4

@@ -338,12 +338,13 @@ class _Plan:
         k = op.inputs[0].shape[1]
         w = np.ascontiguousarray(op.weight.astype(dt))
         bias = np.ascontiguousarray(op.bias.astype(dt))
-        # 1: the AVX-512 kernels; 2: the AVX2 one-row kernel (batch 1; BLAS above)
-        avx = (1 if _direct.use_avx512() else 2 if n == 1 and _direct.use_avx2() else 0
+        # 1: the AVX-512 kernels; 2: the AVX2 ones (float32; BLAS otherwise)
+        avx = (1 if _direct.use_avx512() else 2 if _direct.use_avx2() else 0
                ) if dt == np.float32 else 0
         self._set(row, "linear", w=self._buffer(w), b=self._buffer(bias), n=n, k=k, m=m, avx=avx)
         if avx:
-            tasks = -(-m // 8) if n == 1 else -(-n // 4) * -(-m // 4)
+            rows, cols = _plan.linear_blocks(n, m, avx)
+            tasks = -(-n // rows) * -(-m // cols)
             return self._serial_parallel((1, tasks, dict(rows=n)), (self.n_threads, tasks, dict(rows=n)))
         self.blas = True
         rows = -(-n // max(1, self.n_threads))
