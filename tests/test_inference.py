@@ -401,7 +401,7 @@ def test_chunked_plan_matches_layer_plan(name, chunk, n_threads):
 
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("algorithm", ["winograd", "winograd_axpy", "im2col"])
-@pytest.mark.parametrize("name", ["resnet8", "bn_after_conv", "residual_identity"])
+@pytest.mark.parametrize("name", ["resnet8", "bn_after_conv", "residual_identity", "residual_conv_body"])
 def test_other_conv_algorithms(name, algorithm, dtype):
     """The convolutions the planner may move to Winograd (a kernel step, epilogue fused) or
     im2col (a Python step, then an epilogue step) give the eval-mode results, in the layer
@@ -415,7 +415,8 @@ def test_other_conv_algorithms(name, algorithm, dtype):
     snapshot = copy.deepcopy(model).eval()
     dt = np.dtype(dtype)
     plan = inference._Plan(snapshot, shape, dt, 2, measure=False, force_algorithm=algorithm)
-    if algorithm != "im2col" or name != "residual_identity":  # (no 1x1 convolution there)
+    if algorithm != "im2col" or name not in ("residual_identity", "residual_conv_body"):
+        # (no 1x1 convolution in those two)
         assert algorithm.split("_")[0] in plan.describe()
     ref = _reference(model, x)
     np.testing.assert_allclose(plan.run(x), ref, **tol(dtype))
@@ -504,9 +505,10 @@ def test_conv_relu_maxpool_fused(batch):
 @pytest.mark.parametrize("avx2", [True, False], ids=["avx2", "portable"])
 def test_portable_kernels(name, batch, avx2):
     """With the AVX-512 kernels switched off (``_direct.use_avx512(False)``: what CPUs
-    without them get) plans use the AVX2 tiles (where the CPU has them; at batch 1 the AVX2
-    one-row kernel for the fully connected layers) or the portable ones, BLAS for the
-    fully connected layers and the portable Winograd transforms, with the same results."""
+    without them get) plans use the AVX2 kernels where the CPU has them (tiles, the fully
+    connected layers' row blocks, Winograd's products by the blocks of _gemm_avx2.h) or
+    else the portable tiles and BLAS, and the portable Winograd transforms, with the same
+    results."""
     from fastconv._kernels import _direct
 
     if avx2 and not _direct.AVX2_AVAILABLE:
@@ -521,7 +523,7 @@ def test_portable_kernels(name, batch, avx2):
     previous = _direct.use_avx512(False), _direct.use_avx2(avx2)
     try:
         snapshot = copy.deepcopy(model).eval()
-        for force in (None, "winograd"):
+        for force in (None, "winograd", "winograd_axpy"):  # (axpy: the AVX2 product blocks)
             plan = inference._Plan(snapshot, shape, np.dtype(np.float32), 2, measure=False,
                                    force_algorithm=force)
             d = plan.describe()

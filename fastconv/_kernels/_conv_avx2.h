@@ -29,6 +29,7 @@
 #include <stddef.h>
 #include "_conv_blocked.h"
 #include "_multiversion.h"
+#include "_avx2_lanes.h"
 
 #define FC_AVX2_TILE_BASE 64
 
@@ -55,41 +56,6 @@ FC_TARGET_AVX2 static inline void fc_transpose8_ps(__m256 r[8])
         r[j] = _mm256_permute2f128_ps(u[j], u[4 + j], 0x20);
         r[4 + j] = _mm256_permute2f128_ps(u[j], u[4 + j], 0x31);
     }
-}
-
-/* The first n (< 8 partial, >= 8 whole) lanes of v stored to p, nothing past them
- * written; and the first n floats at p loaded (nothing past them read), the other lanes
- * 0. Plain 128/64/32-bit moves: AMD Zen 1/2 microcode vmaskmovps (about 12 cycles a masked
- * store, 10 a masked load, against 1-2 here, measured on a Zen 1). */
-FC_TARGET_AVX2 static inline void fc_storeu_first8(float* p, __m256 v, ptrdiff_t n)
-{
-    if (n >= 8) {
-        _mm256_storeu_ps(p, v);
-        return;
-    }
-    __m128 h = _mm256_castps256_ps128(v);
-    if (n & 4) {
-        _mm_storeu_ps(p, h);
-        h = _mm256_extractf128_ps(v, 1);
-        p += 4;
-    }
-    if (n & 2) {
-        _mm_storel_pi((__m64*)p, h);
-        h = _mm_movehl_ps(h, h);
-        p += 2;
-    }
-    if (n & 1) _mm_store_ss(p, h);
-}
-
-FC_TARGET_AVX2 static inline __m256 fc_loadu_first8(const float* p, ptrdiff_t n)
-{
-    if (n >= 8) return _mm256_loadu_ps(p);
-    if (n <= 0) return _mm256_setzero_ps();
-    const float* q = n >= 4 ? p + 4 : p;
-    __m128 t = _mm_setzero_ps();
-    if (n & 2) t = _mm_castpd_ps(_mm_load_sd((const double*)q));
-    if (n & 1) t = (n & 2) ? _mm_movelh_ps(t, _mm_load_ss(q + 2)) : _mm_load_ss(q);
-    return n >= 4 ? _mm256_set_m128(t, _mm_loadu_ps(p)) : _mm256_set_m128(_mm_setzero_ps(), t);
 }
 
 /* tmp[q][c] (owb pixels x nv*8 channels) -> o[c*ocs + q*ops], c < nco, q < nq. At pixel

@@ -493,6 +493,7 @@ from ._winograd cimport (
     fc_wino_input_f, fc_wino_input_d, fc_wino_output_f, fc_wino_output_d, fc_wino_scatter_f,
     fc_wino_input_avx512_f, fc_wino_scatter_avx512_f, fc_wino_gather_f, fc_wino_gather_d,
     fc_wino_gy_f, fc_wino_gy_d, fc_wino_scatter_d)
+from ._gemm_avx2 cimport fc_sgemm_axpy_block_avx2
 
 
 def winograd_scratch_len(Py_ssize_t C, Py_ssize_t C_out, Py_ssize_t OH, Py_ssize_t OW,
@@ -530,6 +531,10 @@ def conv2d_winograd_forward(const floating[:, :, :, ::1] x, const floating[:, :,
     # padded row fits two vectors, and the scatter is vectorised while a row fits one
     cdef bint avx_in = _use_avx512 and floating is float and tw <= 15
     cdef bint avx_out = _use_avx512 and floating is float and tw <= 8
+    # float32 on AVX2 CPUs: the 16 small products by _gemm_avx2.h's blocks (a BLAS call's
+    # packing and dispatch cost about as much as these products' FLOPs)
+    cdef bint avx2_products = _use_avx2 and not _use_avx512 and floating is float
+    cdef Py_ssize_t bi, bj
     with nogil, parallel(num_threads=n_threads):
         xp = &scratch[threadid(), 0]
         e = xp + C * hp * wp
@@ -552,6 +557,14 @@ def conv2d_winograd_forward(const floating[:, :, :, ::1] x, const floating[:, :,
                 else:
                     fc_wino_input_d(xp, C, hp, wp, th, tw, V, nt, C * nt, i * ti, e)
             for xi in range(16):
+                if floating is float:
+                    if avx2_products:
+                        for bi in range(0, Co, 6):
+                            for bj in range(0, nt, 16):
+                                fc_sgemm_axpy_block_avx2(Co, nt, C, &u[xi, 0, 0], C, 1,
+                                                         V + xi * C * nt, nt, M + xi * Co * nt,
+                                                         nt, bi, bj)
+                        continue
                 gemm_rm(78, 78, <int>Co, <int>nt, <int>C, <floating>1, &u[xi, 0, 0], <int>C,
                         V + xi * C * nt, <int>nt, <floating>0, M + xi * Co * nt, <int>nt)
             for co in range(Co):

@@ -30,6 +30,7 @@ from cpython.buffer cimport (PyObject_GetBuffer, PyBuffer_Release, PyBUF_ANY_CON
                             PyBUF_WRITABLE)
 
 from ._common cimport gemm_rm
+from ._gemm_avx2 cimport fc_sgemm_axpy_block_avx2
 
 cdef extern from "_conv_avx512.h":
     void fc_conv_tile_f(int tile, Py_ssize_t cb, const float* xpad, Py_ssize_t C,
@@ -329,6 +330,12 @@ cdef inline void winograd_task(const Py_ssize_t* p, const Py_ssize_t* slots, Py_
     cdef Py_ssize_t bi, bj
     for xi in range(16):
         if floating is float:
+            if q[WG_AXPY] == 2:  # the same by the AVX2 blocks of _gemm_avx2.h
+                for bi in range(0, Co, 6):
+                    for bj in range(0, nt, 16):
+                        fc_sgemm_axpy_block_avx2(Co, nt, C, u + xi * Co * C, C, 1,
+                                                 V + xi * C * nt, nt, M + xi * Co * nt, nt, bi, bj)
+                continue
             if q[WG_AXPY]:
                 # the 16 small products (C_out x tiles x C_in) by the AVX-512 axpy blocks of
                 # _gemm_avx512.h: no BLAS call, packing or threading overhead per product

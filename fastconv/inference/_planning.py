@@ -25,6 +25,16 @@ _FIELD_COLS = {group: {name: _plan.ARG0 + i for i, name in enumerate(names)}
                for group, names in _plan.FIELDS.items()}
 
 
+#: What computes a Winograd step's 16 products, by its "axpy" column.
+_WINOGRAD_PRODUCTS = {0: "(BLAS products)", 1: "(AVX-512 products)", 2: "(AVX2 products)"}
+
+
+def _winograd_blocks():
+    """Which vector blocks can do a float32 Winograd step's 16 products here: 1 the AVX-512
+    ones, 2 the AVX2 ones, 0 none (BLAS)."""
+    return 1 if _direct.use_avx512() else 2 if _direct.use_avx2() else 0
+
+
 # -- from ops to the executor's tables -----------------------------------------------------
 class _Plan:
     """The executable plan for one input shape and thread count."""
@@ -49,13 +59,13 @@ class _Plan:
         for op in self.ops:
             if op.kind == "conv":
                 # force_algorithm (tests): every convolution that has it uses it
-                # ("winograd_axpy": Winograd with its products by the AVX-512 blocks)
+                # ("winograd_axpy": Winograd with its products by the AVX-512 or AVX2 blocks)
                 forced = "winograd" if force_algorithm == "winograd_axpy" else force_algorithm
                 op.algorithm = ("direct" if forced not in self._conv_alternatives(op) else forced)
                 # (only where the AVX-512 blocks exist: a portable build or another CPU has
                 # empty stand-ins, so it falls back to BLAS's products, as measuring does)
-                op.winograd_axpy = (force_algorithm == "winograd_axpy" and dtype == np.float32
-                                    and _direct.use_avx512())
+                op.winograd_axpy = (_winograd_blocks() if force_algorithm == "winograd_axpy"
+                                    and dtype == np.float32 else 0)
         self._allocate(out)
         self._tables()
         self.executor = _plan.Executor(self.steps, self.slots, self.py_steps)
@@ -91,10 +101,10 @@ class _Plan:
                 reps = int(min(15, max(3, 2e6 // max(first, 1.0))))
                 times: dict = {"direct": []}
                 if alternatives == ("winograd",):
-                    # Winograd with its 16 products by BLAS, and (float32, AVX-512) by the
-                    # AVX-512 blocks of _gemm_avx512.h (no per-call overhead; wasteful when
-                    # a product has few tiles)
-                    variants = [False] + ([True] if self.dtype == np.float32 and _direct.use_avx512() else [])
+                    # Winograd with its 16 products by BLAS (0), and at float32 by the
+                    # blocks of _gemm_avx512.h (1) or _gemm_avx2.h (2) (no per-call
+                    # overhead; wasteful when a product has few tiles)
+                    variants = [0] + [b for b in [_winograd_blocks()] if b and self.dtype == np.float32]
                     rows_w = {}
                     op.algorithm = "winograd"
                     for axpy in variants:
@@ -243,7 +253,7 @@ class _Plan:
                   scratch=self._buffer(scratch), slen=slen, n=g.N, c=g.C_in, h=g.H, w=g.W,
                   cout=g.C_out, oh=g.OH, ow=g.OW, pt=g.pad_top, pl=g.pad_left, chunk=chunk,
                   avx=dt == np.float32 and _direct.use_avx512(),
-                  axpy=getattr(op, "winograd_axpy", False))
+                  axpy=int(getattr(op, "winograd_axpy", 0)))
         n_chunks = -(-g.N // chunk)
         return self._serial_parallel((1, n_chunks, {}), (self.n_threads, n_chunks, {}))
 
@@ -478,6 +488,8 @@ class _Plan:
                 extra.append("+relu")
             if op.kind == "conv":
                 extra.append(f"tile {op.tile[0]}" if op.algorithm == "direct" else op.algorithm)
+                if op.algorithm == "winograd":
+                    extra.append(_WINOGRAD_PRODUCTS[int(getattr(op, "winograd_axpy", 0))])
             if op.kind == "conv" and op.residual is not None and op.algorithm == "im2col":
                 pass
             t = getattr(op, "time_ns", None)

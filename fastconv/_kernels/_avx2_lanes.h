@@ -1,0 +1,44 @@
+/* Partial AVX2 vectors for loop tails: the first n of 8 float lanes loaded or stored with
+ * plain 128/64/32-bit moves, nothing past them read or written. (AVX2's vmaskmovps does the
+ * same, but AMD Zen 1/2 microcode it: about 12 cycles a masked store and 10 a masked load,
+ * against 1-2 here, measured on a Zen 1.) Shared by _conv_avx2.h and _gemm_avx2.h. */
+#ifndef FASTCONV_AVX2_LANES_H
+#define FASTCONV_AVX2_LANES_H
+#include <stddef.h>
+#include "_multiversion.h"
+
+#if FC_HAVE_AVX512 /* x86-64 with target attributes */
+/* The first n lanes of v (all 8 when n >= 8) stored to p. */
+FC_TARGET_AVX2 static inline void fc_storeu_first8(float* p, __m256 v, ptrdiff_t n)
+{
+    if (n >= 8) {
+        _mm256_storeu_ps(p, v);
+        return;
+    }
+    __m128 h = _mm256_castps256_ps128(v);
+    if (n & 4) {
+        _mm_storeu_ps(p, h);
+        h = _mm256_extractf128_ps(v, 1);
+        p += 4;
+    }
+    if (n & 2) {
+        _mm_storel_pi((__m64*)p, h);
+        h = _mm_movehl_ps(h, h);
+        p += 2;
+    }
+    if (n & 1) _mm_store_ss(p, h);
+}
+
+/* The first n floats at p (all 8 when n >= 8, none when n <= 0); the other lanes 0. */
+FC_TARGET_AVX2 static inline __m256 fc_loadu_first8(const float* p, ptrdiff_t n)
+{
+    if (n >= 8) return _mm256_loadu_ps(p);
+    if (n <= 0) return _mm256_setzero_ps();
+    const float* q = n >= 4 ? p + 4 : p;
+    __m128 t = _mm_setzero_ps();
+    if (n & 2) t = _mm_castpd_ps(_mm_load_sd((const double*)q));
+    if (n & 1) t = (n & 2) ? _mm_movelh_ps(t, _mm_load_ss(q + 2)) : _mm_load_ss(q);
+    return n >= 4 ? _mm256_set_m128(t, _mm_loadu_ps(p)) : _mm256_set_m128(_mm_setzero_ps(), t);
+}
+#endif
+#endif
