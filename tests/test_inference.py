@@ -533,6 +533,8 @@ def test_portable_kernels(name, batch, avx2):
             assert ("+maxpool" in d) == (avx2 and name == "lenet5"), d
             assert ("tile 6" in plan.describe() or "tile 7" in plan.describe()) == (
                 avx2 and "conv" in plan.describe())  # AVX2 tiles from index 64
+            if avx2:  # BLAS (and its per-call thread pin) only for Winograd's BLAS products
+                assert plan.blas == ("(BLAS products)" in d), d
             np.testing.assert_allclose(plan.run(x), ref, **tol(np.float32))
         np.testing.assert_allclose(inference.compile(model, shape)(x), ref, **tol(np.float32))
     finally:

@@ -86,6 +86,7 @@ class _Plan:
         self.run(x)
         self.holder[0] = x
         rebuild = False
+        blas = self.blas  # (the trial rows below set it whatever is kept)
         with blas_single_thread():
             for i, op in enumerate(self.step_ops):
                 alternatives = self._conv_alternatives(op) if op.kind == "conv" else ()
@@ -148,6 +149,9 @@ class _Plan:
                     op.algorithm = "im2col"
                     rebuild = True
         self.holder[0] = None
+        # the steps kept: the table's, and a Winograd step with its products by BLAS
+        self.blas = blas or any(op.kind == "conv" and op.algorithm == "winograd"
+                                and not op.winograd_axpy for op in self.step_ops)
         return rebuild
 
     # buffers: one per value that owns one; slot 0 is the input
@@ -179,6 +183,9 @@ class _Plan:
         return lambda: a
 
     def _tables(self):
+        # (whether run() must pin BLAS to one thread: set by the steps that call it; the
+        # pin costs ~15 us a call, a fifth of a batch-1 LeNet-5)
+        self.blas = False
         self.keep = []
         rows: list = []
         self.py_steps: list = []
@@ -242,7 +249,9 @@ class _Plan:
         the transforms of _winograd.h, 16 GEMMs per chunk of images, the epilogue fused."""
         g, dt = op.geometry, self.dtype
         row[_COLS["kind"]] = _KIND["winograd"]
-        self.blas = True
+        axpy = int(getattr(op, "winograd_axpy", 0))
+        if not axpy:  # its products by BLAS
+            self.blas = True
         u = np.ascontiguousarray(F.conv._winograd_weight(np.ascontiguousarray(op.weight.astype(dt))))
         bias = np.ascontiguousarray(op.bias.astype(dt))
         tiles = ((g.OH + 1) // 2) * ((g.OW + 1) // 2)
@@ -253,7 +262,7 @@ class _Plan:
                   scratch=self._buffer(scratch), slen=slen, n=g.N, c=g.C_in, h=g.H, w=g.W,
                   cout=g.C_out, oh=g.OH, ow=g.OW, pt=g.pad_top, pl=g.pad_left, chunk=chunk,
                   avx=dt == np.float32 and _direct.use_avx512(),
-                  axpy=int(getattr(op, "winograd_axpy", 0)))
+                  axpy=axpy)
         n_chunks = -(-g.N // chunk)
         return self._serial_parallel((1, n_chunks, {}), (self.n_threads, n_chunks, {}))
 
