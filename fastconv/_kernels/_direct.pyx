@@ -492,7 +492,7 @@ def conv2d_direct_grad_weight_pixels(const float[:, :, :, ::1] grad_output,
 from ._winograd cimport (
     fc_wino_input_f, fc_wino_input_d, fc_wino_output_f, fc_wino_output_d, fc_wino_scatter_f,
     fc_wino_input_avx512_f, fc_wino_scatter_avx512_f, fc_wino_gather_f, fc_wino_gather_d,
-    fc_wino_gy_f, fc_wino_gy_d, fc_wino_scatter_d)
+    fc_wino_gy_f, fc_wino_gy_d, fc_wino_scatter_d, fc_wino_input_avx2_f, fc_wino_scatter_avx2_f)
 from ._gemm_avx2 cimport fc_sgemm_axpy_block_avx2
 
 
@@ -533,6 +533,7 @@ def conv2d_winograd_forward(const floating[:, :, :, ::1] x, const floating[:, :,
     cdef bint avx_out = _use_avx512 and floating is float and tw <= 8
     # float32 on AVX2 CPUs: the 16 small products by _gemm_avx2.h's blocks (a BLAS call's
     # packing and dispatch cost about as much as these products' FLOPs)
+    # (and the transforms' AVX2 split and scatter)
     cdef bint avx2_products = _use_avx2 and not _use_avx512 and floating is float
     cdef Py_ssize_t bi, bj
     with nogil, parallel(num_threads=n_threads):
@@ -553,7 +554,10 @@ def conv2d_winograd_forward(const floating[:, :, :, ::1] x, const floating[:, :,
                         continue
                 pad_image(&x[n0 + i, 0, 0, 0], C, H, W, xp, hp, wp, pt, pl)
                 if floating is float:
-                    fc_wino_input_f(xp, C, hp, wp, th, tw, V, nt, C * nt, i * ti, e)
+                    if avx2_products:
+                        fc_wino_input_avx2_f(xp, C, hp, wp, th, tw, V, nt, C * nt, i * ti, e)
+                    else:
+                        fc_wino_input_f(xp, C, hp, wp, th, tw, V, nt, C * nt, i * ti, e)
                 else:
                     fc_wino_input_d(xp, C, hp, wp, th, tw, V, nt, C * nt, i * ti, e)
             for xi in range(16):
@@ -574,6 +578,9 @@ def conv2d_winograd_forward(const floating[:, :, :, ::1] x, const floating[:, :,
                         if avx_out:
                             fc_wino_scatter_avx512_f(y, nt, i * ti, th, tw, &out[n0 + i, co, 0, 0],
                                                      OH, OW, OW)
+                        elif avx2_products:
+                            fc_wino_scatter_avx2_f(y, nt, i * ti, th, tw, &out[n0 + i, co, 0, 0],
+                                                   OH, OW, OW)
                         else:
                             fc_wino_scatter_f(y, nt, i * ti, th, tw, &out[n0 + i, co, 0, 0], OH,
                                               OW, OW)
@@ -608,6 +615,7 @@ def conv2d_winograd_grad_weight(const floating[:, :, :, ::1] grad_output,
     cdef floating* y
     cdef floating* part
     cdef bint avx_in = _use_avx512 and floating is float and tw <= 15
+    cdef bint avx2_products = _use_avx2 and not _use_avx512 and floating is float  # (the split)
     with nogil, parallel(num_threads=n_threads):
         xp = &scratch[threadid(), 0]
         e = xp + C * hp * wp
@@ -627,7 +635,10 @@ def conv2d_winograd_grad_weight(const floating[:, :, :, ::1] grad_output,
                         continue
                 pad_image(&x[n0 + i, 0, 0, 0], C, H, W, xp, hp, wp, pt, pl)
                 if floating is float:
-                    fc_wino_input_f(xp, C, hp, wp, th, tw, V, nt, C * nt, i * ti, e)
+                    if avx2_products:
+                        fc_wino_input_avx2_f(xp, C, hp, wp, th, tw, V, nt, C * nt, i * ti, e)
+                    else:
+                        fc_wino_input_f(xp, C, hp, wp, th, tw, V, nt, C * nt, i * ti, e)
                 else:
                     fc_wino_input_d(xp, C, hp, wp, th, tw, V, nt, C * nt, i * ti, e)
             for co in range(Co):

@@ -77,7 +77,8 @@ cdef extern from "_adaptive_planes.h":
 
 from ._winograd cimport (
     fc_wino_input_f, fc_wino_input_d, fc_wino_output_f, fc_wino_output_d, fc_wino_scatter_f,
-    fc_wino_scatter_d, fc_wino_input_avx512_f, fc_wino_scatter_avx512_f)
+    fc_wino_scatter_d, fc_wino_input_avx512_f, fc_wino_scatter_avx512_f, fc_wino_input_avx2_f,
+    fc_wino_scatter_avx2_f)
 
 cdef extern from "_plan.h":
     void fc_plan_dot_row_f(Py_ssize_t N, Py_ssize_t K, const float* a, const float* b,
@@ -301,8 +302,10 @@ cdef inline void winograd_task(const Py_ssize_t* p, const Py_ssize_t* slots, Py_
     cdef Py_ssize_t th = (OH + 1) // 2, tw = (OW + 1) // 2, ti = th * tw
     cdef Py_ssize_t hp = 2 * th + 2, wp = 2 * tw + 2, tc = chunk * ti
     cdef Py_ssize_t n0 = k * chunk, nc = min(chunk, N - n0), nt = nc * ti, i, xi, co
-    cdef bint avx_in = q[WG_AVX] and tw <= 15
-    cdef bint avx_out = q[WG_AVX] and tw <= 8
+    # the transforms' vector versions (float32): WG_AVX 1 AVX-512, 2 AVX2
+    cdef bint avx_in = q[WG_AVX] == 1 and tw <= 15
+    cdef bint avx_out = q[WG_AVX] == 1 and tw <= 8
+    cdef bint avx2 = q[WG_AVX] == 2
     cdef const floating* x = <const floating*>slots[p[C_IN]]
     cdef floating* out = <floating*>slots[p[C_OUT]]
     cdef const floating* u = <const floating*>q[WG_U]
@@ -324,7 +327,10 @@ cdef inline void winograd_task(const Py_ssize_t* p, const Py_ssize_t* slots, Py_
                 continue
         pad_rows(x + (n0 + i) * C * H * W, C, H, W, xp, hp, wp, pt, pl, 0, hp)
         if floating is float:
-            fc_wino_input_f(xp, C, hp, wp, th, tw, V, nt, C * nt, i * ti, e)
+            if avx2:
+                fc_wino_input_avx2_f(xp, C, hp, wp, th, tw, V, nt, C * nt, i * ti, e)
+            else:
+                fc_wino_input_f(xp, C, hp, wp, th, tw, V, nt, C * nt, i * ti, e)
         else:
             fc_wino_input_d(xp, C, hp, wp, th, tw, V, nt, C * nt, i * ti, e)
     cdef Py_ssize_t bi, bj
@@ -353,6 +359,9 @@ cdef inline void winograd_task(const Py_ssize_t* p, const Py_ssize_t* slots, Py_
                 if avx_out:
                     fc_wino_scatter_avx512_f(y, nt, i * ti, th, tw, out + ((n0 + i) * Co + co) * plane,
                                              OH, OW, OW)
+                elif avx2:
+                    fc_wino_scatter_avx2_f(y, nt, i * ti, th, tw, out + ((n0 + i) * Co + co) * plane,
+                                           OH, OW, OW)
                 else:
                     fc_wino_scatter_f(y, nt, i * ti, th, tw, out + ((n0 + i) * Co + co) * plane,
                                       OH, OW, OW)

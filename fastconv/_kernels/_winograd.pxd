@@ -22,6 +22,12 @@ cdef extern from "_winograd.h":
     void fc_wino_scatter_avx512_f(const float* y, Py_ssize_t nt, Py_ssize_t t0, Py_ssize_t th,
                                   Py_ssize_t tw, float* o, Py_ssize_t OH, Py_ssize_t OW,
                                   Py_ssize_t ors) noexcept nogil
+    void fc_wino_input_avx2_f(const float* xp, Py_ssize_t C, Py_ssize_t Hp, Py_ssize_t Wp,
+                              Py_ssize_t th, Py_ssize_t tw, float* V, Py_ssize_t ld,
+                              Py_ssize_t xis, Py_ssize_t t0, float* q) noexcept nogil
+    void fc_wino_scatter_avx2_f(const float* y, Py_ssize_t nt, Py_ssize_t t0, Py_ssize_t th,
+                                Py_ssize_t tw, float* o, Py_ssize_t OH, Py_ssize_t OW,
+                                Py_ssize_t ors) noexcept nogil
     void fc_wino_gather_f(const float* g, Py_ssize_t OH, Py_ssize_t OW, Py_ssize_t th,
                           Py_ssize_t tw, float* y, Py_ssize_t nt, Py_ssize_t t0) noexcept nogil
     void fc_wino_gather_d(const double* g, Py_ssize_t OH, Py_ssize_t OW, Py_ssize_t th,

@@ -261,7 +261,8 @@ class _Plan:
         self._set(row, "winograd", u=self._buffer(u), b=self._buffer(bias),
                   scratch=self._buffer(scratch), slen=slen, n=g.N, c=g.C_in, h=g.H, w=g.W,
                   cout=g.C_out, oh=g.OH, ow=g.OW, pt=g.pad_top, pl=g.pad_left, chunk=chunk,
-                  avx=dt == np.float32 and _direct.use_avx512(),
+                  avx=(1 if _direct.use_avx512() else 2 if _direct.use_avx2() else 0)
+                  if dt == np.float32 else 0,
                   axpy=axpy)
         n_chunks = -(-g.N // chunk)
         return self._serial_parallel((1, n_chunks, {}), (self.n_threads, n_chunks, {}))
