@@ -8,13 +8,14 @@
 #include "_multiversion.h"
 
 #if FC_HAVE_AVX512 /* x86-64 with target attributes */
-/* The first n lanes of v (all 8 when n >= 8) stored to p. */
+/* The first n lanes of v (all 8 when n >= 8, none when n <= 0) stored to p. */
 FC_TARGET_AVX2 static inline void fc_storeu_first8(float* p, __m256 v, ptrdiff_t n)
 {
     if (n >= 8) {
         _mm256_storeu_ps(p, v);
         return;
     }
+    if (n <= 0) return; /* (the bit tests below would take -1 for 7 lanes) */
     __m128 h = _mm256_castps256_ps128(v);
     if (n & 4) {
         _mm_storeu_ps(p, h);
@@ -38,7 +39,9 @@ FC_TARGET_AVX2 static inline __m256 fc_loadu_first8(const float* p, ptrdiff_t n)
     __m128 t = _mm_setzero_ps();
     if (n & 2) t = _mm_castpd_ps(_mm_load_sd((const double*)q));
     if (n & 1) t = (n & 2) ? _mm_movelh_ps(t, _mm_load_ss(q + 2)) : _mm_load_ss(q);
-    return n >= 4 ? _mm256_set_m128(t, _mm_loadu_ps(p)) : _mm256_set_m128(_mm_setzero_ps(), t);
+    /* (insertf128 rather than _mm256_set_m128, which GCC has only from version 8) */
+    return n >= 4 ? _mm256_insertf128_ps(_mm256_castps128_ps256(_mm_loadu_ps(p)), t, 1)
+                  : _mm256_insertf128_ps(_mm256_castps128_ps256(t), _mm_setzero_ps(), 1);
 }
 #endif
 #endif

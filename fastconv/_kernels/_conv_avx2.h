@@ -315,7 +315,8 @@ FC_TARGET_AVX2 static void fc_conv_avx2_pixels_run(FC_CONV_PARAMS(float), int re
                     }
                     for (ptrdiff_t l = 0; l < nco; ++l) {
                         _mm256_store_ps(acc[0][l], fc_nanmax8(_mm256_load_ps(acc[0][l]), _mm256_load_ps(acc[2][l])));
-                        _mm256_store_ps(acc[1][l], fc_nanmax8(_mm256_load_ps(acc[1][l]), _mm256_load_ps(acc[3][l])));
+                        if (second) /* (acc[1], acc[3] hold nothing otherwise) */
+                            _mm256_store_ps(acc[1][l], fc_nanmax8(_mm256_load_ps(acc[1][l]), _mm256_load_ps(acc[3][l])));
                     }
                 }
                 const ptrdiff_t n_out = ((OW - ow0) < 2 * LANES ? (OW - ow0) : 2 * LANES) / 2;

@@ -4,6 +4,7 @@
 (``fastconv._kernels._plan``); :class:`_ChunkedPlan` runs a batch as chunks of images, each
 through the whole network on one thread; :func:`_choose_plan` times the candidates.
 """
+import contextlib
 import math
 import time
 from typing import Any
@@ -465,7 +466,8 @@ class _Plan:
             for _ in range(3):  # interleaved rounds: load changes affect both alike
                 for j, config in enumerate(configs):
                     self._apply(i, config)
-                    times.setdefault(j, []).append(self.executor.time_step(i, config[0], reps))
+                    with blas_single_thread() if self.blas else contextlib.nullcontext():
+                        times.setdefault(j, []).append(self.executor.time_step(i, config[0], reps))
             # several threads only when clearly faster (their cost on a busy machine has a
             # long tail: a preempted thread holds the step's barrier)
             serial = sorted(times[0])[1]
