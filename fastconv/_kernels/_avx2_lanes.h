@@ -1,7 +1,7 @@
 /* Partial AVX2 vectors for loop tails: the first n of 8 float lanes loaded or stored with
  * plain 128/64/32-bit moves, nothing past them read or written. (AVX2's vmaskmovps does the
  * same, but AMD Zen 1/2 microcode it: about 12 cycles a masked store and 10 a masked load,
- * against 1-2 here, measured on a Zen 1.) Shared by _conv_avx2.h and _gemm_avx2.h. */
+ * against 1-2 here, measured on a Zen 1.) Shared by _conv_avx2.h, _gemm_avx2.h and _winograd.h. */
 #ifndef FASTCONV_AVX2_LANES_H
 #define FASTCONV_AVX2_LANES_H
 #include <stddef.h>
@@ -42,6 +42,17 @@ FC_TARGET_AVX2 static inline __m256 fc_loadu_first8(const float* p, ptrdiff_t n)
     /* (insertf128 rather than _mm256_set_m128, which GCC has only from version 8) */
     return n >= 4 ? _mm256_insertf128_ps(_mm256_castps128_ps256(_mm_loadu_ps(p)), t, 1)
                   : _mm256_insertf128_ps(_mm256_castps128_ps256(t), _mm_setzero_ps(), 1);
+}
+
+/* The even and odd lanes of the 16 values lo:hi, in order (shuffle_ps works within 128-bit
+ * halves; permute4x64 puts the halves back in sequence): 2x2 pooling's horizontal pairs,
+ * Winograd's split of a row into its even and odd columns. */
+FC_TARGET_AVX2 static inline void fc_deinterleave8(__m256 lo, __m256 hi, __m256* ev, __m256* od)
+{
+    *ev = _mm256_castpd_ps(_mm256_permute4x64_pd(
+        _mm256_castps_pd(_mm256_shuffle_ps(lo, hi, _MM_SHUFFLE(2, 0, 2, 0))), 0xD8));
+    *od = _mm256_castpd_ps(_mm256_permute4x64_pd(
+        _mm256_castps_pd(_mm256_shuffle_ps(lo, hi, _MM_SHUFFLE(3, 1, 3, 1))), 0xD8));
 }
 #endif
 #endif

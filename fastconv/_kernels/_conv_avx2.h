@@ -240,14 +240,11 @@ typedef void (*fc_px2_rows_max_fn)(const float*, const float*, const float*, con
                                    ptrdiff_t, ptrdiff_t, ptrdiff_t, ptrdiff_t, ptrdiff_t, float[8][8]);
 
 /* The max of each pair of neighbouring pixels of lo:hi (16 pixels -> 8, in order; NaN
- * propagated): the horizontal half of 2x2 pooling. shuffle_ps works within 128-bit
- * halves; permute4x64 puts the halves back in sequence. */
+ * propagated): the horizontal half of 2x2 pooling. */
 FC_TARGET_AVX2 static inline __m256 fc_pair_max8(__m256 lo, __m256 hi)
 {
-    const __m256 ev = _mm256_castpd_ps(_mm256_permute4x64_pd(
-        _mm256_castps_pd(_mm256_shuffle_ps(lo, hi, _MM_SHUFFLE(2, 0, 2, 0))), 0xD8));
-    const __m256 od = _mm256_castpd_ps(_mm256_permute4x64_pd(
-        _mm256_castps_pd(_mm256_shuffle_ps(lo, hi, _MM_SHUFFLE(3, 1, 3, 1))), 0xD8));
+    __m256 ev, od;
+    fc_deinterleave8(lo, hi, &ev, &od);
     return fc_nanmax8(ev, od);
 }
 

@@ -264,14 +264,6 @@ FC_TARGET_AVX512 static void fc_wino_scatter_avx512_f(const float* y, ptrdiff_t 
  * two lane permutes) instead of stride-2 scalar copies, which took 60 % of the transform's
  * time (ResNet-8's 16 channels at 28^2, AMD Zen 1: 14.5 of 24 us). Loads past the padded
  * row and stores past tw are partial (_avx2_lanes.h). */
-FC_TARGET_AVX2 static inline void fc_wino_deinterleave8(__m256 lo, __m256 hi, __m256* ev, __m256* od)
-{
-    *ev = _mm256_castpd_ps(_mm256_permute4x64_pd(
-        _mm256_castps_pd(_mm256_shuffle_ps(lo, hi, _MM_SHUFFLE(2, 0, 2, 0))), 0xD8));
-    *od = _mm256_castpd_ps(_mm256_permute4x64_pd(
-        _mm256_castps_pd(_mm256_shuffle_ps(lo, hi, _MM_SHUFFLE(3, 1, 3, 1))), 0xD8));
-}
-
 FC_TARGET_AVX2 static void fc_wino_input_avx2_f(const float* xp, ptrdiff_t C, ptrdiff_t Hp,
                                                 ptrdiff_t Wp, ptrdiff_t th, ptrdiff_t tw,
                                                 float* V, ptrdiff_t ld, ptrdiff_t xis,
@@ -301,8 +293,8 @@ FC_TARGET_AVX2 static void fc_wino_input_avx2_f(const float* xp, ptrdiff_t C, pt
                         h2 = fc_loadu_first8(row + o + 10, Wp - o - 10);
                     }
                     __m256 e0, d0, e2, d2;
-                    fc_wino_deinterleave8(l0, h0, &e0, &d0);
-                    fc_wino_deinterleave8(l2, h2, &e2, &d2);
+                    fc_deinterleave8(l0, h0, &e0, &d0);
+                    fc_deinterleave8(l2, h2, &e2, &d2);
                     fc_storeu_first8(q0 + s0, e0, n);
                     fc_storeu_first8(q1 + s0, e2, n);
                     fc_storeu_first8(q2 + s0, d0, n);
