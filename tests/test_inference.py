@@ -150,7 +150,6 @@ def test_thread_counts_and_row_split(n_threads):
     (one image): same results as one thread, element for element."""
     model = _randomize_bn(models.resnet8(rng=0), np.random.default_rng(0))
     x = np.random.default_rng(3).standard_normal((1, 1, 28, 28)).astype(np.float32)
-    old = fastconv.get_num_threads()
     try:
         fastconv.set_num_threads(1)
         y1 = inference.compile(model, x.shape, measure=False)(x)
@@ -159,8 +158,8 @@ def test_thread_counts_and_row_split(n_threads):
         y = plan(x)
         if n_threads == 2:
             assert "2 threads" in plan.steps()
-    finally:
-        fastconv.set_num_threads(old)
+    finally:  # unset again (set_num_threads(get_num_threads()) would pin today's default)
+        fastconv.set_num_threads(None)
     np.testing.assert_array_equal(y, y1)
 
 
@@ -470,14 +469,13 @@ def test_measured_plan_two_threads():
     """With two threads the measured choices include chunked plans on two threads and on
     one; whichever wins, the results are the eval-mode ones."""
     model = _randomize_bn(models.resnet8(rng=0), np.random.default_rng(15))
-    old = fastconv.get_num_threads()
     try:
         fastconv.set_num_threads(2)
         for batch in (1, 8):
             plan, _, _ = _check(model, (batch, 1, 28, 28), np.float32, measure=True)
             assert plan.steps()
-    finally:
-        fastconv.set_num_threads(old)
+    finally:  # unset again (set_num_threads(get_num_threads()) would pin today's default)
+        fastconv.set_num_threads(None)
 
 
 @pytest.mark.parametrize("batch", [1, 4])
