@@ -44,6 +44,16 @@ FC_TARGET_AVX2 static inline __m256 fc_loadu_first8(const float* p, ptrdiff_t n)
                   : _mm256_insertf128_ps(_mm256_castps128_ps256(t), _mm_setzero_ps(), 1);
 }
 
+/* The first n doubles at p (all 4 when n >= 4, none when n <= 0); the other lanes 0. */
+FC_TARGET_AVX2 static inline __m256d fc_loadu_first4d(const double* p, ptrdiff_t n)
+{
+    if (n >= 4) return _mm256_loadu_pd(p);
+    if (n <= 0) return _mm256_setzero_pd();
+    const __m128d lo = n >= 2 ? _mm_loadu_pd(p) : _mm_load_sd(p);
+    const __m128d hi = n == 3 ? _mm_load_sd(p + 2) : _mm_setzero_pd();
+    return _mm256_insertf128_pd(_mm256_castpd128_pd256(lo), hi, 1);
+}
+
 /* The even and odd lanes of the 16 values lo:hi, in order (shuffle_ps works within 128-bit
  * halves; permute4x64 puts the halves back in sequence): 2x2 pooling's horizontal pairs,
  * Winograd's split of a row into its even and odd columns. */

@@ -362,6 +362,127 @@ FC_TARGET_AVX2 __attribute__((unused)) static void fc_max_pool_2x2_avx2_f(const 
     }
 }
 
+/* grad_weight for few output channels at stride 1 along rows, the pixel way, as
+ * _conv_avx512.h's fc_wgrad_pixels_block: gw[co][c][i][j] = sum over pixels of
+ * gy[co][p] * xpad[c][row(p) + i*dh][col(p) + j*dw], a vector of 8 (float32) or 4 (float64)
+ * neighbouring pixels of a row per step. Blocks of 2 output channels x 5 kernel columns: 10
+ * accumulators, 2 gy vectors and the xpad vector of one column in flight (13-14 of the 16
+ * ymm registers; 4 x 5 as on AVX-512 would spill). The lanes are added, unreduced, to the
+ * first LANES of vpart[co][c][i][j][16] (the caller sums the 16 and then the threads in a
+ * fixed order). OW is a whole number of vectors: the caller copies gy into rows padded
+ * with zeros to that width (pad_rows in _direct.pyx), and xpad's rows are wide enough for it (their
+ * extra columns zeros), so every load is a full one: the partial loads of the last vector
+ * of a row cost as much as the row's other FMAs at OW 28. Partial channel / column blocks
+ * repeat their first channel / column and keep only the valid sums. On the portable
+ * 8-channel tile, lenet_c1's 6-channel grad_weight ran at ~9 GFLOP/s on one AMD Zen 1 core. */
+#define FC_WPX2_CJ(X, A) X(0, 0, A) X(1, 0, A) X(0, 1, A) X(1, 1, A) X(0, 2, A) X(1, 2, A)   \
+    X(0, 3, A) X(1, 3, A) X(0, 4, A) X(1, 4, A)
+#define FC_WPX2_J(X, A, B) X(0, A, B) X(1, A, B) X(2, A, B) X(3, A, B) X(4, A, B)
+/* One kernel column: its xpad vector, loaded just before its two FMAs (10 accumulators, 2
+ * gy vectors and one column's vector fit the 16 registers; with the five columns' loads
+ * first one accumulator spilled, a store-to-load chain through every iteration). */
+#define FC_WPX2_COLUMN(J, LOADU, FMA)                                                               \
+    {                                                                                          \
+        __typeof__(g0) u = LOADU(xr + ow0 + xo[J]);                                            \
+        __asm__("" : "+x"(u)); /* one load for both FMAs, not one folded into each */           \
+        s0##J = FMA(g0, u, s0##J);                                                             \
+        s1##J = FMA(g1, u, s1##J);                                                             \
+    }
+#define FC_WPX2_ZERO(C, J, VT) VT s##C##J = (VT){0};
+#define FC_WPX2_SAVE(C, J, ADD_TO)                                                             \
+    if (C < nco && J < njc) ADD_TO(vpart + ((((co0 + C) * Cin + c) * kh + i) * kw + j0 + J) * 16, s##C##J);
+#define FC_DEFINE_WPX2_BLOCK(NAME, T, VT, LANES, LOADU, FMA, ADD_TO)                           \
+    FC_TARGET_AVX2 __attribute__((noinline)) static void NAME(                                 \
+        const T* xpad, ptrdiff_t Cin, ptrdiff_t Hp, ptrdiff_t Wp, const T* gy, ptrdiff_t cog,  \
+        T* vpart, ptrdiff_t OH, ptrdiff_t OW, ptrdiff_t kh, ptrdiff_t kw, ptrdiff_t sh,        \
+        ptrdiff_t dh, ptrdiff_t dw, ptrdiff_t c, ptrdiff_t i, ptrdiff_t co0, ptrdiff_t j0)     \
+    {                                                                                          \
+        const ptrdiff_t nco = cog - co0 < 2 ? cog - co0 : 2, njc = kw - j0 < 5 ? kw - j0 : 5;  \
+        const T* p0 = gy + co0 * OH * OW;                                                      \
+        const T* p1 = gy + (co0 + (nco > 1 ? 1 : 0)) * OH * OW;                                \
+        ptrdiff_t xo[5];                                                                       \
+        for (int J = 0; J < 5; ++J) xo[J] = (j0 + (J < njc ? J : 0)) * dw;                     \
+        FC_WPX2_CJ(FC_WPX2_ZERO, VT)                                                           \
+        for (ptrdiff_t oh = 0; oh < OH; ++oh) {                                                \
+            const T* xr = xpad + (c * Hp + oh * sh + i * dh) * Wp;                             \
+            const T* q0 = p0 + oh * OW;                                                        \
+            const T* q1 = p1 + oh * OW;                                                        \
+            for (ptrdiff_t ow0 = 0; ow0 < OW; ow0 += LANES) {                                  \
+                VT g0 = LOADU(q0 + ow0), g1 = LOADU(q1 + ow0);                                 \
+                FC_WPX2_J(FC_WPX2_COLUMN, LOADU, FMA)                                           \
+            }                                                                                  \
+        }                                                                                      \
+        FC_WPX2_CJ(FC_WPX2_SAVE, ADD_TO)                                                       \
+    }
+FC_TARGET_AVX2 static inline void fc_wpx2_add_to_f(float* d, __m256 s)
+{
+    _mm256_storeu_ps(d, _mm256_add_ps(_mm256_loadu_ps(d), s));
+}
+FC_TARGET_AVX2 static inline void fc_wpx2_add_to_d(double* d, __m256d s)
+{
+    _mm256_storeu_pd(d, _mm256_add_pd(_mm256_loadu_pd(d), s));
+}
+FC_DEFINE_WPX2_BLOCK(fc_wgrad_pixels_block_avx2_f, float, __m256, 8, _mm256_loadu_ps,
+                     _mm256_fmadd_ps, fc_wpx2_add_to_f)
+FC_DEFINE_WPX2_BLOCK(fc_wgrad_pixels_block_avx2_d, double, __m256d, 4, _mm256_loadu_pd,
+                     _mm256_fmadd_pd, fc_wpx2_add_to_d)
+
+/* Every block of one image and group: vpart[cog][Cin][kh][kw][16] += its sums. */
+#define FC_DEFINE_WPX2(NAME, BLOCK, T)                                                         \
+    FC_TARGET_AVX2 static void NAME(const T* xpad, ptrdiff_t Cin, ptrdiff_t Hp, ptrdiff_t Wp,  \
+                                    const T* gy, ptrdiff_t cog, T* vpart, ptrdiff_t OH,        \
+                                    ptrdiff_t OW, ptrdiff_t kh, ptrdiff_t kw, ptrdiff_t sh,    \
+                                    ptrdiff_t dh, ptrdiff_t dw)                                \
+    {                                                                                          \
+        for (ptrdiff_t c = 0; c < Cin; ++c)                                                    \
+            for (ptrdiff_t i = 0; i < kh; ++i)                                                 \
+                for (ptrdiff_t co0 = 0; co0 < cog; co0 += 2)                                   \
+                    for (ptrdiff_t j0 = 0; j0 < kw; j0 += 5)                                   \
+                        BLOCK(xpad, Cin, Hp, Wp, gy, cog, vpart, OH, OW, kh, kw, sh, dh, dw,   \
+                              c, i, co0, j0);                                                  \
+    }
+FC_DEFINE_WPX2(fc_wgrad_pixels_avx2_f, fc_wgrad_pixels_block_avx2_f, float)
+FC_DEFINE_WPX2(fc_wgrad_pixels_avx2_d, fc_wgrad_pixels_block_avx2_d, double)
+
+/* grad_bias of one image and group: bias[co] += sum of gy[co][0:P] (vector sums in the
+ * input's type within an image, as fc_channel_sums_f, then float64 across images). */
+FC_TARGET_AVX2 static void fc_channel_sums_avx2_f(const float* gy, ptrdiff_t cog, ptrdiff_t P,
+                                                  double* bias)
+{
+    for (ptrdiff_t co = 0; co < cog; ++co) {
+        const float* g = gy + co * P;
+        __m256 a = _mm256_setzero_ps(), b = _mm256_setzero_ps();
+        ptrdiff_t p = 0;
+        for (; p + 16 <= P; p += 16) {
+            a = _mm256_add_ps(a, _mm256_loadu_ps(g + p));
+            b = _mm256_add_ps(b, _mm256_loadu_ps(g + p + 8));
+        }
+        for (; p < P; p += 8) a = _mm256_add_ps(a, fc_loadu_first8(g + p, P - p));
+        float lanes[8];
+        _mm256_storeu_ps(lanes, _mm256_add_ps(a, b));
+        float s = 0.0f;
+        for (int l = 0; l < 8; ++l) s += lanes[l];
+        bias[co] += (double)s;
+    }
+}
+FC_TARGET_AVX2 static void fc_channel_sums_avx2_d(const double* gy, ptrdiff_t cog, ptrdiff_t P,
+                                                  double* bias)
+{
+    for (ptrdiff_t co = 0; co < cog; ++co) {
+        const double* g = gy + co * P;
+        __m256d a = _mm256_setzero_pd(), b = _mm256_setzero_pd();
+        ptrdiff_t p = 0;
+        for (; p + 8 <= P; p += 8) {
+            a = _mm256_add_pd(a, _mm256_loadu_pd(g + p));
+            b = _mm256_add_pd(b, _mm256_loadu_pd(g + p + 4));
+        }
+        for (; p < P; p += 4) a = _mm256_add_pd(a, fc_loadu_first4d(g + p, P - p));
+        double lanes[4];
+        _mm256_storeu_pd(lanes, _mm256_add_pd(a, b));
+        bias[co] += (lanes[0] + lanes[1]) + (lanes[2] + lanes[3]);
+    }
+}
+
 /* The tile table: index, kind, (NV, OWB, KW, SW). General tiles: two vectors of channels x
  * 6, 5 or 4 pixels (12, 10, 8 accumulators), one vector x 8 or 7; diagonal tiles at stride
  * 1, one vector of channels, x 8 or 7 pixels for 3-wide kernels, x 10, 8 or 7 for 5-wide
@@ -418,6 +539,14 @@ static void fc_conv_avx2_d(int tile, FC_CONV_PARAMS(double))
 }
 
 #else /* no x86 target attributes: forward_tile never picks an AVX2 tile */
+#define FC_STUB_WPX2(NAME, T)                                                                  \
+    static void NAME(const T* xpad, ptrdiff_t Cin, ptrdiff_t Hp, ptrdiff_t Wp, const T* gy,    \
+                     ptrdiff_t cog, T* vpart, ptrdiff_t OH, ptrdiff_t OW, ptrdiff_t kh,        \
+                     ptrdiff_t kw, ptrdiff_t sh, ptrdiff_t dh, ptrdiff_t dw) {}
+FC_STUB_WPX2(fc_wgrad_pixels_avx2_f, float)
+FC_STUB_WPX2(fc_wgrad_pixels_avx2_d, double)
+static void fc_channel_sums_avx2_f(const float* gy, ptrdiff_t cog, ptrdiff_t P, double* bias) {}
+static void fc_channel_sums_avx2_d(const double* gy, ptrdiff_t cog, ptrdiff_t P, double* bias) {}
 #define FC_AVX2_N_TILES 1
 #define FC_AVX2_PIXEL_TILE 1
 static const int fc_avx2_tiles[1][4] = {{1, 1, 0, 0}};

@@ -201,7 +201,7 @@ def table_algorithm(g: ConvGeometry, dtype: DTypeLike = np.float32, op: str = "f
     if op == "grad_weight":
         cog = g.C_out // g.groups
         if one_by_one or (cig * g.kh * g.kw < 16
-                          and not _direct.pixel_tiles_fit(dtype == np.float64, cog, g.sw)):
+                          and not _direct.grad_weight_pixels_fit(dtype == np.float64, cog, g.sw, g.OW)):
             return "im2col"
         wide_tile = _direct.grad_weight_tile(dtype == np.float64, cog, g.kh, g.kw)[0] >= 0
         return "direct" if wide_tile or cig * g.kh * g.kw < 256 else "im2col"
@@ -532,7 +532,7 @@ def _direct_grad_weight(grad_output: FloatArray, x: FloatArray, g: ConvGeometry,
     summed in thread order (grad_bias comes free with grad_output's transpose)."""
     dtype = x.dtype
     cig, cog = g.C_in // g.groups, g.C_out // g.groups
-    if _direct.pixel_tiles_fit(dtype == np.float64, cog, g.sw):
+    if _direct.grad_weight_pixels_fit(dtype == np.float64, cog, g.sw, g.OW):
         return _direct_grad_weight_pixels(grad_output, x, g, n_threads)
     tile, cb = _direct.grad_weight_tile(dtype == np.float64, cog, g.kh, g.kw)
     n_blocks = -(-cog // cb)
@@ -552,21 +552,31 @@ def _direct_grad_weight(grad_output: FloatArray, x: FloatArray, g: ConvGeometry,
 
 
 def _direct_grad_weight_pixels(grad_output, x, g, n_threads):
-    """(grad_weight, grad_bias) by 16-pixel vectors (float32, AVX-512, <= 8 channels,
-    stride 1 along rows): lanes, then per-thread partials, summed in a fixed order."""
+    """(grad_weight, grad_bias) by pixel vectors (<= 8 channels, stride 1 along rows, where
+    :func:`_direct.grad_weight_pixels_fit` says): lanes, then per-thread partials, summed in
+    a fixed order."""
+    dtype = x.dtype
     cig = g.C_in // g.groups
     hp = (g.OH - 1) * g.sh + (g.kh - 1) * g.dh + 1
-    wp = (g.OW - 1) + (g.kw - 1) * g.dw + 1
     n_threads = max(1, min(n_threads, g.N * g.groups))
-    xpad = np.empty((n_threads, cig * hp * wp), np.float32)
-    vpart = np.zeros((n_threads, g.C_out * cig * g.kh * g.kw * 16), np.float32)
+    if _direct.pixel_tiles_fit(dtype == np.float64, g.C_out // g.groups, g.sw):  # AVX-512
+        ow_padded, gy_len = g.OW, 1
+    else:  # AVX2: whole vectors of pixels, grad_output copied into zero-padded rows
+        lanes = 4 if dtype == np.float64 else 8
+        ow_padded = -(-g.OW // lanes) * lanes
+        gy_len = g.C_out // g.groups * g.OH * ow_padded
+    wp = ow_padded + (g.kw - 1) * g.dw
+    xpad = np.empty((n_threads, cig * hp * wp), dtype)
+    gy_scratch = np.empty((n_threads, gy_len), dtype)
+    vpart = np.zeros((n_threads, g.C_out * cig * g.kh * g.kw * 16), dtype)
     bias_partial = np.zeros((n_threads, g.C_out))
-    _direct.conv2d_direct_grad_weight_pixels(grad_output, x, vpart, bias_partial, xpad, hp, wp,
-                                             g.kh, g.kw, g.sh, g.pad_top, g.pad_left, g.dh,
-                                             g.dw, g.groups, n_threads)
+    _direct.conv2d_direct_grad_weight_pixels(grad_output, x, vpart, bias_partial, xpad,
+                                             gy_scratch, ow_padded, hp, wp, g.kh, g.kw, g.sh,
+                                             g.pad_top, g.pad_left, g.dh, g.dw, g.groups,
+                                             n_threads)
     grad_weight = _sum_in_thread_order(vpart.reshape(n_threads, -1, 16).sum(axis=2))
     grad_bias = _sum_in_thread_order(bias_partial)
-    return grad_weight.reshape(g.C_out, cig, g.kh, g.kw), grad_bias.astype(np.float32)
+    return grad_weight.reshape(g.C_out, cig, g.kh, g.kw), grad_bias.astype(dtype)
 
 
 def conv2d_backward(grad_output: FloatArray, x: FloatArray, weight: FloatArray, stride: IntPair = 1,
