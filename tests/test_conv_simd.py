@@ -269,3 +269,53 @@ def test_avx2_pixel_grad_weight_choice():
     finally:
         _direct.use_avx512(previous[0])
         _direct.use_avx2(previous[1])
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_avx2_scatter_grad_input(dtype, monkeypatch, rng):
+    """The AVX2 products-and-scatter grad_input (stride 1, <= 8 input channels per group)
+    against the float64 reference: padding below, at and past k - 1 (gradients that reach
+    no input, inputs no gradient reaches), dilation, 7-wide kernels (two column blocks)
+    and 1-wide ones, two groups, rows wider than 4 vectors, narrower than one, and
+    bands of a few gradient rows (the band size forced down)."""
+    if not _direct.AVX2_AVAILABLE:
+        pytest.skip("no AVX2 + FMA on this CPU or build")
+    from fastconv.functional import conv as conv_mod
+    previous = _direct.use_avx512(False), _direct.use_avx2(True)
+    try:
+        cases = [  # (N, C_in/g, C_out/g, groups, H, W, k, pad, dilation)
+            (2, 6, 16, 1, 14, 14, 5, 0, 1),  # lenet_c3
+            (2, 1, 6, 1, 28, 28, 5, 2, 1),  # lenet_c1
+            (1, 3, 5, 2, 9, 37, 3, 1, 2),
+            (2, 8, 3, 1, 7, 5, 7, 3, 1),
+            (1, 2, 4, 1, 6, 3, 1, 0, 1),
+            (1, 4, 9, 1, 5, 11, 3, 4, 1),  # padding past k - 1
+            (1, 5, 7, 1, 12, 20, 5, 1, 1),
+        ]
+        for band_bytes in (conv_mod.SCATTER_BAND_BYTES, 64):
+            monkeypatch.setattr(conv_mod, "SCATTER_BAND_BYTES", band_bytes)
+            for N, cig, cog, groups, H, W, k, p, d in cases:
+                x = rng.standard_normal((N, cig * groups, H, W)).astype(dtype)
+                w = rng.standard_normal((cog * groups, cig, k, k)).astype(dtype)
+                y_shape = fastconv.conv2d(x, w, padding=p, dilation=d, groups=groups).shape
+                gy = rng.standard_normal(y_shape).astype(dtype)
+                g = conv_mod.conv_geometry(x.shape, w.shape, 1, p, d, groups)
+                gi = np.full(x.shape, np.nan, dtype)  # every element must be written
+                conv_mod._scatter_grad_input(gy, w, g, gi, 2)
+                t = tol(dtype)
+                np.testing.assert_allclose(gi, conv2d_grads_ref(gy, x, w, 1, p, d, groups)[0],
+                                           rtol=t["rtol"], atol=t["atol"] * np.sqrt(cog * k * k),
+                                           err_msg=str((N, cig, cog, groups, H, W, k, p, d)))
+        # a NaN in grad_output reaches exactly the inputs its taps touch, no others
+        x = rng.standard_normal((1, 6, 14, 14)).astype(dtype)
+        w = rng.standard_normal((16, 6, 5, 5)).astype(dtype)
+        gy = rng.standard_normal((1, 16, 10, 10)).astype(dtype)
+        gy[0, 3, 9, 9] = np.nan
+        g = conv_mod.conv_geometry(x.shape, w.shape, 1, 0, 1, 1)
+        gi = conv_mod._scatter_grad_input(gy, w, g, np.empty(x.shape, dtype), 1)
+        expect = np.zeros((14, 14), bool)
+        expect[9:, 9:] = True
+        assert (np.isnan(gi[0]) == expect).all()
+    finally:
+        _direct.use_avx512(previous[0])
+        _direct.use_avx2(previous[1])

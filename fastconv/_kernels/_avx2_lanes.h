@@ -44,6 +44,23 @@ FC_TARGET_AVX2 static inline __m256 fc_loadu_first8(const float* p, ptrdiff_t n)
                   : _mm256_insertf128_ps(_mm256_castps128_ps256(t), _mm_setzero_ps(), 1);
 }
 
+/* The first n lanes of v (all 4 when n >= 4, none when n <= 0) stored to p. */
+FC_TARGET_AVX2 static inline void fc_storeu_first4d(double* p, __m256d v, ptrdiff_t n)
+{
+    if (n >= 4) {
+        _mm256_storeu_pd(p, v);
+        return;
+    }
+    if (n <= 0) return;
+    __m128d h = _mm256_castpd256_pd128(v);
+    if (n & 2) {
+        _mm_storeu_pd(p, h);
+        h = _mm256_extractf128_pd(v, 1);
+        p += 2;
+    }
+    if (n & 1) _mm_store_sd(p, h);
+}
+
 /* The first n doubles at p (all 4 when n >= 4, none when n <= 0); the other lanes 0. */
 FC_TARGET_AVX2 static inline __m256d fc_loadu_first4d(const double* p, ptrdiff_t n)
 {

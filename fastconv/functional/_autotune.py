@@ -152,10 +152,18 @@ def _isa_in_use() -> str:
     return _direct.kernel_isa()
 
 
+#: Bumped whenever a kernel change can change which algorithm wins a key: a plan file
+#: measured with older kernels is then another file (the signature's hash), not reused.
+#: 2: the AVX2 pixel grad_weight and the products-and-scatter grad_input.
+KERNEL_REVISION = 2
+
+
 def cpu_signature() -> str:
     """What a plan file is valid for: CPU model, machine, kernel ISA available, fastconv
-    version (the thread count and ISA in use are part of every plan's key)."""
-    return f"{cpu_model()} | {platform.machine()} | {_isa_available()} | fastconv {__version__}"
+    version and kernel revision (the thread count and ISA in use are part of every plan's
+    key)."""
+    return (f"{cpu_model()} | {platform.machine()} | {_isa_available()} | fastconv {__version__}"
+            f" r{KERNEL_REVISION}")
 
 
 def plan_cache_path() -> Path:

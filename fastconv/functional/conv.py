@@ -476,6 +476,8 @@ def _direct_grad_input(grad_output: FloatArray, weight: FloatArray, g: ConvGeome
         w_t = weight.transpose(1, 0, 2, 3)[:, :, ::-1, ::-1]
         return _winograd_forward(grad_output, w_t, np.zeros(g.C_in, grad_output.dtype),
                                  2 - g.pad_top, 2 - g.pad_left, grad_input, n_threads)
+    if _direct.grad_input_scatter_fit(grad_output.dtype == np.float64, cig, g.sh, g.sw):
+        return _scatter_grad_input(grad_output, weight, g, grad_input, n_threads)
     # With < 4 input channels per group the transposed convolution would fill at most 4
     # of a channel block's >= 4 lanes: the row-wise kernel (vectorised along rows) wins.
     # ... unless the pixel tile (float32, AVX-512) takes the phases: 0.53 -> 0.33 ms on
@@ -505,6 +507,39 @@ def _direct_grad_input(grad_output: FloatArray, weight: FloatArray, g: ConvGeome
     if jobs:
         _direct_forward_jobs(grad_output, jobs, np.zeros(g.C_in, grad_output.dtype), grad_input,
                              n_threads)
+    return grad_input
+
+
+#: The scatter grad_input keeps one band of gradient planes and its products within about
+#: this many bytes (L1: the products of every output channel are read once per tap row).
+SCATTER_BAND_BYTES = 24 * 1024
+
+
+def _scatter_grad_input(grad_output, weight, g, grad_input, n_threads):
+    """grad_input of a stride-1 convolution by products and a scatter (AVX2, few input
+    channels per group; see ``_grad_input_avx2.h``): no zero-padded gradient, every
+    multiply-add a useful one. Fills every element of grad_input."""
+    dtype = grad_output.dtype
+    cig, cog = g.C_in // g.groups, g.C_out // g.groups
+    jb = _direct.SCATTER_JB
+    kwp = -(-g.kw // jb) * jb
+    # [group][c][i][o][kwp]: the weights of one (c, i) for every (o, j), columns padded
+    w6 = weight.reshape(g.groups, cog, cig, g.kh, g.kw).transpose(0, 2, 3, 1, 4)
+    wpack = np.zeros((g.groups, cig, g.kh, cog, kwp), dtype)
+    wpack[..., :g.kw] = w6
+    block = (8 if dtype == np.float64 else 16)  # pixels of one product block: 2 vectors
+    band_rows = max(1, min(g.OH, SCATTER_BAND_BYTES // ((cog + jb) * dtype.itemsize * g.OW)))
+    tstride = -(-band_rows * g.OW // block) * block
+    last = (g.OH - 1) // band_rows * band_rows  # the last band's first row
+    ppad = last * g.OW + -(-(g.OH - last) * g.OW // block) * block
+    n_threads = max(1, min(n_threads, g.N * g.groups))
+    gy_scratch = np.empty((n_threads, cog * ppad), dtype)
+    t_scratch = np.empty((n_threads, _direct.grad_input_scatter_len(
+        dtype == np.float64, g.OW, g.kw, tstride, g.W, g.pad_left, g.dw)), dtype)
+    _direct.conv2d_direct_grad_input_scatter(grad_output, wpack.reshape(-1), grad_input,
+                                             gy_scratch, t_scratch, ppad, band_rows, tstride,
+                                             g.kh, g.kw, g.pad_top, g.pad_left, g.dh, g.dw,
+                                             g.groups, n_threads)
     return grad_input
 
 
