@@ -140,15 +140,16 @@ def summary_rows(groups):
         tt = rows["torch"]["median"]
         out.append(f"| {label} | {fc * 1e3:.3f} ms | {tt * 1e3:.3f} ms | {fc / tt:.2f} | {target} |")
 
-    ratio_row("LeNet-5 training epoch (2 threads)", ("lenet5_epoch", "train", "float32", 2), "≤ 0.77")
+    # targets: issue 14's (the LeNet-5 epoch, the compass shapes, float64)
+    ratio_row("LeNet-5 training epoch (2 threads)", ("lenet5_epoch", "train", "float32", 2), "≤ 0.5")
     for shape in ("lenet_c1", "lenet_c3", "vgg_3x3", "resnet_s2"):
         for pass_ in ("forward", "forward+backward"):
-            ratio_row(f"conv2d {shape} {pass_}", (shape, pass_, "float32", 2), "≤ 1.0")
+            ratio_row(f"conv2d {shape} {pass_}", (shape, pass_, "float32", 2), "≤ 0.9")
     for kind, target in (("forward", "≤ 0.5"), ("backward", "≤ 1.0")):
         ratio_row(f"max_pool2d 2×2 {kind}", ("max_pool_2x2", kind, "float32", 2), target)
     for shape in ("lenet_c1", "lenet_c3"):
         for pass_ in ("forward", "forward+backward"):
-            ratio_row(f"float64 conv2d {shape} {pass_}", (shape, pass_, "float64", 2), "≤ 0.7")
+            ratio_row(f"float64 conv2d {shape} {pass_}", (shape, pass_, "float64", 2), "≤ 0.6")
     for name in ("sgd", "adam"):
         ratio_row(f"optimizer step, {name}", (f"lenet5_{name}_step", "step", "float32", 2), "—")
     for shape in ("vgg_3x3", "resnet_s2"):
