@@ -319,3 +319,59 @@ def test_avx2_scatter_grad_input(dtype, monkeypatch, rng):
     finally:
         _direct.use_avx512(previous[0])
         _direct.use_avx2(previous[1])
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_avx2_scatter_narrow_rows_stay_in_their_plane(dtype, rng):
+    """Rows narrower than half a vector (W 1-3): a row's last vector may be stored whole
+    only where the rest of it lies in the same plane. grad_input is a view into a larger
+    buffer whose values after it (-0.0) must come back untouched, over several images and
+    groups on two threads."""
+    if not _direct.AVX2_AVAILABLE:
+        pytest.skip("no AVX2 + FMA on this CPU or build")
+    from fastconv.functional import conv as conv_mod
+    previous = _direct.use_avx512(False), _direct.use_avx2(True)
+    try:
+        for W, k in ((1, 1), (3, 1), (2, 5)):
+            x = rng.standard_normal((3, 4, 6, W)).astype(dtype)
+            w = rng.standard_normal((6, 2, k, 1)).astype(dtype)  # groups 2, (k, 1) kernels
+            p = ((k - 1) // 2, 0)
+            g = conv_mod.conv_geometry(x.shape, w.shape, 1, p, 1, 2)
+            gy = rng.standard_normal(g.output_shape).astype(dtype)
+            # -0.0 around it: a store of "+ 0" past the planes would clear the sign bit
+            buf = np.full(x.size + 64, -0.0, dtype)
+            gi = buf[32:32 + x.size].reshape(x.shape)
+            conv_mod._scatter_grad_input(gy, w, g, gi, 2)
+            assert np.signbit(buf[:32]).all() and np.signbit(buf[32 + x.size:]).all()
+            t = tol(dtype)
+            np.testing.assert_allclose(gi, conv2d_grads_ref(gy, x, w, 1, p, 1, 2)[0],
+                                       rtol=t["rtol"], atol=t["atol"] * 4, err_msg=str((W, k)))
+    finally:
+        _direct.use_avx512(previous[0])
+        _direct.use_avx2(previous[1])
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_avx2_pixel_grad_weight_inf_stays_in_its_taps(dtype, monkeypatch, rng):
+    """An Inf in the last input column reaches only the taps that read it: the padded
+    pixel lanes (gradient zeros) of a row's last vector also read that column, and their
+    products (0 * Inf) must not reach grad_weight."""
+    if not _direct.AVX2_AVAILABLE:
+        pytest.skip("no AVX2 + FMA on this CPU or build")
+    previous = _direct.use_avx512(False), _direct.use_avx2(True)
+    try:
+        monkeypatch.setattr(_direct, "grad_weight_pixels_fit", lambda *a: True)
+        x = rng.standard_normal((2, 1, 32, 30)).astype(dtype)  # OW 26: a partial vector
+        x[0, 0, 5, 29] = np.inf
+        w = rng.standard_normal((6, 1, 5, 5)).astype(dtype)
+        gy = rng.standard_normal((2, 6, 28, 26)).astype(dtype)
+        _, gw, _ = fastconv.conv2d_backward(gy, x, w, algorithm="direct", needs_input_grad=False)
+        ref = conv2d_grads_ref(gy, x, w)[1]
+        assert (np.isfinite(gw) == np.isfinite(ref)).all()
+        assert not np.isfinite(ref[:, 0, :, 4]).all() and np.isfinite(ref[:, 0, :, :4]).all()
+        t = tol(dtype)
+        fin = np.isfinite(ref)
+        np.testing.assert_allclose(gw[fin], ref[fin], rtol=t["rtol"], atol=t["atol"] * 40)
+    finally:
+        _direct.use_avx512(previous[0])
+        _direct.use_avx2(previous[1])

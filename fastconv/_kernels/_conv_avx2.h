@@ -370,9 +370,12 @@ FC_TARGET_AVX2 __attribute__((unused)) static void fc_max_pool_2x2_avx2_f(const 
  * ymm registers; 4 x 5 as on AVX-512 would spill). The lanes are added, unreduced, to the
  * first LANES of vpart[co][c][i][j][16] (the caller sums the 16 and then the threads in a
  * fixed order). OW is a whole number of vectors: the caller copies gy into rows padded
- * with zeros to that width (pad_rows in _direct.pyx), and xpad's rows are wide enough for it (their
- * extra columns zeros), so every load is a full one: the partial loads of the last vector
- * of a row cost as much as the row's other FMAs at OW 28. Partial channel / column blocks
+ * with zeros to that width (pad_rows in _direct.pyx), and xpad's rows are wide enough for
+ * it, so every load is a full one (the partial loads of the last vector of a row cost as
+ * much as the row's other FMAs at OW 28). The padded lanes multiply gy's zeros by real
+ * input columns, which may be Inf or NaN: the last vector of each row (when ow_valid < OW)
+ * runs as a block of its own whose padded lanes are masked off before they are added.
+ * Partial channel / column blocks
  * repeat their first channel / column and keep only the valid sums. On the portable
  * 8-channel tile, lenet_c1's 6-channel grad_weight ran at ~9 GFLOP/s on one AMD Zen 1 core. */
 #define FC_WPX2_CJ(X, A) X(0, 0, A) X(1, 0, A) X(0, 1, A) X(1, 1, A) X(0, 2, A) X(1, 2, A)   \
@@ -390,12 +393,16 @@ FC_TARGET_AVX2 __attribute__((unused)) static void fc_max_pool_2x2_avx2_f(const 
     }
 #define FC_WPX2_ZERO(C, J, VT) VT s##C##J = (VT){0};
 #define FC_WPX2_SAVE(C, J, ADD_TO)                                                             \
-    if (C < nco && J < njc) ADD_TO(vpart + ((((co0 + C) * Cin + c) * kh + i) * kw + j0 + J) * 16, s##C##J);
+    if (C < nco && J < njc)                                                                    \
+        ADD_TO(vpart + ((((co0 + C) * Cin + c) * kh + i) * kw + j0 + J) * 16, s##C##J, valid);
+/* The sums of pixel vectors ow_begin, ow_begin + LANES, ... < ow_end of every row; only
+ * their first `valid` lanes are added to vpart. */
 #define FC_DEFINE_WPX2_BLOCK(NAME, T, VT, LANES, LOADU, FMA, ADD_TO)                           \
     FC_TARGET_AVX2 __attribute__((noinline)) static void NAME(                                 \
         const T* xpad, ptrdiff_t Cin, ptrdiff_t Hp, ptrdiff_t Wp, const T* gy, ptrdiff_t cog,  \
         T* vpart, ptrdiff_t OH, ptrdiff_t OW, ptrdiff_t kh, ptrdiff_t kw, ptrdiff_t sh,        \
-        ptrdiff_t dh, ptrdiff_t dw, ptrdiff_t c, ptrdiff_t i, ptrdiff_t co0, ptrdiff_t j0)     \
+        ptrdiff_t dh, ptrdiff_t dw, ptrdiff_t c, ptrdiff_t i, ptrdiff_t co0, ptrdiff_t j0,     \
+        ptrdiff_t ow_begin, ptrdiff_t ow_end, ptrdiff_t valid)                                 \
     {                                                                                          \
         const ptrdiff_t nco = cog - co0 < 2 ? cog - co0 : 2, njc = kw - j0 < 5 ? kw - j0 : 5;  \
         const T* p0 = gy + co0 * OH * OW;                                                      \
@@ -407,19 +414,26 @@ FC_TARGET_AVX2 __attribute__((unused)) static void fc_max_pool_2x2_avx2_f(const 
             const T* xr = xpad + (c * Hp + oh * sh + i * dh) * Wp;                             \
             const T* q0 = p0 + oh * OW;                                                        \
             const T* q1 = p1 + oh * OW;                                                        \
-            for (ptrdiff_t ow0 = 0; ow0 < OW; ow0 += LANES) {                                  \
+            for (ptrdiff_t ow0 = ow_begin; ow0 < ow_end; ow0 += LANES) {                       \
                 VT g0 = LOADU(q0 + ow0), g1 = LOADU(q1 + ow0);                                 \
                 FC_WPX2_J(FC_WPX2_COLUMN, LOADU, FMA)                                           \
             }                                                                                  \
         }                                                                                      \
         FC_WPX2_CJ(FC_WPX2_SAVE, ADD_TO)                                                       \
     }
-FC_TARGET_AVX2 static inline void fc_wpx2_add_to_f(float* d, __m256 s)
+/* d[0:LANES] += s, lanes from `valid` on cleared first */
+FC_TARGET_AVX2 static inline void fc_wpx2_add_to_f(float* d, __m256 s, ptrdiff_t valid)
 {
+    if (valid < 8)
+        s = _mm256_and_ps(s, _mm256_cmp_ps(_mm256_setr_ps(0, 1, 2, 3, 4, 5, 6, 7),
+                                           _mm256_set1_ps((float)valid), _CMP_LT_OQ));
     _mm256_storeu_ps(d, _mm256_add_ps(_mm256_loadu_ps(d), s));
 }
-FC_TARGET_AVX2 static inline void fc_wpx2_add_to_d(double* d, __m256d s)
+FC_TARGET_AVX2 static inline void fc_wpx2_add_to_d(double* d, __m256d s, ptrdiff_t valid)
 {
+    if (valid < 4)
+        s = _mm256_and_pd(s, _mm256_cmp_pd(_mm256_setr_pd(0, 1, 2, 3),
+                                           _mm256_set1_pd((double)valid), _CMP_LT_OQ));
     _mm256_storeu_pd(d, _mm256_add_pd(_mm256_loadu_pd(d), s));
 }
 FC_DEFINE_WPX2_BLOCK(fc_wgrad_pixels_block_avx2_f, float, __m256, 8, _mm256_loadu_ps,
@@ -427,22 +441,29 @@ FC_DEFINE_WPX2_BLOCK(fc_wgrad_pixels_block_avx2_f, float, __m256, 8, _mm256_load
 FC_DEFINE_WPX2_BLOCK(fc_wgrad_pixels_block_avx2_d, double, __m256d, 4, _mm256_loadu_pd,
                      _mm256_fmadd_pd, fc_wpx2_add_to_d)
 
-/* Every block of one image and group: vpart[cog][Cin][kh][kw][16] += its sums. */
-#define FC_DEFINE_WPX2(NAME, BLOCK, T)                                                         \
+/* Every block of one image and group: vpart[cog][Cin][kh][kw][16] += its sums. OW: gy's
+ * padded row width (whole vectors); ow_valid: the real one. */
+#define FC_DEFINE_WPX2(NAME, BLOCK, T, LANES)                                                  \
     FC_TARGET_AVX2 static void NAME(const T* xpad, ptrdiff_t Cin, ptrdiff_t Hp, ptrdiff_t Wp,  \
                                     const T* gy, ptrdiff_t cog, T* vpart, ptrdiff_t OH,        \
                                     ptrdiff_t OW, ptrdiff_t kh, ptrdiff_t kw, ptrdiff_t sh,    \
-                                    ptrdiff_t dh, ptrdiff_t dw)                                \
+                                    ptrdiff_t dh, ptrdiff_t dw, ptrdiff_t ow_valid)            \
     {                                                                                          \
+        const ptrdiff_t full = ow_valid / LANES * LANES; /* vectors without padded lanes */    \
         for (ptrdiff_t c = 0; c < Cin; ++c)                                                    \
             for (ptrdiff_t i = 0; i < kh; ++i)                                                 \
                 for (ptrdiff_t co0 = 0; co0 < cog; co0 += 2)                                   \
-                    for (ptrdiff_t j0 = 0; j0 < kw; j0 += 5)                                   \
-                        BLOCK(xpad, Cin, Hp, Wp, gy, cog, vpart, OH, OW, kh, kw, sh, dh, dw,   \
-                              c, i, co0, j0);                                                  \
+                    for (ptrdiff_t j0 = 0; j0 < kw; j0 += 5) {                                 \
+                        if (full > 0)                                                          \
+                            BLOCK(xpad, Cin, Hp, Wp, gy, cog, vpart, OH, OW, kh, kw, sh, dh,   \
+                                  dw, c, i, co0, j0, 0, full, LANES);                          \
+                        if (full < ow_valid)                                                   \
+                            BLOCK(xpad, Cin, Hp, Wp, gy, cog, vpart, OH, OW, kh, kw, sh, dh,   \
+                                  dw, c, i, co0, j0, full, full + LANES, ow_valid - full);     \
+                    }                                                                          \
     }
-FC_DEFINE_WPX2(fc_wgrad_pixels_avx2_f, fc_wgrad_pixels_block_avx2_f, float)
-FC_DEFINE_WPX2(fc_wgrad_pixels_avx2_d, fc_wgrad_pixels_block_avx2_d, double)
+FC_DEFINE_WPX2(fc_wgrad_pixels_avx2_f, fc_wgrad_pixels_block_avx2_f, float, 8)
+FC_DEFINE_WPX2(fc_wgrad_pixels_avx2_d, fc_wgrad_pixels_block_avx2_d, double, 4)
 
 /* grad_bias of one image and group: bias[co] += sum of gy[co][0:P] (vector sums in the
  * input's type within an image, as fc_channel_sums_f, then float64 across images). */
@@ -542,7 +563,8 @@ static void fc_conv_avx2_d(int tile, FC_CONV_PARAMS(double))
 #define FC_STUB_WPX2(NAME, T)                                                                  \
     static void NAME(const T* xpad, ptrdiff_t Cin, ptrdiff_t Hp, ptrdiff_t Wp, const T* gy,    \
                      ptrdiff_t cog, T* vpart, ptrdiff_t OH, ptrdiff_t OW, ptrdiff_t kh,        \
-                     ptrdiff_t kw, ptrdiff_t sh, ptrdiff_t dh, ptrdiff_t dw) {}
+                     ptrdiff_t kw, ptrdiff_t sh, ptrdiff_t dh, ptrdiff_t dw,                   \
+                     ptrdiff_t ow_valid) {}
 FC_STUB_WPX2(fc_wgrad_pixels_avx2_f, float)
 FC_STUB_WPX2(fc_wgrad_pixels_avx2_d, double)
 static void fc_channel_sums_avx2_f(const float* gy, ptrdiff_t cog, ptrdiff_t P, double* bias) {}

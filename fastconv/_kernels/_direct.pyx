@@ -67,11 +67,11 @@ cdef extern from "_conv_avx512.h":
     void fc_wgrad_pixels_avx2_f(const float* xpad, Py_ssize_t C, Py_ssize_t Hp, Py_ssize_t Wp,
                                 const float* gy, Py_ssize_t cog, float* vpart, Py_ssize_t OH,
                                 Py_ssize_t OW, Py_ssize_t kh, Py_ssize_t kw, Py_ssize_t sh,
-                                Py_ssize_t dh, Py_ssize_t dw) noexcept nogil
+                                Py_ssize_t dh, Py_ssize_t dw, Py_ssize_t ow_valid) noexcept nogil
     void fc_wgrad_pixels_avx2_d(const double* xpad, Py_ssize_t C, Py_ssize_t Hp, Py_ssize_t Wp,
                                 const double* gy, Py_ssize_t cog, double* vpart, Py_ssize_t OH,
                                 Py_ssize_t OW, Py_ssize_t kh, Py_ssize_t kw, Py_ssize_t sh,
-                                Py_ssize_t dh, Py_ssize_t dw) noexcept nogil
+                                Py_ssize_t dh, Py_ssize_t dw, Py_ssize_t ow_valid) noexcept nogil
     void fc_channel_sums_avx2_f(const float* gy, Py_ssize_t cog, Py_ssize_t P,
                                 double* bias) noexcept nogil
     void fc_channel_sums_avx2_d(const double* gy, Py_ssize_t cog, Py_ssize_t P,
@@ -108,9 +108,10 @@ def use_avx512(enabled=None):
 
 
 def use_avx2(enabled=None):
-    """Query or switch the AVX2 forward tiles (where available); returns the previous
-    setting. They run where the AVX-512 tiles are off or absent (``use_avx512``); with
-    both off the portable kernels of ``_conv_blocked.h`` run. For tests and benchmarks."""
+    """Query or switch the AVX2 kernels (where available): the forward tiles, the pixel
+    grad_weight and the scatter grad_input; returns the previous setting. They run where
+    the AVX-512 tiles are off or absent (``use_avx512``); with both off the portable
+    kernels of ``_conv_blocked.h`` run. For tests and benchmarks."""
     global _use_avx2
     previous = bool(_use_avx2)
     if enabled is not None:
@@ -420,15 +421,24 @@ def grad_input_scatter_len(bint is_double, Py_ssize_t OW, Py_ssize_t kw, Py_ssiz
 
 
 def grad_input_scatter_fit(bint is_double, Py_ssize_t cin_per_group, Py_ssize_t sh,
-                           Py_ssize_t sw):
+                           Py_ssize_t sw, Py_ssize_t kw=5):
     """Whether :func:`conv2d_direct_grad_input_scatter` takes a grad_input: stride 1, the
-    AVX2 tiles in use (not AVX-512), up to 8 input channels per group, where the forward
-    kernel on the transposed problem fills few lanes of its channel vectors.
+    AVX2 kernels in use (not AVX-512), up to 8 input channels per group, and kernel widths
+    that the products' blocks of 5 columns hold with at most a quarter of zero columns
+    (4, 5, 9, 10, ...; 3-wide kernels would multiply 2 zero columns in 5).
 
-    Measured on one AMD Zen 1 core, ms (transposed forward or row-wise kernel / scatter):
-    lenet_c3 (16 -> 6 channels, 10 x 10 -> 14 x 14, batch 64) 2.4 / 1.15 float32.
+    Measured on one AMD Zen 1 core, ms (im2col / direct on the transposed problem /
+    scatter), batch 64: lenet_c3 (16 -> 6 channels, 10 x 10 -> 14 x 14) 2.2 / 2.6 / 1.6;
+    lenet_c1 (6 -> 1, 28 x 28) 1.7 / 2.7 / 1.0 float32; float64 3.6 / 4.7 / 2.9 and
+    9.2 / 3.3 / 2.0.
     """
-    return bool(_use_avx2 and not _use_avx512 and sh == 1 and sw == 1 and cin_per_group <= 8)
+    cdef Py_ssize_t kwp = (kw + FC_GIX_JB - 1) // FC_GIX_JB * FC_GIX_JB
+    return bool(_scatter_kernel_takes(cin_per_group, sh, sw) and 4 * kwp <= 5 * kw)
+
+
+cdef bint _scatter_kernel_takes(Py_ssize_t cin_per_group, Py_ssize_t sh, Py_ssize_t sw):
+    """What the scatter kernel can run (any kernel width)."""
+    return _use_avx2 and not _use_avx512 and sh == 1 and sw == 1 and cin_per_group <= 8
 
 
 def conv2d_direct_grad_input_scatter(const floating[:, :, :, ::1] grad_output,
@@ -446,8 +456,9 @@ def conv2d_direct_grad_input_scatter(const floating[:, :, :, ::1] grad_output,
     ``SCATTER_JB``, zeros past kw). Each image's gradient planes of a group are copied into
     gy_scratch (n_threads, >= C_out/g * Ppad) with zeros past OH*OW; Ppad must cover every
     band's pixels rounded up to 2 vectors, tstride one band's, t_scratch (n_threads,
-    >= :func:`grad_input_scatter_len`). Parallel over (image, group): each writes its own
-    planes.
+    >= :func:`grad_input_scatter_len`). Parallel over (image, group): each task writes
+    only its own planes (a row's last vector is stored whole only where the rest of it lies
+    in the same plane).
     """
     cdef Py_ssize_t N = grad_input.shape[0], C_in = grad_input.shape[1]
     cdef Py_ssize_t H = grad_input.shape[2], W = grad_input.shape[3]
@@ -459,8 +470,10 @@ def conv2d_direct_grad_input_scatter(const floating[:, :, :, ::1] grad_output,
     cdef Py_ssize_t t, n, g, h0, band_px
     cdef floating* gp
     cdef floating* tp
-    if not grad_input_scatter_fit(floating is double, cig, 1, 1):
+    if not _scatter_kernel_takes(cig, 1, 1):
         raise ValueError("the scatter grad_input kernel does not run on this CPU or geometry")
+    if gy_scratch.shape[0] < n_threads or t_scratch.shape[0] < n_threads:
+        raise ValueError("gy_scratch and t_scratch need a row per thread")
     if band_rows < 1 or wpack.shape[0] < groups * per_group or gy_scratch.shape[1] < cog * Ppad:
         raise ValueError("band_rows, wpack or gy_scratch too small")
     h0 = 0
@@ -637,6 +650,9 @@ def conv2d_direct_grad_weight_pixels(const floating[:, :, :, ::1] grad_output,
     cdef floating* gp
     if not (pixel_tiles_fit(floating is double, cog, 1) or _avx2_pixel_grad_weight_takes(cog, 1)):
         raise ValueError("the pixel grad_weight kernels do not take this geometry on this CPU")
+    if (xpad_scratch.shape[0] < n_threads or vpart.shape[0] < n_threads
+            or bias_partial.shape[0] < n_threads or (not avx512 and gy_scratch.shape[0] < n_threads)):
+        raise ValueError("xpad_scratch, gy_scratch, vpart and bias_partial need a row per thread")
     if not avx512 and (ow_padded % (4 if floating is double else 8) or ow_padded < OW
                        or Wp < ow_padded + (kw - 1) * dw
                        or gy_scratch.shape[1] < cog * OH * ow_padded):
@@ -659,12 +675,12 @@ def conv2d_direct_grad_weight_pixels(const floating[:, :, :, ::1] grad_output,
             pad_rows(&grad_output[n, g * cog, 0, 0], cog * OH, OW, gp, ow_padded)
             if floating is float:
                 fc_wgrad_pixels_avx2_f(xp, cig, Hp, Wp, gp, cog, &vpart[threadid(), g * per_group],
-                                       OH, ow_padded, kh, kw, sh, dh, dw)
+                                       OH, ow_padded, kh, kw, sh, dh, dw, OW)
                 fc_channel_sums_avx2_f(&grad_output[n, g * cog, 0, 0], cog, OH * OW,
                                        &bias_partial[threadid(), g * cog])
             else:
                 fc_wgrad_pixels_avx2_d(xp, cig, Hp, Wp, gp, cog, &vpart[threadid(), g * per_group],
-                                       OH, ow_padded, kh, kw, sh, dh, dw)
+                                       OH, ow_padded, kh, kw, sh, dh, dw, OW)
                 fc_channel_sums_avx2_d(&grad_output[n, g * cog, 0, 0], cog, OH * OW,
                                        &bias_partial[threadid(), g * cog])
 

@@ -3,8 +3,10 @@
  *     T[i][j][p] = sum over output channels o of w[o][c][i][j] * gy[o][p]
  * over the flat pixels p of grad_output (vectors of 8 float32 / 4 float64 pixels that run
  * across row ends), then gi[c][h - pt + i*dh][w - pl + j*dw] += T[i][j][h*OW + w] where
- * that lands inside the input. Every multiply-add is a useful one: the forward kernel on
- * the transposed problem (_direct_grad_input) correlates the zero-padded gradient and, with
+ * that lands inside the input. No multiply-add falls on padding of the gradient (only on
+ * the kernel columns padded to a multiple of 5 and the last vector of a band): the
+ * forward kernel on the transposed problem (_direct_grad_input) correlates the
+ * zero-padded gradient and, with
  * 6 input channels as lenet_c3's, fills 6 of a channel vector's 8 lanes; on lenet_c3
  * (10 x 10 gradients padded to 18 x 18 for 14 x 14 inputs) 38 % of its multiply-adds were
  * useful.
@@ -83,15 +85,16 @@ FC_DEFINE_GIX_BLOCK(fc_gix_block_d, double, __m256d, 4, _mm256_loadu_pd, _mm256_
         s0 = s0 < -LANES_ ? -LANES_ : s0 > OW ? OW : s0; /* (then every lane masked off) */    \
         return ADD(acc, AND(LOADU(tj + s0), LOADU(mask + LANES_ + s0)));                       \
     }                                                                                          \
-    /* gi_row[x : x + LANES] += acc, the lanes past W left as they are */                     \
+    /* gi_row[x : x + LANES] += acc, the lanes past W left as they are; room: the values   \
+     * from gi_row to the end of its plane */                                                 \
     FC_TARGET_AVX2 static inline void NAME##_put(T* gi_row, ptrdiff_t x, ptrdiff_t W, VT acc,  \
-                                                 const T* mask, ptrdiff_t OW, int last_row)    \
+                                                 const T* mask, ptrdiff_t OW, ptrdiff_t room)  \
     {                                                                                          \
         if (x + LANES_ <= W) {                                                                 \
             STOREU(gi_row + x, ADD(LOADU(gi_row + x), acc));                                   \
-        } else if (!last_row) {                                                                \
-            /* the lanes past W are the next row's first values (this thread's plane): they   \
-             * get + 0 */                                                                      \
+        } else if (x + LANES_ <= room) {                                                       \
+            /* the lanes past W are later rows' first values of the same plane (this task's,  \
+             * sums from the zeroed plane, never -0): they get + 0 */                          \
             STOREU(gi_row + x, ADD(LOADU(gi_row + x), AND(acc, LOADU(mask + OW + 3 * LANES_ - (W - x))))); \
         } else {                                                                               \
             STOREN(gi_row + x, ADD(LOADN(gi_row + x, W - x), acc), W - x);                     \
@@ -100,7 +103,7 @@ FC_DEFINE_GIX_BLOCK(fc_gix_block_d, double, __m256d, 4, _mm256_loadu_pd, _mm256_
     FC_TARGET_AVX2 static inline void NAME(const T* t, ptrdiff_t tstride, ptrdiff_t r,         \
                                            ptrdiff_t OW, ptrdiff_t kw, ptrdiff_t dw,           \
                                            ptrdiff_t pl, const T* mask, T* gi_row, ptrdiff_t W, \
-                                           int last_row)                                       \
+                                           ptrdiff_t room)                                     \
     {                                                                                          \
         /* up to 4 vectors of gi columns at a time, each its own chain of adds */             \
         for (ptrdiff_t x0 = 0; x0 < W; x0 += 4 * LANES_) {                                     \
@@ -114,10 +117,10 @@ FC_DEFINE_GIX_BLOCK(fc_gix_block_d, double, __m256d, 4, _mm256_loadu_pd, _mm256_
                 if (nx > 2) a2 = NAME##_term(a2, tj, mask, s0 + 2 * LANES_, OW);               \
                 if (nx > 3) a3 = NAME##_term(a3, tj, mask, s0 + 3 * LANES_, OW);               \
             }                                                                                  \
-            NAME##_put(gi_row, x0, W, a0, mask, OW, last_row);                                 \
-            if (nx > 1) NAME##_put(gi_row, x0 + LANES_, W, a1, mask, OW, last_row);            \
-            if (nx > 2) NAME##_put(gi_row, x0 + 2 * LANES_, W, a2, mask, OW, last_row);        \
-            if (nx > 3) NAME##_put(gi_row, x0 + 3 * LANES_, W, a3, mask, OW, last_row);        \
+            NAME##_put(gi_row, x0, W, a0, mask, OW, room);                                     \
+            if (nx > 1) NAME##_put(gi_row, x0 + LANES_, W, a1, mask, OW, room);                \
+            if (nx > 2) NAME##_put(gi_row, x0 + 2 * LANES_, W, a2, mask, OW, room);            \
+            if (nx > 3) NAME##_put(gi_row, x0 + 3 * LANES_, W, a3, mask, OW, room);            \
         }                                                                                      \
     }
 FC_DEFINE_GIX_ROW(fc_gix_row_f, float, __m256, 8, _mm256_loadu_ps, fc_loadu_first8,
@@ -127,10 +130,10 @@ FC_DEFINE_GIX_ROW(fc_gix_row_d, double, __m256d, 4, _mm256_loadu_pd, fc_loadu_fi
                   _mm256_storeu_pd, fc_storeu_first4d, _mm256_add_pd, _mm256_and_pd,
                   _mm256_setzero_pd)
 
-/* fc_grad_input_scatter's scratch, in values: the masks (OW + 4*LANES), the slack
- * fc_gix_row's loads may reach before a product buffer ((kw - 1)*dw + LANES), then two
- * product buffers of kw rounded up to FC_GIX_JB rows of tstride, each followed by the
- * slack its loads may reach past the end (W + pl + LANES, and the next buffer's front). */
+/* fc_grad_input_scatter's scratch, in values: the masks (OW + 4*LANES), slack before a
+ * product buffer, then two product buffers of kw rounded up to FC_GIX_JB rows of tstride,
+ * each followed by slack. fc_gix_row's loads, their T column clamped into [-LANES, OW],
+ * reach at most LANES values before or after a buffer's rows; the slack is larger. */
 static inline ptrdiff_t fc_gix_front(ptrdiff_t OW, ptrdiff_t kw, ptrdiff_t dw, ptrdiff_t lanes)
 {
     return OW + 4 * lanes + (kw - 1) * dw + lanes;
@@ -190,7 +193,7 @@ static inline ptrdiff_t fc_gix_scratch_len(ptrdiff_t OW, ptrdiff_t kw, ptrdiff_t
                     const ptrdiff_t y = h - pt + i * dh;                                       \
                     if (y >= 0 && y < H)                                                       \
                         ROW(tp, tstride, h - h0, OW, kw, dw, pl, mask, gi + (c * H + y) * W, W,   \
-                            y == H - 1);                                               \
+                            (H - y) * W);                                              \
                 }                                                                              \
             }                                                                                  \
         }                                                                                      \

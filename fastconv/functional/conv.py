@@ -185,7 +185,10 @@ def table_algorithm(g: ConvGeometry, dtype: DTypeLike = np.float32, op: str = "f
       direct when an AVX-512 whole-kernel tile fits (3x3, 5x5) or while a
       group's reduction length C_in/g*kh*kw is short (< 256); otherwise GEMM's cache
       blocking wins.
-    * grad_input: direct (stride phases through the forward kernel) when each group has
+    * grad_input: direct with the AVX2 kernels (no AVX-512) at stride 1 with <= 8 input
+      channels per group and 4-, 5-, 9- or 10-wide kernels: products and a scatter
+      (lenet_c3, batch 64, 1 thread, AMD Zen 1: im2col 2.2 / scatter 1.6 ms).
+    * grad_input otherwise: direct (stride phases through the forward kernel) when each group has
       >= 16 input channels to fill a channel block, at stride 1 or with the AVX-512 tiles,
       or at stride 1 with 4 to 8 (float32, AVX-512: the pixel tile, 8 channels a block;
       lenet_c1's one channel fills too little of it); otherwise im2col + col2im.
@@ -207,6 +210,8 @@ def table_algorithm(g: ConvGeometry, dtype: DTypeLike = np.float32, op: str = "f
         return "direct" if wide_tile or cig * g.kh * g.kw < 256 else "im2col"
     if op == "grad_input":
         stride_1 = g.sh == g.sw == 1
+        if _direct.grad_input_scatter_fit(dtype == np.float64, cig, g.sh, g.sw, g.kw):
+            return "direct"
         if stride_1 and cig >= 4 and _direct.pixel_tiles_fit(dtype == np.float64, cig, 1):
             return "direct"
         wide_tile = _direct.forward_tile(dtype == np.float64, cig, g.W)[0] >= 0
@@ -476,7 +481,7 @@ def _direct_grad_input(grad_output: FloatArray, weight: FloatArray, g: ConvGeome
         w_t = weight.transpose(1, 0, 2, 3)[:, :, ::-1, ::-1]
         return _winograd_forward(grad_output, w_t, np.zeros(g.C_in, grad_output.dtype),
                                  2 - g.pad_top, 2 - g.pad_left, grad_input, n_threads)
-    if _direct.grad_input_scatter_fit(grad_output.dtype == np.float64, cig, g.sh, g.sw):
+    if _direct.grad_input_scatter_fit(grad_output.dtype == np.float64, cig, g.sh, g.sw, g.kw):
         return _scatter_grad_input(grad_output, weight, g, grad_input, n_threads)
     # With < 4 input channels per group the transposed convolution would fill at most 4
     # of a channel block's >= 4 lanes: the row-wise kernel (vectorised along rows) wins.
@@ -510,15 +515,16 @@ def _direct_grad_input(grad_output: FloatArray, weight: FloatArray, g: ConvGeome
     return grad_input
 
 
-#: The scatter grad_input keeps one band of gradient planes and its products within about
-#: this many bytes (L1: the products of every output channel are read once per tap row).
+#: The scatter grad_input keeps one band of gradient planes and its two product buffers
+#: within about this many bytes (L1: each tap row reads every output channel's band).
 SCATTER_BAND_BYTES = 24 * 1024
 
 
 def _scatter_grad_input(grad_output, weight, g, grad_input, n_threads):
     """grad_input of a stride-1 convolution by products and a scatter (AVX2, few input
-    channels per group; see ``_grad_input_avx2.h``): no zero-padded gradient, every
-    multiply-add a useful one. Fills every element of grad_input."""
+    channels per group; see ``_grad_input_avx2.h``): no zero-padded gradient (the only
+    wasted multiply-adds are the kernel columns padded to a multiple of 5 and the last
+    vector of a band). Fills every element of grad_input."""
     dtype = grad_output.dtype
     cig, cog = g.C_in // g.groups, g.C_out // g.groups
     jb = _direct.SCATTER_JB
@@ -528,7 +534,7 @@ def _scatter_grad_input(grad_output, weight, g, grad_input, n_threads):
     wpack = np.zeros((g.groups, cig, g.kh, cog, kwp), dtype)
     wpack[..., :g.kw] = w6
     block = (8 if dtype == np.float64 else 16)  # pixels of one product block: 2 vectors
-    band_rows = max(1, min(g.OH, SCATTER_BAND_BYTES // ((cog + jb) * dtype.itemsize * g.OW)))
+    band_rows = max(1, min(g.OH, SCATTER_BAND_BYTES // ((cog + 2 * kwp) * dtype.itemsize * g.OW)))
     tstride = -(-band_rows * g.OW // block) * block
     last = (g.OH - 1) // band_rows * band_rows  # the last band's first row
     ppad = last * g.OW + -(-(g.OH - last) * g.OW // block) * block
