@@ -467,42 +467,29 @@ FC_DEFINE_WPX2(fc_wgrad_pixels_avx2_d, fc_wgrad_pixels_block_avx2_d, double, 4)
 
 /* grad_bias of one image and group: bias[co] += sum of gy[co][0:P] (vector sums in the
  * input's type within an image, as fc_channel_sums_f, then float64 across images). */
-FC_TARGET_AVX2 static void fc_channel_sums_avx2_f(const float* gy, ptrdiff_t cog, ptrdiff_t P,
-                                                  double* bias)
-{
-    for (ptrdiff_t co = 0; co < cog; ++co) {
-        const float* g = gy + co * P;
-        __m256 a = _mm256_setzero_ps(), b = _mm256_setzero_ps();
-        ptrdiff_t p = 0;
-        for (; p + 16 <= P; p += 16) {
-            a = _mm256_add_ps(a, _mm256_loadu_ps(g + p));
-            b = _mm256_add_ps(b, _mm256_loadu_ps(g + p + 8));
-        }
-        for (; p < P; p += 8) a = _mm256_add_ps(a, fc_loadu_first8(g + p, P - p));
-        float lanes[8];
-        _mm256_storeu_ps(lanes, _mm256_add_ps(a, b));
-        float s = 0.0f;
-        for (int l = 0; l < 8; ++l) s += lanes[l];
-        bias[co] += (double)s;
+#define FC_DEFINE_CHANNEL_SUMS_AVX2(NAME, T, VT, LANES, LOADU, LOADN, ADD, ZERO, STOREU)       \
+    FC_TARGET_AVX2 static void NAME(const T* gy, ptrdiff_t cog, ptrdiff_t P, double* bias)     \
+    {                                                                                          \
+        for (ptrdiff_t co = 0; co < cog; ++co) {                                               \
+            const T* g = gy + co * P;                                                          \
+            VT a = ZERO(), b = ZERO();                                                         \
+            ptrdiff_t p = 0;                                                                   \
+            for (; p + 2 * LANES <= P; p += 2 * LANES) {                                       \
+                a = ADD(a, LOADU(g + p));                                                      \
+                b = ADD(b, LOADU(g + p + LANES));                                              \
+            }                                                                                  \
+            for (; p < P; p += LANES) a = ADD(a, LOADN(g + p, P - p));                         \
+            T lanes[LANES];                                                                    \
+            STOREU(lanes, ADD(a, b));                                                          \
+            T sum = 0;                                                                         \
+            for (int l = 0; l < LANES; ++l) sum += lanes[l];                                   \
+            bias[co] += (double)sum;                                                           \
+        }                                                                                      \
     }
-}
-FC_TARGET_AVX2 static void fc_channel_sums_avx2_d(const double* gy, ptrdiff_t cog, ptrdiff_t P,
-                                                  double* bias)
-{
-    for (ptrdiff_t co = 0; co < cog; ++co) {
-        const double* g = gy + co * P;
-        __m256d a = _mm256_setzero_pd(), b = _mm256_setzero_pd();
-        ptrdiff_t p = 0;
-        for (; p + 8 <= P; p += 8) {
-            a = _mm256_add_pd(a, _mm256_loadu_pd(g + p));
-            b = _mm256_add_pd(b, _mm256_loadu_pd(g + p + 4));
-        }
-        for (; p < P; p += 4) a = _mm256_add_pd(a, fc_loadu_first4d(g + p, P - p));
-        double lanes[4];
-        _mm256_storeu_pd(lanes, _mm256_add_pd(a, b));
-        bias[co] += (lanes[0] + lanes[1]) + (lanes[2] + lanes[3]);
-    }
-}
+FC_DEFINE_CHANNEL_SUMS_AVX2(fc_channel_sums_avx2_f, float, __m256, 8, _mm256_loadu_ps,
+                            fc_loadu_first8, _mm256_add_ps, _mm256_setzero_ps, _mm256_storeu_ps)
+FC_DEFINE_CHANNEL_SUMS_AVX2(fc_channel_sums_avx2_d, double, __m256d, 4, _mm256_loadu_pd,
+                            fc_loadu_first4d, _mm256_add_pd, _mm256_setzero_pd, _mm256_storeu_pd)
 
 /* The tile table: index, kind, (NV, OWB, KW, SW). General tiles: two vectors of channels x
  * 6, 5 or 4 pixels (12, 10, 8 accumulators), one vector x 8 or 7; diagonal tiles at stride
