@@ -425,7 +425,7 @@ def grad_input_scatter_fit(bint is_double, Py_ssize_t cin_per_group, Py_ssize_t 
     """Whether :func:`conv2d_direct_grad_input_scatter` takes a grad_input: stride 1, the
     AVX2 kernels in use (not AVX-512), up to 8 input channels per group, and kernel widths
     that the products' blocks of 5 columns hold with at most a quarter of zero columns
-    (4, 5, 9, 10, ...; 3-wide kernels would multiply 2 zero columns in 5).
+    (widths 4, 5, 8-10, 12-15, ...; 3-wide kernels would multiply 2 zero columns in 5).
 
     Measured on one AMD Zen 1 core, ms (im2col / direct on the transposed problem /
     scatter), batch 64: lenet_c3 (16 -> 6 channels, 10 x 10 -> 14 x 14) 2.2 / 2.6 / 1.6;

@@ -186,7 +186,7 @@ def table_algorithm(g: ConvGeometry, dtype: DTypeLike = np.float32, op: str = "f
       group's reduction length C_in/g*kh*kw is short (< 256); otherwise GEMM's cache
       blocking wins.
     * grad_input: direct with the AVX2 kernels (no AVX-512) at stride 1 with <= 8 input
-      channels per group and 4-, 5-, 9- or 10-wide kernels: products and a scatter
+      channels per group and kernels 4, 5, 8-10, 12-15, ... wide: products and a scatter
       (lenet_c3, batch 64, 1 thread, AMD Zen 1: im2col 2.2 / scatter 1.6 ms).
     * grad_input otherwise: direct (stride phases through the forward kernel) when each group has
       >= 16 input channels to fill a channel block, at stride 1 or with the AVX-512 tiles,
