@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 
 import fastconv
 from fastconv._kernels import _direct
+from fastconv.functional import conv as F
 from reference import conv2d_grads_ref, conv2d_ref, tol
 
 def _draw_case(data):
@@ -372,6 +373,76 @@ def test_avx2_pixel_grad_weight_inf_stays_in_its_taps(dtype, monkeypatch, rng):
         t = tol(dtype)
         fin = np.isfinite(ref)
         np.testing.assert_allclose(gw[fin], ref[fin], rtol=t["rtol"], atol=t["atol"] * 40)
+    finally:
+        _direct.use_avx512(previous[0])
+        _direct.use_avx2(previous[1])
+
+
+@pytest.mark.skipif(not _direct.AVX2_AVAILABLE, reason="no AVX2 + FMA on this CPU or build")
+def test_avx2_transposed_tile_choice():
+    """transposed_tile takes 3-wide kernels at column stride 2 without column dilation,
+    pad_left 0-2 and more than half a vector of input channels, only with the AVX2 tiles in
+    use; the tile is built for r = 2 * left + pad_left and wastes the fewest pixels."""
+    previous = _direct.use_avx512(False), _direct.use_avx2(True)
+    try:
+        table = {t: (nv, owb, r) for t, nv, owb, r in _direct.avx2_transposed_tiles()}
+        assert len(table) >= 2 and all(t > _direct.AVX2_PIXEL_TILE for t in table)
+        for is_double, cig, width, pl in [(False, 16, 28, 1), (False, 32, 14, 1), (True, 16, 28, 0),
+                                          (False, 5, 9, 2), (True, 3, 30, 1), (False, 128, 1, 0)]:
+            tile, cb, owb, left, span = _direct.transposed_tile(is_double, cig, width, 3, 2, 1, pl)
+            nv, owb_t, r = table[tile]
+            assert (owb, cb) == (owb_t, nv * (4 if is_double else 8))
+            assert r == 2 * left + pl and left == (1 if pl < 2 else 0)
+            assert span == (owb - 1 + r) // 2 + 1
+            waste = -(-width // owb) * owb
+            assert all(-(-width // o) * o >= waste for n, o, rr in table.values() if rr == r)
+        for args in [(False, 16, 28, 5, 2, 1, 1), (False, 16, 28, 3, 1, 1, 1),
+                     (False, 16, 28, 3, 3, 1, 1), (False, 16, 28, 3, 2, 2, 1),
+                     (False, 16, 28, 3, 2, 1, 3), (False, 4, 28, 3, 2, 1, 1),
+                     (True, 2, 28, 3, 2, 1, 1)]:
+            assert _direct.transposed_tile(*args) is None, args
+        _direct.use_avx512(True)
+        if _direct.use_avx512():  # the CPU has AVX-512: its tiles take every grad_input
+            assert _direct.transposed_tile(False, 16, 28, 3, 2, 1, 1) is None
+    finally:
+        _direct.use_avx512(previous[0])
+        _direct.use_avx2(previous[1])
+
+
+@pytest.mark.skipif(not _direct.AVX2_AVAILABLE, reason="no AVX2 + FMA on this CPU or build")
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_every_avx2_transposed_tile(dtype, monkeypatch, rng):
+    """Each transposed tile, forced, against the reference grad_input: the paddings it is
+    built for, row strides 1-3 (with row dilation), groups, a partial channel block, widths
+    with a partial last pixel block, narrower than one block and 1 pixel wide. grad_input
+    starts as NaN canaries: every element must be written (rows no kernel row reaches
+    with zeros)."""
+    previous = _direct.use_avx512(False), _direct.use_avx2(True)
+    lanes = 4 if dtype == np.float64 else 8
+    t = tol(dtype)
+    try:
+        for tile, nv, owb, r in _direct.avx2_transposed_tiles():
+            for pl in [p for p in (0, 1, 2) if 2 * (1 if p < 2 else 0) + p == r]:
+                left = 1 if pl < 2 else 0
+                choice = (tile, nv * lanes, owb, left, (owb - 1 + r) // 2 + 1)
+                monkeypatch.setattr(_direct, "transposed_tile", lambda *a, c=choice: c)
+                for (N, Ci, Co, H, W, sh, ph, dh, groups) in [
+                        (2, lanes + 3, 7, 9, owb + 5, 2, 1, 1, 1), (1, 2 * lanes, 5, 7, 2 * owb, 1, 0, 1, 1),
+                        (2, 6, 4, 11, 3, 3, 2, 2, 2), (1, lanes, 3, 5, 1, 2, 1, 1, 1),
+                        (1, lanes + 1, 9, 4, owb - 1, 2, 0, 1, 1)]:
+                    if W + 2 * pl < 3:
+                        continue
+                    x = rng.standard_normal((N, Ci, H, W)).astype(dtype)
+                    w = rng.standard_normal((Co, Ci // groups, 3, 3)).astype(dtype)
+                    g = F.conv_geometry(x.shape, w.shape, (sh, 2), (ph, pl), (dh, 1), groups)
+                    gy = rng.standard_normal(g.output_shape).astype(dtype)
+                    gi = np.full(x.shape, np.nan, dtype)
+                    F.conv2d_backward_unchecked(gy, x, w, g, "direct", True, gi, False)
+                    ref = conv2d_grads_ref(gy, x, w, (sh, 2), (ph, pl), (dh, 1), groups)[0]
+                    np.testing.assert_allclose(gi, ref, rtol=t["rtol"],
+                                               atol=t["atol"] * np.sqrt(Co * 9),
+                                               err_msg=str((tile, pl, N, Ci, Co, H, W, sh)))
+                monkeypatch.undo()
     finally:
         _direct.use_avx512(previous[0])
         _direct.use_avx2(previous[1])

@@ -141,6 +141,71 @@ FC_TARGET_AVX2 static inline void fc_store_tile_avx2_f(const float* tmp, int owb
         }                                                                                      \
     }
 
+/* The transposed row-reuse tile: the column direction of a stride-2, 3-wide convolution's
+ * grad_input, all three kernel columns at once (rows go by stride phase, as the other
+ * tiles' grad_input jobs do). Output pixel q of the block at ow0 (even) is input column
+ * ow0 + q; it gathers the gradient columns t of the padded row at ow0 / 2 with
+ * q = 2t + j - R (R = 2 * left padding of the copy + the convolution's pad_left), so each
+ * broadcast gradient value feeds the 1 or 2 output pixels per kernel column it reaches and
+ * nothing is multiplied by inserted zeros. The four column-phase jobs this replaces each
+ * wrote every other pixel of a row (a scalar store per element) from 1- or 2-tap
+ * sub-kernels. NV * (OWB + 3) + 1 <= 16; OWB even. */
+#define FC_DEFINE_CONV_AVX2_TDIAG(NAME, T, VT, LANES, LOAD, STORE, SET1, FMA, STORE_TILE, NV, OWB, R) \
+    FC_TARGET_AVX2 static void NAME(FC_CONV_PARAMS(T))                                         \
+    {                                                                                          \
+        enum { CB = NV * LANES, KW = 3 };                                                      \
+        enum { SPAN = (OWB - 1 + R) / 2 + 1 }; /* gradient columns one block reads */          \
+        const ptrdiff_t K = C * kh * KW;                                                       \
+        T tmp[OWB][CB] __attribute__((aligned(64)));                                           \
+        (void)kw; (void)sw; (void)dw; /* 3, 2 and 1 */                                         \
+        for (ptrdiff_t cb = 0; cb * CB < cout; ++cb) {                                         \
+            const T* wp = wpack + cb * K * CB;                                                 \
+            const ptrdiff_t nco = (cout - cb * CB) < CB ? (cout - cb * CB) : CB;               \
+            T bv[CB] __attribute__((aligned(64)));                                             \
+            for (int l = 0; l < CB; ++l) bv[l] = l < nco ? bias[cb * CB + l] : (T)0;           \
+            for (ptrdiff_t oh = 0; oh < OH; ++oh) {                                            \
+                for (ptrdiff_t ow0 = 0; ow0 < OW; ow0 += OWB) {                                \
+                    VT acc[OWB][NV];                                                           \
+                    FC_PRAGMA(GCC unroll 16)                                                   \
+                    for (int q = 0; q < OWB; ++q)                                              \
+                        FC_PRAGMA(GCC unroll 2)                                                \
+                        for (int v = 0; v < NV; ++v) acc[q][v] = LOAD(bv + v * LANES);         \
+                    for (ptrdiff_t c = 0; c < C; ++c) {                                        \
+                        for (ptrdiff_t i = 0; i < kh; ++i) {                                   \
+                            const T* xr = xpad + (c * Hp + oh * sh + i * dh) * Wp + ow0 / 2;   \
+                            const T* wr = wp + (c * kh + i) * KW * CB;                         \
+                            VT w[KW][NV];                                                      \
+                            FC_PRAGMA(GCC unroll 4)                                            \
+                            for (int j = 0; j < KW; ++j)                                       \
+                                FC_PRAGMA(GCC unroll 2)                                        \
+                                for (int v = 0; v < NV; ++v) w[j][v] = LOAD(wr + j * CB + v * LANES); \
+                            FC_PRAGMA(GCC unroll 16)                                           \
+                            for (int t = 0; t < SPAN; ++t) {                                   \
+                                if (2 * t + KW - 1 - R < 0) continue; /* reaches no pixel */   \
+                                const VT xb = SET1(xr[t]);                                     \
+                                FC_PRAGMA(GCC unroll 4)                                        \
+                                for (int j = 0; j < KW; ++j) {                                 \
+                                    const int q = 2 * t + j - R;                               \
+                                    if (q < 0 || q >= OWB) continue;                           \
+                                    FC_PRAGMA(GCC unroll 2)                                    \
+                                    for (int v = 0; v < NV; ++v)                               \
+                                        acc[q][v] = FMA(xb, w[j][v], acc[q][v]);               \
+                                }                                                              \
+                            }                                                                  \
+                        }                                                                      \
+                    }                                                                          \
+                    FC_PRAGMA(GCC unroll 16)                                                   \
+                    for (int q = 0; q < OWB; ++q)                                              \
+                        FC_PRAGMA(GCC unroll 2)                                                \
+                        for (int v = 0; v < NV; ++v) STORE(&tmp[q][v * LANES], acc[q][v]);     \
+                    const ptrdiff_t nq = (OW - ow0) < OWB ? (OW - ow0) : OWB;                  \
+                    STORE_TILE(&tmp[0][0], OWB, NV, nco, nq, out + cb * CB * ocs + oh * ors + ow0 * ops, \
+                               ocs, ops);                                                      \
+                }                                                                              \
+            }                                                                                  \
+        }                                                                                      \
+    }
+
 #define FC_DEFINE_CONV_AVX2_F(NAME, NV, OWB)                                                   \
     FC_DEFINE_CONV_VEC(NAME, FC_TARGET_AVX2, float, __m256, 8, _mm256_loadu_ps, _mm256_store_ps, \
                        _mm256_set1_ps, _mm256_fmadd_ps, fc_store_tile_avx2_f, NV, OWB)
@@ -153,6 +218,13 @@ FC_TARGET_AVX2 static inline void fc_store_tile_avx2_f(const float* tmp, int owb
 #define FC_DEFINE_CONV_AVX2_DIAG_D(NAME, NV, OWB, KW, SW)                                      \
     FC_DEFINE_CONV_AVX2_DIAG(NAME, double, __m256d, 4, _mm256_loadu_pd, _mm256_store_pd,       \
                              _mm256_set1_pd, _mm256_fmadd_pd, fc_store_tile_d4, NV, OWB, KW, SW)
+
+#define FC_DEFINE_CONV_AVX2_TDIAG_F(NAME, NV, OWB, R)                                         \
+    FC_DEFINE_CONV_AVX2_TDIAG(NAME, float, __m256, 8, _mm256_loadu_ps, _mm256_store_ps,        \
+                              _mm256_set1_ps, _mm256_fmadd_ps, fc_store_tile_avx2_f, NV, OWB, R)
+#define FC_DEFINE_CONV_AVX2_TDIAG_D(NAME, NV, OWB, R)                                         \
+    FC_DEFINE_CONV_AVX2_TDIAG(NAME, double, __m256d, 4, _mm256_loadu_pd, _mm256_store_pd,      \
+                              _mm256_set1_pd, _mm256_fmadd_pd, fc_store_tile_d4, NV, OWB, R)
 
 /* Pixel tile (float32), for up to 8 output channels at stride 1 along rows: as the
  * AVX-512 pixel tile (_conv_avx512.h), a vector holds 8 neighbouring output pixels of one
@@ -523,6 +595,24 @@ FC_DEFINE_CHANNEL_SUMS_AVX2(fc_channel_sums_avx2_d, double, __m256d, 4, _mm256_l
 #define FC_AVX2_DEFINE(I, KIND, NV, OWB, KW, SW) FC_AVX2_DEFINE_##KIND(I, NV, OWB, KW, SW)
 FC_AVX2_TILES(FC_AVX2_DEFINE)
 
+/* The transposed tiles (grad_input of 3-wide kernels at column stride 2), index -> (NV,
+ * OWB, R), at FC_AVX2_TRANSPOSED_BASE + index: one vector of channels x 8, 10 or 12
+ * output pixels, for R 2 (pad_left 0 or 2) and 3 (pad_left 1). */
+#define FC_AVX2_TRANSPOSED_BASE 32
+#define FC_AVX2_TTILES(X)                                                                      \
+    X(0, 1, 12, 3) X(1, 1, 10, 3) X(2, 1, 8, 3) X(3, 1, 12, 2) X(4, 1, 10, 2) X(5, 1, 8, 2)
+#define FC_AVX2_DEFINE_T(I, NV, OWB, R)                                                        \
+    FC_DEFINE_CONV_AVX2_TDIAG_F(fc_conv_avx2_tf##I, NV, OWB, R)                                \
+    FC_DEFINE_CONV_AVX2_TDIAG_D(fc_conv_avx2_td##I, NV, OWB, R)
+FC_AVX2_TTILES(FC_AVX2_DEFINE_T)
+#define FC_AVX2_TROW(I, NV, OWB, R) {NV, OWB, R},
+static const int fc_avx2_ttiles[][3] = {FC_AVX2_TTILES(FC_AVX2_TROW)};
+#define FC_AVX2_N_TTILES ((int)(sizeof fc_avx2_ttiles / sizeof fc_avx2_ttiles[0]))
+#define FC_AVX2_TCASE_F(I, NV, OWB, R)                                                         \
+    case FC_AVX2_TRANSPOSED_BASE + I: fc_conv_avx2_tf##I(FC_CONV_ARGS); break;
+#define FC_AVX2_TCASE_D(I, NV, OWB, R)                                                         \
+    case FC_AVX2_TRANSPOSED_BASE + I: fc_conv_avx2_td##I(FC_CONV_ARGS); break;
+
 #define FC_AVX2_ROW(I, KIND, NV, OWB, KW, SW) {NV, OWB, KW, SW},
 static const int fc_avx2_tiles[][4] = {FC_AVX2_TILES(FC_AVX2_ROW)};
 #define FC_AVX2_N_TILES ((int)(sizeof fc_avx2_tiles / sizeof fc_avx2_tiles[0]))
@@ -539,11 +629,19 @@ static void fc_conv_avx2_f(int tile, FC_CONV_PARAMS(float))
         fc_conv_avx2_pixels_f(FC_CONV_ARGS);
         return;
     }
-    switch (tile) { FC_AVX2_TILES(FC_AVX2_CASE_F) default: break; }
+    switch (tile) {
+        FC_AVX2_TILES(FC_AVX2_CASE_F)
+        FC_AVX2_TTILES(FC_AVX2_TCASE_F)
+        default: break;
+    }
 }
 static void fc_conv_avx2_d(int tile, FC_CONV_PARAMS(double))
 {
-    switch (tile) { FC_AVX2_TILES(FC_AVX2_CASE_D) default: break; }
+    switch (tile) {
+        FC_AVX2_TILES(FC_AVX2_CASE_D)
+        FC_AVX2_TTILES(FC_AVX2_TCASE_D)
+        default: break;
+    }
 }
 
 #else /* no x86 target attributes: forward_tile never picks an AVX2 tile */
@@ -559,6 +657,9 @@ static void fc_channel_sums_avx2_d(const double* gy, ptrdiff_t cog, ptrdiff_t P,
 #define FC_AVX2_N_TILES 1
 #define FC_AVX2_PIXEL_TILE 1
 static const int fc_avx2_tiles[1][4] = {{1, 1, 0, 0}};
+#define FC_AVX2_TRANSPOSED_BASE 32
+#define FC_AVX2_N_TTILES 1
+static const int fc_avx2_ttiles[1][3] = {{1, 8, 3}};
 static void fc_conv_avx2_pixels_run(FC_CONV_PARAMS(float), int relu, int pool) {}
 static void fc_max_pool_2x2_avx2_f(const float* x, ptrdiff_t W, float* out, ptrdiff_t OH,
                                    ptrdiff_t OW) {}

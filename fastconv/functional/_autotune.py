@@ -155,7 +155,8 @@ def _isa_in_use() -> str:
 #: Bumped whenever a kernel change can change which algorithm wins a key: a plan file
 #: measured with older kernels is then another file (the signature's hash), not reused.
 #: 2: the AVX2 pixel grad_weight and the products-and-scatter grad_input.
-KERNEL_REVISION = 2
+#: 3: the AVX2 transposed tile for stride-2 grad_input (direct, 3-wide kernels).
+KERNEL_REVISION = 3
 
 
 def cpu_signature() -> str:

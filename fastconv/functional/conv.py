@@ -55,6 +55,14 @@ def winograd_fits(g: ConvGeometry) -> bool:
             and 16 * max(g.C_in, g.C_out) * (g.OH + 1) * (g.OW + 1) <= _INT32_MAX)
 
 
+def _winograd_tiles_waste(g):
+    """Whether, with the AVX2 tiles in use, Winograd's 2x2 output tiles would pad the
+    output area by more than a quarter (odd sides of a few pixels; see
+    :func:`table_algorithm`)."""
+    padded = (g.OH + g.OH % 2) * (g.OW + g.OW % 2)
+    return _direct.kernel_isa() == "avx2" and 4 * padded > 5 * g.OH * g.OW
+
+
 def _im2col_fits_blas(g):
     """BLAS takes 32-bit dimensions; the im2col path needs every GEMM size below 2**31."""
     k = (g.C_in // g.groups) * g.kh * g.kw
@@ -173,6 +181,11 @@ def table_algorithm(g: ConvGeometry, dtype: DTypeLike = np.float32, op: str = "f
       per channel, the GEMMs per channel pair, so few channels stay direct. Minimum of 40,
       ms, 1 thread, batch 128 (ResNet-8 stages): 32->32 at 14x14 direct 4.9 / Winograd
       3.3, 64->64 at 7x7 5.5 / 4.3, 16->16 at 28x28 5.0 / 5.0.
+      With the AVX2 tiles (no AVX-512) the direct kernel's row-reuse tile keeps images
+      whose 2x2 tiles would pad the area by more than a quarter (7x7: 64 for 49 pixels;
+      AMD Zen 1, batch 128, ms, 1 / 2 threads: 64->64 at 7x7 forward direct 13.6 / 6.8,
+      Winograd 14.1 / 8.1; grad_input 13.7 / 7.0 against 14.7 / 8.4; 32->32 at 14x14
+      stays Winograd: 10.7 / 6.2 against 14.2 / 7.2).
     * forward, 1x1 kernels with >= 16 input channels (one group): im2col, a GEMM over
       pixels (ResNet-8's stride-2 projections, min of 40, ms, 1 thread, batch 128:
       16->32 at 28x28 direct 1.48 / im2col 0.96; 32->64 at 14x14 1.44 / 0.90).
@@ -194,7 +207,8 @@ def table_algorithm(g: ConvGeometry, dtype: DTypeLike = np.float32, op: str = "f
       lenet_c1's one channel fills too little of it); otherwise im2col + col2im.
     """
     cig = g.C_in // g.groups
-    if op in ("forward", "grad_input") and winograd_fits(g) and g.C_in * g.C_out >= WINOGRAD_MIN_CHANNEL_PAIRS:
+    if (op in ("forward", "grad_input") and winograd_fits(g)
+            and g.C_in * g.C_out >= WINOGRAD_MIN_CHANNEL_PAIRS and not _winograd_tiles_waste(g)):
         return "winograd"
     one_by_one = g.kh == g.kw == 1 and g.groups == 1 and _im2col_fits_blas(g)
     if op == "forward":
@@ -364,18 +378,26 @@ def _direct_forward_jobs(x, jobs, bias, out, n_threads):
     """Run blocked-kernel convolutions of x, each into a strided part of ``out``.
 
     out: C-contiguous (N, C_out, ., .). jobs: [(w5, g, out_offset, out_row_stride,
-    out_pixel_stride)], w5 the job's weights as
+    out_pixel_stride[, transposed])], w5 the job's weights as
     a (groups, C_out/g, C_in/g, kh, kw) view, g its geometry (g.OH x g.OW outputs written
     at ``out[n, co].flat[out_offset + r*out_row_stride + q*out_pixel_stride]``).
+    ``transposed`` (tile, cb, owb, span) runs a row phase of a stride-2 grad_input on the
+    transposed tile (:func:`_transposed_jobs`): g.OW is then the input width, g.pad_left
+    the zero columns of the copy.
     """
     is_double = x.dtype == np.float64
     rows, packs, w_offset, xpad_len = [], [], 0, 1
-    for w5, g, out_offset, out_row_stride, out_pixel_stride in jobs:
-        tile, cb, owb = _direct.forward_tile(is_double, g.C_out // g.groups, g.OW, g.kw, g.sw,
-                                             g.dw)
-        # rows/columns the kernel reads: whole pixel blocks, so the last block may overrun OW
+    for w5, g, out_offset, out_row_stride, out_pixel_stride, *transposed in jobs:
+        # rows the kernel reads
         hp = (g.OH - 1) * g.sh + (g.kh - 1) * g.dh + 1
-        wp = (-(-g.OW // owb) * owb - 1) * g.sw + (g.kw - 1) * g.dw + 1
+        if transposed:  # (tile, cb, owb, span) of _direct.transposed_tile: its own columns
+            tile, cb, owb, span = transposed[0]
+            wp = (-(-g.OW // owb) - 1) * owb // 2 + span
+        else:
+            tile, cb, owb = _direct.forward_tile(is_double, g.C_out // g.groups, g.OW, g.kw,
+                                                 g.sw, g.dw)
+            # columns: whole pixel blocks, so the last block may overrun OW
+            wp = (-(-g.OW // owb) * owb - 1) * g.sw + (g.kw - 1) * g.dw + 1
         wpack = _pack_weight_blocked(w5, cb, n_threads)
         rows.append((tile, cb, hp, wp, g.kh, g.kw, g.sh, g.sw, g.pad_top, g.pad_left, g.dh,
                      g.dw, g.OH, g.OW, out_offset, out_row_stride, out_pixel_stride, w_offset,
@@ -496,6 +518,14 @@ def _direct_grad_input(grad_output: FloatArray, weight: FloatArray, g: ConvGeome
     w_t = weight.reshape(g.groups, cog, cig, g.kh, g.kw).transpose(0, 2, 1, 3, 4)
     step_h = g.sh // math.gcd(g.sh, g.dh)  # kernel rows between taps of one phase
     step_w = g.sw // math.gcd(g.sw, g.dw)
+    transposed = _direct.transposed_tile(grad_output.dtype == np.float64, cig, g.W, g.kw, g.sw,
+                                         g.dw, g.pad_left)
+    if transposed is not None:
+        jobs = _transposed_jobs(w_t, g, grad_input, step_h, transposed)
+        if jobs:
+            _direct_forward_jobs(grad_output, jobs, np.zeros(g.C_in, grad_output.dtype),
+                                 grad_input, n_threads)
+        return grad_input
     jobs = []
     for a in range(g.sh):
         rows, hu, sdh, pt, pb = _phase_taps(a, g.sh, g.pad_top, g.dh, g.kh, g.H, g.OH)
@@ -513,6 +543,26 @@ def _direct_grad_input(grad_output: FloatArray, weight: FloatArray, g: ConvGeome
         _direct_forward_jobs(grad_output, jobs, np.zeros(g.C_in, grad_output.dtype), grad_input,
                              n_threads)
     return grad_input
+
+
+def _transposed_jobs(w_t, g, grad_input, step_h, transposed):
+    """The jobs of a 3-wide, column-stride-2 grad_input on the AVX2 transposed tile: one per
+    row phase (rows as :func:`_phase_taps` gives them), each writing whole rows of its
+    phase with every kernel column at once, so the gradient is read once per row phase
+    rather than once per (row, column) phase and nothing is stored pixel by pixel.
+    Measured on AMD Zen 1 at batch 128: see :func:`_direct.transposed_tile`."""
+    tile, cb, owb, left, span = transposed
+    jobs = []
+    for a in range(g.sh):
+        rows, hu, sdh, pt, pb = _phase_taps(a, g.sh, g.pad_top, g.dh, g.kh, g.H, g.OH)
+        if not rows or hu == 0:
+            grad_input[:, :, a::g.sh] = 0  # no kernel row reaches these inputs
+            continue
+        sub = w_t[:, :, :, _taps_slice(rows, step_h)]  # every column, in kernel order
+        pg = ConvGeometry(g.N, g.C_out, g.OH, g.OW, g.C_in, len(rows), g.kw, 1, g.sw,
+                          pt, pb, left, 0, sdh, g.dw, g.groups, hu, g.W)
+        jobs.append((sub, pg, a * g.W, g.sh * g.W, 1, (tile, cb, owb, span)))
+    return jobs
 
 
 #: The scatter grad_input keeps one band of gradient planes and its two product buffers
