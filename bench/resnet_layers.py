@@ -8,7 +8,6 @@ import numpy as np
 import fastconv
 from fastconv.functional import conv as fconv
 from fastconv.functional._geometry import conv_geometry
-from fastconv._parallel import get_num_threads
 
 BATCH = 128
 
@@ -59,12 +58,10 @@ def fastconv_callables(name, batch=BATCH):
         return fconv.conv2d_backward_unchecked(gy, x, w, g, "auto", needs_input_grad=False)
 
     def grad_input():
-        n = get_num_threads()
+        # the algorithm "auto" picks (this used to run im2col wherever the choice was not
+        # "direct", Winograd included)
         gi = np.empty(x.shape, x.dtype)
-        if fconv.choose_algorithm(g, x.dtype, "grad_input") == "direct":
-            return fconv._direct_grad_input(gy, w, g, gi, n)
-        gi.fill(0)
-        return fconv._im2col_backward(gy, x, w, g, gi, False, n)
+        return fconv.conv2d_backward_unchecked(gy, x, w, g, "auto", True, gi, False)
 
     out = {"fwd": fwd, "fwd+bwd": fwd_bwd, "grad_weight": grad_weight}
     if need_gi:
