@@ -446,3 +446,39 @@ def test_every_avx2_transposed_tile(dtype, monkeypatch, rng):
     finally:
         _direct.use_avx512(previous[0])
         _direct.use_avx2(previous[1])
+
+
+@pytest.mark.skipif(not _direct.AVX2_AVAILABLE, reason="no AVX2 + FMA on this CPU / build")
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_avx2_grad_weight_tile(dtype, rng):
+    """The AVX2 whole-kernel grad_weight tile (3x3, one vector of channels) and the portable
+    kernel it competes with, each forced, against the reference grad_weight and grad_bias:
+    strides, dilations, paddings, groups, partial channel blocks (5 channels, 13 a group), more
+    than one block, images wider than one gradient chunk."""
+    previous = _direct.use_avx512(False), _direct.use_avx2(True)
+    lanes = 4 if dtype == np.float64 else 8
+    t = tol(dtype)
+    try:
+        assert _direct.grad_weight_tile(dtype == np.float64, 16, 3, 3, True)[0] >= _direct.AVX2_TILE_BASE
+        assert _direct.grad_weight_tile(dtype == np.float64, 16, 3, 3, False)[0] == -1
+        assert _direct.grad_weight_tile(dtype == np.float64, 16, 5, 5, True)[0] == -1
+        for (N, Ci, Co, H, W, s, p, d, groups) in [
+                (2, 6, 2 * lanes, 9, 11, (1, 1), (1, 1), (1, 1), 1),
+                (3, 4, 5, 10, 7, (2, 1), (0, 2), (1, 2), 1),
+                (1, 8, 26, 8, 8, (1, 2), (2, 1), (2, 1), 2),
+                (2, 3, 3 * lanes + 1, 6, 300, (1, 1), (1, 1), (1, 1), 1)]:
+            x = rng.standard_normal((N, Ci, H, W)).astype(dtype)
+            w = rng.standard_normal((Co, Ci // groups, 3, 3)).astype(dtype)
+            g = F.conv_geometry(x.shape, w.shape, s, p, d, groups)
+            gy = rng.standard_normal(g.output_shape).astype(dtype)
+            ref = conv2d_grads_ref(gy, x, w, s, p, d, groups)[1]
+            for avx2_tile in (True, False):
+                gw, gb = F._direct_grad_weight(gy, x, g, 2, avx2_tile)
+                np.testing.assert_allclose(gw, ref, rtol=t["rtol"],
+                                           atol=t["atol"] * np.sqrt(N * g.OH * g.OW),
+                                           err_msg=str((avx2_tile, N, Ci, Co, H, W, s, p, d)))
+                np.testing.assert_allclose(gb, gy.sum((0, 2, 3)), rtol=t["rtol"],
+                                           atol=t["atol"] * np.sqrt(N * g.OH * g.OW))
+    finally:
+        _direct.use_avx512(previous[0])
+        _direct.use_avx2(previous[1])

@@ -16,9 +16,11 @@
  *   broadcast once and feeds every output pixel it touches (up to KW / SW FMAs per
  *   broadcast, against one in the general tile). NV * (OWB + KW) + 1 <= 16.
  *
- * grad_weight keeps the portable kernel: _conv_avx512.h's whole-kernel tile at 8 channels
- * (9 accumulators for 3x3; 16 channels would need 18 registers) measured 1.07-1.19x the
- * portable 16-channel kernel's time on ResNet-8's 3x3 layers at batch 128 (AMD Zen 1).
+ * grad_weight: _conv_avx512.h's whole-kernel tile at one vector of channels (9 accumulators
+ * for 3x3; two vectors would need 18 registers). It measured 1.07-1.19x the portable
+ * 16-channel kernel's time on ResNet-8's 3x3 layers at batch 128 on AMD Zen 1 and
+ * 0.92-0.99x on Zen 3 (1 thread; float64 0.78x), so which one runs is measured per machine
+ * (functional/conv.py, the "wgrad-tile" plan).
  *
  * Tile indices start at FC_AVX2_TILE_BASE so that they never collide with the AVX-512
  * table's; callers (forward_tile in _direct.pyx) pick them only when fc_have_avx2() says
@@ -595,6 +597,75 @@ FC_DEFINE_CHANNEL_SUMS_AVX2(fc_channel_sums_avx2_d, double, __m256d, 4, _mm256_l
 #define FC_AVX2_DEFINE(I, KIND, NV, OWB, KW, SW) FC_AVX2_DEFINE_##KIND(I, NV, OWB, KW, SW)
 FC_AVX2_TILES(FC_AVX2_DEFINE)
 
+/* grad_weight tiles: _conv_avx512.h's whole-kernel tile at one vector of channels (8
+ * float32, 4 float64): a 3x3 kernel's 9 accumulators, each gradient vector loaded once per
+ * pixel and each of the 9 input values broadcast once. Index -> (NV, KH, KW), at
+ * FC_AVX2_TILE_BASE + index. */
+#define FC_AVX2_WGRAD_TILES(X) X(0, 1, 3, 3)
+#define FC_AVX2_DEFINE_WGRAD(I, NV, KH, KW)                                                    \
+    FC_DEFINE_WGRAD_VEC(fc_wgrad_avx2_f##I, FC_TARGET_AVX2, float, __m256, 8, _mm256_loadu_ps, \
+                        _mm256_storeu_ps, _mm256_set1_ps, _mm256_fmadd_ps, NV, KH, KW)         \
+    FC_DEFINE_WGRAD_VEC(fc_wgrad_avx2_d##I, FC_TARGET_AVX2, double, __m256d, 4,                \
+                        _mm256_loadu_pd, _mm256_storeu_pd, _mm256_set1_pd, _mm256_fmadd_pd,    \
+                        NV, KH, KW)
+FC_AVX2_WGRAD_TILES(FC_AVX2_DEFINE_WGRAD)
+#define FC_AVX2_WGRAD_ROW(I, NV, KH, KW) {NV, KH, KW},
+static const int fc_avx2_wgrad_tiles[][3] = {FC_AVX2_WGRAD_TILES(FC_AVX2_WGRAD_ROW)};
+#define FC_AVX2_N_WGRAD_TILES ((int)(sizeof fc_avx2_wgrad_tiles / sizeof fc_avx2_wgrad_tiles[0]))
+#define FC_AVX2_WGRAD_ARGS xpad, C, Hp, Wp, gyt, n_blocks, gw, OH, OW, sh, sw, dh, dw
+#define FC_AVX2_WGRAD_CASE_F(I, NV, KH, KW) case I: fc_wgrad_avx2_f##I(FC_AVX2_WGRAD_ARGS); break;
+#define FC_AVX2_WGRAD_CASE_D(I, NV, KH, KW) case I: fc_wgrad_avx2_d##I(FC_AVX2_WGRAD_ARGS); break;
+#define FC_DEFINE_WGRAD_AVX2_DISPATCH(FN, T, CASE)                                             \
+    static void FN(int tile, const T* xpad, ptrdiff_t C, ptrdiff_t Hp, ptrdiff_t Wp,           \
+                   const T* gyt, ptrdiff_t n_blocks, T* gw, ptrdiff_t OH, ptrdiff_t OW,        \
+                   ptrdiff_t sh, ptrdiff_t sw, ptrdiff_t dh, ptrdiff_t dw)                     \
+    {                                                                                          \
+        switch (tile) {                                                                        \
+            FC_AVX2_WGRAD_TILES(CASE)                                                          \
+            default: break;                                                                    \
+        }                                                                                      \
+    }
+FC_DEFINE_WGRAD_AVX2_DISPATCH(fc_wgrad_avx2_f, float, FC_AVX2_WGRAD_CASE_F)
+FC_DEFINE_WGRAD_AVX2_DISPATCH(fc_wgrad_avx2_d, double, FC_AVX2_WGRAD_CASE_D)
+
+/* 4 x 4 transpose of r[0..3] (rows of 4 doubles) into columns, in registers. */
+FC_TARGET_AVX2 static inline void fc_transpose4_pd(__m256d r[4])
+{
+    const __m256d t0 = _mm256_unpacklo_pd(r[0], r[1]), t1 = _mm256_unpackhi_pd(r[0], r[1]);
+    const __m256d t2 = _mm256_unpacklo_pd(r[2], r[3]), t3 = _mm256_unpackhi_pd(r[2], r[3]);
+    r[0] = _mm256_permute2f128_pd(t0, t2, 0x20);
+    r[1] = _mm256_permute2f128_pd(t1, t3, 0x20);
+    r[2] = _mm256_permute2f128_pd(t0, t2, 0x31);
+    r[3] = _mm256_permute2f128_pd(t1, t3, 0x31);
+}
+
+/* grad_weight's channel-minor copy of one image's gradient: dst[p * ld + k] = src[k * P + p]
+ * for k < cog, 0 for cog <= k < ld (ld a whole number of vectors: the channel blocks are),
+ * by LANES x LANES blocks transposed in registers. The element-by-element copy it replaces
+ * took a fifth of the blocked grad_weight's time (16->16 3x3 at 28^2, AMD Zen 3). */
+#define FC_DEFINE_CHANNEL_MINOR_AVX2(NAME, T, VT, LANES, LOADU, STOREU, ZERO, TRANSPOSE)      \
+    FC_TARGET_AVX2 static void NAME(const T* src, ptrdiff_t cog, ptrdiff_t P, ptrdiff_t ld,   \
+                                    T* dst)                                                    \
+    {                                                                                          \
+        ptrdiff_t p = 0;                                                                       \
+        for (; p + LANES <= P; p += LANES)                                                     \
+            for (ptrdiff_t k = 0; k < ld; k += LANES) {                                        \
+                VT r[LANES];                                                                   \
+                FC_PRAGMA(GCC unroll 8)                                                        \
+                for (int l = 0; l < LANES; ++l)                                                \
+                    r[l] = k + l < cog ? LOADU(src + (k + l) * P + p) : ZERO();                \
+                TRANSPOSE(r);                                                                  \
+                FC_PRAGMA(GCC unroll 8)                                                        \
+                for (int l = 0; l < LANES; ++l) STOREU(dst + (p + l) * ld + k, r[l]);          \
+            }                                                                                  \
+        for (; p < P; ++p)                                                                     \
+            for (ptrdiff_t k = 0; k < ld; ++k) dst[p * ld + k] = k < cog ? src[k * P + p] : (T)0; \
+    }
+FC_DEFINE_CHANNEL_MINOR_AVX2(fc_channel_minor_avx2_f, float, __m256, 8, _mm256_loadu_ps,
+                             _mm256_storeu_ps, _mm256_setzero_ps, fc_transpose8_ps)
+FC_DEFINE_CHANNEL_MINOR_AVX2(fc_channel_minor_avx2_d, double, __m256d, 4, _mm256_loadu_pd,
+                             _mm256_storeu_pd, _mm256_setzero_pd, fc_transpose4_pd)
+
 /* The transposed tiles (grad_input of 3-wide kernels at column stride 2), index -> (NV,
  * OWB, R), at FC_AVX2_TRANSPOSED_BASE + index: one vector of channels x 8, 10 or 12
  * output pixels, for R 2 (pad_left 0 or 2) and 3 (pad_left 1). */
@@ -665,6 +736,18 @@ static void fc_max_pool_2x2_avx2_f(const float* x, ptrdiff_t W, float* out, ptrd
                                    ptrdiff_t OW) {}
 static void fc_conv_avx2_f(int tile, FC_CONV_PARAMS(float)) {}
 static void fc_conv_avx2_d(int tile, FC_CONV_PARAMS(double)) {}
+#define FC_AVX2_N_WGRAD_TILES 1
+static const int fc_avx2_wgrad_tiles[1][3] = {{1, 1, 1}};
+#define FC_STUB_WGRAD_AVX2(FN, T)                                                              \
+    static void FN(int tile, const T* xpad, ptrdiff_t C, ptrdiff_t Hp, ptrdiff_t Wp,           \
+                   const T* gyt, ptrdiff_t n_blocks, T* gw, ptrdiff_t OH, ptrdiff_t OW,        \
+                   ptrdiff_t sh, ptrdiff_t sw, ptrdiff_t dh, ptrdiff_t dw) {}
+FC_STUB_WGRAD_AVX2(fc_wgrad_avx2_f, float)
+FC_STUB_WGRAD_AVX2(fc_wgrad_avx2_d, double)
+static void fc_channel_minor_avx2_f(const float* src, ptrdiff_t cog, ptrdiff_t P, ptrdiff_t ld,
+                                    float* dst) {}
+static void fc_channel_minor_avx2_d(const double* src, ptrdiff_t cog, ptrdiff_t P,
+                                    ptrdiff_t ld, double* dst) {}
 #endif
 
 #endif

@@ -461,8 +461,8 @@ FC_DEFINE_CONV_AVX512_DISPATCH(fc_conv_avx512_d, double, fc_conv_avx512_d, fc_co
  * so chunks are as large as L1 allows: with 128-pixel chunks resnet_s2's 1.2 MB gw went
  * through L2 twice per image. */
 #define FC_WGRAD_CHUNK_BYTES 32768
-#define FC_DEFINE_WGRAD_AVX512(NAME, T, VT, LANES, LOAD, STORE, SET1, FMA, NV, KH, KW)        \
-    FC_TARGET_AVX512 static void NAME(const T* xpad, ptrdiff_t C, ptrdiff_t Hp, ptrdiff_t Wp,  \
+#define FC_DEFINE_WGRAD_VEC(NAME, TARGET, T, VT, LANES, LOAD, STORE, SET1, FMA, NV, KH, KW)   \
+    TARGET static void NAME(const T* xpad, ptrdiff_t C, ptrdiff_t Hp, ptrdiff_t Wp,  \
                                       const T* gyt, ptrdiff_t n_blocks, T* gw, ptrdiff_t OH,   \
                                       ptrdiff_t OW, ptrdiff_t sh, ptrdiff_t sw, ptrdiff_t dh,  \
                                       ptrdiff_t dw)                                            \
@@ -511,11 +511,11 @@ FC_DEFINE_CONV_AVX512_DISPATCH(fc_conv_avx512_d, double, fc_conv_avx512_d, fc_co
 
 /* Unaligned stores: gw rows are only element-aligned. */
 #define FC_DEFINE_WGRAD_AVX512_F(NAME, NV, KH, KW)                                             \
-    FC_DEFINE_WGRAD_AVX512(NAME, float, __m512, 16, _mm512_loadu_ps, _mm512_storeu_ps,         \
-                           _mm512_set1_ps, _mm512_fmadd_ps, NV, KH, KW)
+    FC_DEFINE_WGRAD_VEC(NAME, FC_TARGET_AVX512, float, __m512, 16, _mm512_loadu_ps,            \
+                        _mm512_storeu_ps, _mm512_set1_ps, _mm512_fmadd_ps, NV, KH, KW)
 #define FC_DEFINE_WGRAD_AVX512_D(NAME, NV, KH, KW)                                             \
-    FC_DEFINE_WGRAD_AVX512(NAME, double, __m512d, 8, _mm512_loadu_pd, _mm512_storeu_pd,        \
-                           _mm512_set1_pd, _mm512_fmadd_pd, NV, KH, KW)
+    FC_DEFINE_WGRAD_VEC(NAME, FC_TARGET_AVX512, double, __m512d, 8, _mm512_loadu_pd,           \
+                        _mm512_storeu_pd, _mm512_set1_pd, _mm512_fmadd_pd, NV, KH, KW)
 
 /* grad_weight tiles: 3x3 kernels with 2 vectors of channels (18 accumulators) or 1, and
  * 5x5 kernels with 1 vector (25 accumulators). Index -> (NV, KH, KW). */
@@ -656,8 +656,8 @@ static void fc_channel_sums_f(const float* gy, ptrdiff_t cog, ptrdiff_t P, doubl
 #include "_conv_avx2.h"
 
 /* What the Cython side calls: an AVX2 tile (tile >= FC_AVX2_TILE_BASE, from
- * _conv_avx2.h's table), an AVX-512 tile (tile >= 0, from the table above) or the
- * portable kernel with cb channels per block. */
+ * _conv_avx2.h's tables), an AVX-512 tile (tile >= 0, from the tables above) or the
+ * portable kernel with cb channels per block; forward and grad_weight alike. */
 #define FC_DEFINE_CONV_TILE(FN, T, AVX512, AVX2, PORTABLE)                                     \
     static inline void FN(int tile, ptrdiff_t cb, FC_CONV_PARAMS(T))                           \
     {                                                                                          \
@@ -668,16 +668,18 @@ static void fc_channel_sums_f(const float* gy, ptrdiff_t cog, ptrdiff_t P, doubl
 FC_DEFINE_CONV_TILE(fc_conv_tile_f, float, fc_conv_avx512_f, fc_conv_avx2_f, fc_conv_blocked_f)
 FC_DEFINE_CONV_TILE(fc_conv_tile_d, double, fc_conv_avx512_d, fc_conv_avx2_d, fc_conv_blocked_d)
 
-#define FC_DEFINE_WGRAD_TILE(FN, T, AVX512, PORTABLE)                                          \
+#define FC_DEFINE_WGRAD_TILE(FN, T, AVX512, AVX2, PORTABLE)                                    \
     static inline void FN(int tile, ptrdiff_t cb, const T* xpad, ptrdiff_t C, ptrdiff_t Hp,    \
                           ptrdiff_t Wp, const T* gyt, ptrdiff_t n_blocks, T* gw, ptrdiff_t OH, \
                           ptrdiff_t OW, ptrdiff_t kh, ptrdiff_t kw, ptrdiff_t sh, ptrdiff_t sw, \
                           ptrdiff_t dh, ptrdiff_t dw)                                          \
     {                                                                                          \
-        if (tile >= 0) AVX512(tile, xpad, C, Hp, Wp, gyt, n_blocks, gw, OH, OW, sh, sw, dh, dw); \
+        if (tile >= FC_AVX2_TILE_BASE)                                                         \
+            AVX2(tile - FC_AVX2_TILE_BASE, xpad, C, Hp, Wp, gyt, n_blocks, gw, OH, OW, sh, sw, dh, dw); \
+        else if (tile >= 0) AVX512(tile, xpad, C, Hp, Wp, gyt, n_blocks, gw, OH, OW, sh, sw, dh, dw); \
         else PORTABLE(cb, xpad, C, Hp, Wp, gyt, n_blocks, gw, OH, OW, kh, kw, sh, sw, dh, dw); \
     }
-FC_DEFINE_WGRAD_TILE(fc_wgrad_tile_f, float, fc_wgrad_avx512_f, fc_wgrad_blocked_f)
-FC_DEFINE_WGRAD_TILE(fc_wgrad_tile_d, double, fc_wgrad_avx512_d, fc_wgrad_blocked_d)
+FC_DEFINE_WGRAD_TILE(fc_wgrad_tile_f, float, fc_wgrad_avx512_f, fc_wgrad_avx2_f, fc_wgrad_blocked_f)
+FC_DEFINE_WGRAD_TILE(fc_wgrad_tile_d, double, fc_wgrad_avx512_d, fc_wgrad_avx2_d, fc_wgrad_blocked_d)
 
 #endif

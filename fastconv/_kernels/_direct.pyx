@@ -34,6 +34,8 @@ cdef extern from "_conv_avx512.h":
     int FC_AVX2_TRANSPOSED_BASE
     int FC_AVX2_N_TTILES
     const int fc_avx2_ttiles[][3]
+    int FC_AVX2_N_WGRAD_TILES
+    const int fc_avx2_wgrad_tiles[][3]
     int FC_AVX512_N_TILES
     int FC_AVX512_PIXEL_TILE
     int FC_AVX512_ROWS2_TILE
@@ -79,6 +81,10 @@ cdef extern from "_conv_avx512.h":
                                 double* bias) noexcept nogil
     void fc_channel_sums_avx2_d(const double* gy, Py_ssize_t cog, Py_ssize_t P,
                                 double* bias) noexcept nogil
+    void fc_channel_minor_avx2_f(const float* src, Py_ssize_t cog, Py_ssize_t P, Py_ssize_t ld,
+                                 float* dst) noexcept nogil
+    void fc_channel_minor_avx2_d(const double* src, Py_ssize_t cog, Py_ssize_t P,
+                                 Py_ssize_t ld, double* dst) noexcept nogil
 
 #: Kernel columns per grad_weight register block: the padded input needs
 #: (WGRAD_MAX_JB - 1) * dilation zeroed elements of slack after it.
@@ -303,8 +309,14 @@ cdef Py_ssize_t _avx2_forward_tile(bint is_double, Py_ssize_t cout_per_group,
     return best
 
 
-def grad_weight_tile(bint is_double, Py_ssize_t cout_per_group, Py_ssize_t kh, Py_ssize_t kw):
-    """Register tile of grad_weight: (tile, cb); tile -1 is the portable kernel."""
+def grad_weight_tile(bint is_double, Py_ssize_t cout_per_group, Py_ssize_t kh, Py_ssize_t kw,
+                     bint avx2_tile=True):
+    """Register tile of grad_weight: (tile, cb); tile -1 is the portable kernel.
+
+    With the AVX2 kernels in use (and not the AVX-512 ones), ``avx2_tile`` allows the AVX2
+    whole-kernel tile (3x3 kernels, one vector of channels; from ``AVX2_TILE_BASE``), which
+    is faster than the portable kernel on some CPUs and slower on others: the caller
+    decides (``functional.conv`` measures it once per machine)."""
     cdef Py_ssize_t lanes = 8 if is_double else 16
     cdef Py_ssize_t nv = 2 if cout_per_group > lanes else 1, t
     if _use_avx512 and cout_per_group > lanes // 2:
@@ -312,6 +324,10 @@ def grad_weight_tile(bint is_double, Py_ssize_t cout_per_group, Py_ssize_t kh, P
             if (fc_avx512_wgrad_tiles[t][0] == nv and fc_avx512_wgrad_tiles[t][1] == kh
                     and fc_avx512_wgrad_tiles[t][2] == kw):
                 return (t, nv * lanes)
+    if avx2_tile and _use_avx2 and not _use_avx512 and cout_per_group > lanes // 4:
+        for t in range(FC_AVX2_N_WGRAD_TILES):
+            if fc_avx2_wgrad_tiles[t][1] == kh and fc_avx2_wgrad_tiles[t][2] == kw:
+                return (FC_AVX2_TILE_BASE + t, fc_avx2_wgrad_tiles[t][0] * lanes // 2)
     cb = (8 if cout_per_group > 4 else 4) if is_double else (16 if cout_per_group > 8 else 8)
     return (-1, cb)
 
@@ -639,10 +655,24 @@ def conv2d_direct_grad_weight_blocked(const floating[:, :, :, ::1] grad_output,
             n = t // groups
             g = t % groups
             pad_image(&x[n, g * cig, 0, 0], cig, H, W, xp, Hp, Wp, pt, pl)
-            # channel-minor copy of this group's gradient, padding channels zero; in
-            # blocks of 16 pixels so the 16 destination lines stay in L1 while every
-            # channel fills them (a whole-row pass took a quarter of the kernel's time)
-            for p0 in range(0, P, 16):
+            # channel-minor copy of this group's gradient, padding channels zero: by
+            # register transposes with AVX2, its channel sums (grad_bias) in a second pass
+            # while the image's gradient is still in cache
+            if _use_avx2:
+                src = &grad_output[n, g * cog, 0, 0]
+                if floating is float:
+                    fc_channel_minor_avx2_f(src, cog, P, ld, gt)
+                    fc_channel_sums_avx2_f(src, cog, P, &bias_part[g * cog])
+                else:
+                    fc_channel_minor_avx2_d(src, cog, P, ld, gt)
+                    fc_channel_sums_avx2_d(src, cog, P, &bias_part[g * cog])
+                p0 = P  # skips the element-by-element copy below
+            else:
+                p0 = 0
+            # otherwise element by element, in blocks of 16 pixels so the 16 destination
+            # lines stay in L1 while every channel fills them (a whole-row pass took a
+            # quarter of the kernel's time)
+            for p0 in range(p0, P, 16):
                 p1 = min(p0 + 16, P)
                 for k in range(ld):
                     if k < cog:

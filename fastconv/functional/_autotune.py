@@ -67,8 +67,9 @@ FILE_VERSION = 1
 OPS = ("forward", "grad_input", "grad_weight")
 ALGORITHMS = ("direct", "im2col", "winograd")
 #: Plans that are not a convolution's algorithm: op -> the "algorithm" values its entries
-#: hold (the filters' measured cost model, functional/_fft.py; see :func:`cached_plan`).
-OTHER_OPS = {"filter-cost": ("cost-model",)}
+#: hold (the filters' measured cost model, functional/_fft.py; grad_weight's AVX2 tile or
+#: portable kernel, functional/conv.py; see :func:`cached_plan`).
+OTHER_OPS = {"filter-cost": ("cost-model",), "wgrad-tile": ("avx2-tile", "portable")}
 
 _lock = threading.RLock()
 _mode: str | None = None           # set_autotune's value; None: the environment's

@@ -220,7 +220,8 @@ def table_algorithm(g: ConvGeometry, dtype: DTypeLike = np.float32, op: str = "f
         if one_by_one or (cig * g.kh * g.kw < 16
                           and not _direct.grad_weight_pixels_fit(dtype == np.float64, cog, g.sw, g.OW)):
             return "im2col"
-        wide_tile = _direct.grad_weight_tile(dtype == np.float64, cog, g.kh, g.kw)[0] >= 0
+        # (the AVX-512 tiles: the table predates the AVX2 one, whose use is measured)
+        wide_tile = _direct.grad_weight_tile(dtype == np.float64, cog, g.kh, g.kw, False)[0] >= 0
         return "direct" if wide_tile or cig * g.kh * g.kw < 256 else "im2col"
     if op == "grad_input":
         stride_1 = g.sh == g.sw == 1
@@ -617,15 +618,54 @@ def _sum_in_thread_order(partials):
     return total
 
 
+#: The AVX2 grad_weight tile's static answer (autotuning off): on, as measured on an AMD
+#: EPYC Zen 3 (1 thread, batch 128, ResNet-8's 3x3 layers: 16->16 at 28^2 7.4 -> 6.9 ms,
+#: 32->32 at 14^2 7.3 -> 6.9, 64->64 at 7^2 7.5 -> 7.3). Zen 1 had measured it 7-19 % slower
+#: than the portable kernel, hence the measurement (:func:`_wgrad_avx2_tile`).
+WGRAD_AVX2_TILE_STATIC = True
+_WGRAD_TILE_CHOICES = _autotune.OTHER_OPS["wgrad-tile"]
+
+
+def _wgrad_avx2_tile(dtype: Any) -> bool:
+    """Whether grad_weight may use the AVX2 whole-kernel tile (see
+    :func:`_direct.grad_weight_tile`): the autotune plan ``wgrad-tile <dtype> avx2``,
+    measured once per machine (:func:`_measure_wgrad_tile`) in "measure" mode, else
+    :data:`WGRAD_AVX2_TILE_STATIC`. Only asked where the AVX2 kernels are in use."""
+    name = np.dtype(dtype).name
+    e = _autotune.cached_plan(f"wgrad-tile {name} {_direct.kernel_isa()}",
+                              lambda: _measure_wgrad_tile(name))
+    return WGRAD_AVX2_TILE_STATIC if e is None else e["algorithm"] == "avx2-tile"
+
+
+def _measure_wgrad_tile(dtype_name: str) -> dict:
+    """The ``wgrad-tile`` plan entry: both grad_weight kernels timed on one thread (CPU time)
+    on ResNet-8's middle 3x3 layer (32->32 at 14^2, 8 images); the faster one wins."""
+    rng = np.random.default_rng(0)
+    dtype: np.dtype[Any] = np.dtype(dtype_name)
+    x = rng.standard_normal((8, 32, 14, 14)).astype(dtype)
+    g = conv_geometry(x.shape, (32, 32, 3, 3), 1, 1, 1, 1)
+    gy = rng.standard_normal((8, 32, 14, 14)).astype(dtype)
+    runs = {name: (lambda tile=(name == "avx2-tile"): _direct_grad_weight(gy, x, g, 1, tile))
+            for name in _WGRAD_TILE_CHOICES}
+    _, best = _autotune._measure_one_thread(runs, "avx2-tile")
+    return {"op": "wgrad-tile", "algorithm": min(best, key=best.__getitem__), "table":
+            "avx2-tile" if WGRAD_AVX2_TILE_STATIC else "portable",
+            "times_us": {a: round(t * 1e6, 2) for a, t in best.items()},
+            "timing": "1 thread, CPU time"}
+
+
 def _direct_grad_weight(grad_output: FloatArray, x: FloatArray, g: ConvGeometry,
-                        n_threads: int) -> tuple[FloatArray, FloatArray]:
+                        n_threads: int, avx2_tile: bool | None = None) -> tuple[FloatArray, FloatArray]:
     """(grad_weight, grad_bias) of the direct algorithm: blocked kernel, per-thread partials
-    summed in thread order (grad_bias comes free with grad_output's transpose)."""
+    summed in thread order (grad_bias comes free with grad_output's transpose).
+    ``avx2_tile``: allow the AVX2 tile (None: :func:`_wgrad_avx2_tile` decides)."""
     dtype = x.dtype
     cig, cog = g.C_in // g.groups, g.C_out // g.groups
     if _direct.grad_weight_pixels_fit(dtype == np.float64, cog, g.sw, g.OW):
         return _direct_grad_weight_pixels(grad_output, x, g, n_threads)
-    tile, cb = _direct.grad_weight_tile(dtype == np.float64, cog, g.kh, g.kw)
+    tile, cb = _direct.grad_weight_tile(dtype == np.float64, cog, g.kh, g.kw, avx2_tile is not False)
+    if avx2_tile is None and tile >= _direct.AVX2_TILE_BASE and not _wgrad_avx2_tile(dtype):
+        tile, cb = _direct.grad_weight_tile(dtype == np.float64, cog, g.kh, g.kw, False)
     n_blocks = -(-cog // cb)
     hp = (g.OH - 1) * g.sh + (g.kh - 1) * g.dh + 1
     wp = (g.OW - 1) * g.sw + (g.kw - 1) * g.dw + 1
