@@ -180,3 +180,23 @@ def test_max_pool_2x2_fast_path_every_row_width(W, dtype, rng):
     y_ref, idx_ref = max_pool2d_ref(x, 2)
     np.testing.assert_array_equal(y, y_ref)
     np.testing.assert_array_equal(idx, idx_ref)
+
+
+@pytest.mark.parametrize("bad", [-1, 16, 2**40, -2**62])
+def test_max_pool_backward_rejects_an_out_of_range_index(bad, rng):
+    """Caller-given indices are range-checked by the backward kernel itself (one bad value
+    among valid ones, in the last plane, at 2 threads): a ValueError naming the range."""
+    x = rng.standard_normal((2, 3, 4, 4)).astype(np.float32)
+    _, idx = fastconv.max_pool2d(x, 2, return_indices=True)
+    gy = rng.standard_normal(idx.shape).astype(np.float32)
+    # valid indices: the scatter adds every gradient at its argmax, as the reference does
+    gi = fastconv.max_pool2d_backward(gy, x, 2, indices=idx)
+    ref = np.zeros_like(x).reshape(6, 16)
+    for p, (i, v) in enumerate(zip(idx.reshape(6, -1), gy.reshape(6, -1))):
+        np.add.at(ref[p], i, v)
+    np.testing.assert_array_equal(gi, ref.reshape(x.shape))
+    idx = idx.copy()
+    idx[1, 2, 1, 0] = bad
+    with fastconv.num_threads(2), pytest.raises(ValueError, match=r"indices must be flat positions "
+                                                 r"in \[0, H\*W\) = \[0, 16\) .*got 1 outside"):
+        fastconv.max_pool2d_backward(gy, x, 2, indices=idx)

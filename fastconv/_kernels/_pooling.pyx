@@ -45,28 +45,41 @@ def max_pool2d_forward(const floating[:, :, ::1] x, floating[:, :, ::1] out,
                                     OH, OW, kh, kw, sh, sw, ph, pw)
 
 
+cdef inline Py_ssize_t scatter_plane(floating* gi, const floating* go, const int64_t* idx,
+                                     Py_ssize_t HW, Py_ssize_t P) noexcept nogil:
+    """gi (HW) <- zeros, then each go[o] added at idx[o]; returns how many idx[o] fall
+    outside [0, HW) (those are skipped)."""
+    cdef Py_ssize_t o, bad = 0
+    cdef int64_t k
+    memset(gi, 0, HW * sizeof(floating))
+    for o in range(P):
+        k = idx[o]
+        if k < 0 or k >= HW:
+            bad = bad + 1
+        else:
+            gi[k] = gi[k] + go[o]
+    return bad
+
+
 def max_pool2d_backward(const floating[:, :, ::1] grad_output, const int64_t[:, :, ::1] indices,
                         floating[:, :, ::1] grad_input, int n_threads):
-    """grad_input (NC, H, W) <- scatter of grad_output to the argmax positions.
+    """grad_input (NC, H, W) <- scatter of grad_output to the argmax positions; returns the
+    number of indices outside [0, H*W) (skipped: the caller raises), so that checking
+    caller-given indices costs no pass of its own.
 
     grad_input may be uninitialised: each thread zeroes its own planes while they are in
-    its cache, instead of the caller zeroing the whole array first.
+    its cache, instead of the caller zeroing the whole array first. (Writing each element
+    once instead, window by window, measured 3-10x slower than memset + scatter: the
+    element-wise first-touch stores of the 2 x 2 pool's 1.2 MB input gradient.)
     """
     cdef Py_ssize_t NC = grad_output.shape[0], OH = grad_output.shape[1]
     cdef Py_ssize_t OW = grad_output.shape[2], H = grad_input.shape[1], W = grad_input.shape[2]
-    cdef Py_ssize_t p, o, k
-    cdef floating* gi
-    cdef const floating* go
-    cdef const int64_t* idx
+    cdef Py_ssize_t p, bad = 0
     with nogil:
         for p in prange(NC, schedule="static", num_threads=n_threads):
-            gi = &grad_input[p, 0, 0]
-            go = &grad_output[p, 0, 0]
-            idx = &indices[p, 0, 0]
-            memset(gi, 0, H * W * sizeof(floating))
-            for o in range(OH * OW):
-                k = idx[o]
-                gi[k] = gi[k] + go[o]
+            bad += scatter_plane(&grad_input[p, 0, 0], &grad_output[p, 0, 0], &indices[p, 0, 0],
+                                 H * W, OH * OW)
+    return bad
 
 
 def avg_pool2d_forward(const floating[:, :, ::1] x, floating[:, :, ::1] out,

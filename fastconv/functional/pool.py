@@ -101,7 +101,7 @@ def max_pool2d_backward(grad_output: FloatArray, x: FloatArray, kernel_size: Int
     if indices is None:
         _, indices = _max_pool2d_unchecked(x, g)
     else:
-        indices = _check_indices(indices, g)
+        indices = _check_indices(indices, g, check_range=False)
     return _max_pool2d_backward_unchecked(grad_output, indices, g)
 
 
@@ -111,8 +111,11 @@ def _max_pool2d_backward_unchecked(grad_output, indices, g, grad_input=None):
     # The kernel zeroes each plane itself (cache-hot), so no np.zeros pass here.
     if grad_input is None:
         grad_input = np.empty((g.N, g.C, g.H, g.W), grad_output.dtype)
-    _pooling.max_pool2d_backward(_planes(grad_output), _planes(indices), _planes(grad_input),
-                                 get_num_threads())
+    bad = _pooling.max_pool2d_backward(_planes(grad_output), _planes(indices), _planes(grad_input),
+                                       get_num_threads())
+    if bad:
+        raise ValueError(f"indices must be flat positions in [0, H*W) = [0, {g.H * g.W}) (as "
+                         f"max_pool2d returns them), got {bad} outside that range")
     return grad_input
 
 
@@ -124,7 +127,9 @@ def _check_grad_output_shape(grad_output, g, fname):
         )
 
 
-def _check_indices(indices, g):
+def _check_indices(indices, g, check_range=True):
+    """indices as int64, C-contiguous, after type and shape checks; with ``check_range``
+    also their range (max_pool2d_backward's kernel checks it itself, in its one pass)."""
     if not isinstance(indices, np.ndarray):
         raise TypeError(f"indices must be a numpy.ndarray of int64, got {type(indices).__name__}")
     if indices.dtype.kind not in "iu":
@@ -132,7 +137,7 @@ def _check_indices(indices, g):
     if indices.shape != g.output_shape:
         raise ValueError(f"indices must have shape {g.output_shape}, got {indices.shape}")
     indices = np.ascontiguousarray(indices, dtype=np.int64)
-    if indices.size and (indices.min() < 0 or indices.max() >= g.H * g.W):
+    if check_range and indices.size and (indices.min() < 0 or indices.max() >= g.H * g.W):
         raise ValueError(
             f"indices must be flat positions in [0, H*W) = [0, {g.H * g.W}), "
             f"got values in [{indices.min()}, {indices.max()}]"
