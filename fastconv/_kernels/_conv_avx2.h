@@ -612,13 +612,10 @@ FC_AVX2_WGRAD_TILES(FC_AVX2_DEFINE_WGRAD)
 #define FC_AVX2_WGRAD_ROW(I, NV, KH, KW) {NV, KH, KW},
 static const int fc_avx2_wgrad_tiles[][3] = {FC_AVX2_WGRAD_TILES(FC_AVX2_WGRAD_ROW)};
 #define FC_AVX2_N_WGRAD_TILES ((int)(sizeof fc_avx2_wgrad_tiles / sizeof fc_avx2_wgrad_tiles[0]))
-#define FC_AVX2_WGRAD_ARGS xpad, C, Hp, Wp, gyt, n_blocks, gw, OH, OW, sh, sw, dh, dw
-#define FC_AVX2_WGRAD_CASE_F(I, NV, KH, KW) case I: fc_wgrad_avx2_f##I(FC_AVX2_WGRAD_ARGS); break;
-#define FC_AVX2_WGRAD_CASE_D(I, NV, KH, KW) case I: fc_wgrad_avx2_d##I(FC_AVX2_WGRAD_ARGS); break;
+#define FC_AVX2_WGRAD_CASE_F(I, NV, KH, KW) case I: fc_wgrad_avx2_f##I(FC_WGRAD_VEC_ARGS); break;
+#define FC_AVX2_WGRAD_CASE_D(I, NV, KH, KW) case I: fc_wgrad_avx2_d##I(FC_WGRAD_VEC_ARGS); break;
 #define FC_DEFINE_WGRAD_AVX2_DISPATCH(FN, T, CASE)                                             \
-    static void FN(int tile, const T* xpad, ptrdiff_t C, ptrdiff_t Hp, ptrdiff_t Wp,           \
-                   const T* gyt, ptrdiff_t n_blocks, T* gw, ptrdiff_t OH, ptrdiff_t OW,        \
-                   ptrdiff_t sh, ptrdiff_t sw, ptrdiff_t dh, ptrdiff_t dw)                     \
+    static void FN(FC_WGRAD_VEC_PARAMS(T))                                                     \
     {                                                                                          \
         switch (tile) {                                                                        \
             FC_AVX2_WGRAD_TILES(CASE)                                                          \
@@ -738,12 +735,8 @@ static void fc_conv_avx2_f(int tile, FC_CONV_PARAMS(float)) {}
 static void fc_conv_avx2_d(int tile, FC_CONV_PARAMS(double)) {}
 #define FC_AVX2_N_WGRAD_TILES 1
 static const int fc_avx2_wgrad_tiles[1][3] = {{1, 1, 1}};
-#define FC_STUB_WGRAD_AVX2(FN, T)                                                              \
-    static void FN(int tile, const T* xpad, ptrdiff_t C, ptrdiff_t Hp, ptrdiff_t Wp,           \
-                   const T* gyt, ptrdiff_t n_blocks, T* gw, ptrdiff_t OH, ptrdiff_t OW,        \
-                   ptrdiff_t sh, ptrdiff_t sw, ptrdiff_t dh, ptrdiff_t dw) {}
-FC_STUB_WGRAD_AVX2(fc_wgrad_avx2_f, float)
-FC_STUB_WGRAD_AVX2(fc_wgrad_avx2_d, double)
+static void fc_wgrad_avx2_f(FC_WGRAD_VEC_PARAMS(float)) {}
+static void fc_wgrad_avx2_d(FC_WGRAD_VEC_PARAMS(double)) {}
 static void fc_channel_minor_avx2_f(const float* src, ptrdiff_t cog, ptrdiff_t P, ptrdiff_t ld,
                                     float* dst) {}
 static void fc_channel_minor_avx2_d(const double* src, ptrdiff_t cog, ptrdiff_t P,

@@ -23,6 +23,14 @@
 #include "_conv_blocked.h"
 #include "_multiversion.h"
 
+/* The parameters of a vector grad_weight tile (kernel size fixed by the tile) and the
+ * matching argument list: every tile, its dispatcher and its stub take these. */
+#define FC_WGRAD_VEC_PARAMS(T)                                                                 \
+    int tile, const T *xpad, ptrdiff_t C, ptrdiff_t Hp, ptrdiff_t Wp, const T *gyt,            \
+        ptrdiff_t n_blocks, T *gw, ptrdiff_t OH, ptrdiff_t OW, ptrdiff_t sh, ptrdiff_t sw,     \
+        ptrdiff_t dh, ptrdiff_t dw
+#define FC_WGRAD_VEC_ARGS xpad, C, Hp, Wp, gyt, n_blocks, gw, OH, OW, sh, sw, dh, dw
+
 #if FC_HAVE_AVX512
 
 /* Writing a finished tile: tmp[q][c] (owb pixels x nv*LANES channels, row-major) goes to
@@ -530,16 +538,13 @@ FC_DEFINE_WGRAD_AVX512_D(fc_wgrad_avx512_d0, 2, 3, 3)
 FC_DEFINE_WGRAD_AVX512_D(fc_wgrad_avx512_d1, 1, 3, 3)
 FC_DEFINE_WGRAD_AVX512_D(fc_wgrad_avx512_d2, 1, 5, 5)
 
-#define FC_WGRAD_AVX512_ARGS xpad, C, Hp, Wp, gyt, n_blocks, gw, OH, OW, sh, sw, dh, dw
 #define FC_DEFINE_WGRAD_AVX512_DISPATCH(FN, T, P)                                              \
-    static void FN(int tile, const T* xpad, ptrdiff_t C, ptrdiff_t Hp, ptrdiff_t Wp,           \
-                   const T* gyt, ptrdiff_t n_blocks, T* gw, ptrdiff_t OH, ptrdiff_t OW,        \
-                   ptrdiff_t sh, ptrdiff_t sw, ptrdiff_t dh, ptrdiff_t dw)                     \
+    static void FN(FC_WGRAD_VEC_PARAMS(T))                                                     \
     {                                                                                          \
         switch (tile) {                                                                        \
-        case 0: P##0(FC_WGRAD_AVX512_ARGS); break;                                             \
-        case 1: P##1(FC_WGRAD_AVX512_ARGS); break;                                             \
-        default: P##2(FC_WGRAD_AVX512_ARGS); break;                                            \
+        case 0: P##0(FC_WGRAD_VEC_ARGS); break;                                                \
+        case 1: P##1(FC_WGRAD_VEC_ARGS); break;                                                \
+        default: P##2(FC_WGRAD_VEC_ARGS); break;                                               \
         }                                                                                      \
     }
 FC_DEFINE_WGRAD_AVX512_DISPATCH(fc_wgrad_avx512_f, float, fc_wgrad_avx512_f)
@@ -638,10 +643,7 @@ FC_TARGET_AVX512 static void fc_wgrad_pixels_f(const float* xpad, ptrdiff_t Cin,
 static const int fc_avx512_tiles[1][3] = {{1, 1, 0}};
 static const int fc_avx512_wgrad_tiles[1][3] = {{1, 1, 1}};
 #define FC_STUB_CONV(FN, T) static void FN(int tile, FC_CONV_PARAMS(T)) {}
-#define FC_STUB_WGRAD(FN, T)                                                                   \
-    static void FN(int tile, const T* xpad, ptrdiff_t C, ptrdiff_t Hp, ptrdiff_t Wp,           \
-                   const T* gyt, ptrdiff_t n_blocks, T* gw, ptrdiff_t OH, ptrdiff_t OW,        \
-                   ptrdiff_t sh, ptrdiff_t sw, ptrdiff_t dh, ptrdiff_t dw) {}
+#define FC_STUB_WGRAD(FN, T) static void FN(FC_WGRAD_VEC_PARAMS(T)) {}
 FC_STUB_CONV(fc_conv_avx512_f, float)
 FC_STUB_CONV(fc_conv_avx512_d, double)
 FC_STUB_WGRAD(fc_wgrad_avx512_f, float)
