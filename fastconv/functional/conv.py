@@ -657,7 +657,7 @@ def _measure_wgrad_tile(dtype_name: str) -> dict:
 def _direct_grad_weight(grad_output: FloatArray, x: FloatArray, g: ConvGeometry,
                         n_threads: int, avx2_tile: bool | None = None) -> tuple[FloatArray, FloatArray]:
     """(grad_weight, grad_bias) of the direct algorithm: blocked kernel, per-thread partials
-    summed in thread order (grad_bias comes free with grad_output's transpose).
+    summed in thread order (grad_bias summed while grad_output is copied channel-minor).
     ``avx2_tile``: allow the AVX2 tile (None: :func:`_wgrad_avx2_tile` decides)."""
     dtype = x.dtype
     cig, cog = g.C_in // g.groups, g.C_out // g.groups
