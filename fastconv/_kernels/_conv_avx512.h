@@ -676,9 +676,8 @@ FC_DEFINE_CONV_TILE(fc_conv_tile_d, double, fc_conv_avx512_d, fc_conv_avx2_d, fc
                           ptrdiff_t OW, ptrdiff_t kh, ptrdiff_t kw, ptrdiff_t sh, ptrdiff_t sw, \
                           ptrdiff_t dh, ptrdiff_t dw)                                          \
     {                                                                                          \
-        if (tile >= FC_AVX2_TILE_BASE)                                                         \
-            AVX2(tile - FC_AVX2_TILE_BASE, xpad, C, Hp, Wp, gyt, n_blocks, gw, OH, OW, sh, sw, dh, dw); \
-        else if (tile >= 0) AVX512(tile, xpad, C, Hp, Wp, gyt, n_blocks, gw, OH, OW, sh, sw, dh, dw); \
+        if (tile >= FC_AVX2_TILE_BASE) AVX2(tile - FC_AVX2_TILE_BASE, FC_WGRAD_VEC_ARGS);      \
+        else if (tile >= 0) AVX512(tile, FC_WGRAD_VEC_ARGS);                                   \
         else PORTABLE(cb, xpad, C, Hp, Wp, gyt, n_blocks, gw, OH, OW, kh, kw, sh, sw, dh, dw); \
     }
 FC_DEFINE_WGRAD_TILE(fc_wgrad_tile_f, float, fc_wgrad_avx512_f, fc_wgrad_avx2_f, fc_wgrad_blocked_f)

@@ -101,7 +101,7 @@ def max_pool2d_backward(grad_output: FloatArray, x: FloatArray, kernel_size: Int
     if indices is None:
         _, indices = _max_pool2d_unchecked(x, g)
     else:
-        indices = _check_indices(indices, g, check_range=False)
+        indices = _check_indices(indices, g)
     return _max_pool2d_backward_unchecked(grad_output, indices, g)
 
 
@@ -127,22 +127,16 @@ def _check_grad_output_shape(grad_output, g, fname):
         )
 
 
-def _check_indices(indices, g, check_range=True):
-    """indices as int64, C-contiguous, after type and shape checks; with ``check_range``
-    also their range (max_pool2d_backward's kernel checks it itself, in its one pass)."""
+def _check_indices(indices, g):
+    """indices as int64, C-contiguous, after type and shape checks. Their range is checked
+    by the backward scatter itself, in its one pass (:func:`_max_pool2d_backward_unchecked`)."""
     if not isinstance(indices, np.ndarray):
         raise TypeError(f"indices must be a numpy.ndarray of int64, got {type(indices).__name__}")
     if indices.dtype.kind not in "iu":
         raise TypeError(f"indices must have an integer dtype, got {indices.dtype}")
     if indices.shape != g.output_shape:
         raise ValueError(f"indices must have shape {g.output_shape}, got {indices.shape}")
-    indices = np.ascontiguousarray(indices, dtype=np.int64)
-    if check_range and indices.size and (indices.min() < 0 or indices.max() >= g.H * g.W):
-        raise ValueError(
-            f"indices must be flat positions in [0, H*W) = [0, {g.H * g.W}), "
-            f"got values in [{indices.min()}, {indices.max()}]"
-        )
-    return indices
+    return np.ascontiguousarray(indices, dtype=np.int64)
 
 
 def avg_pool2d(x: FloatArray, kernel_size: IntPair, stride: IntPair | None = None, padding: IntPair = 0,
